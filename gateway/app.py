@@ -1,0 +1,152 @@
+"""Builds the gateway's aiohttp application. Wiring only: no behaviour lives here.
+
+Resources open and close in ``cleanup_ctx`` generators, in order: the store (migrated
+when ``auto_migrate`` is on), the shared cache and the one HTTP client session, then the
+services built on them. Handlers reach them through typed application keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import aiohttp
+from aiocache.base import BaseCache
+from aiohttp import web
+
+from gateway.config import Settings
+from gateway.ejournal.service import EJournalService
+from gateway.ejournal.soap import ejournal_soap_service
+from gateway.fng import FngClient
+from gateway.observability import context
+from gateway.observability.health import Health
+from gateway.simsid import TokenProvider
+from gateway.soap.middleware import error_responses, request_context
+from gateway.soap.security import Credentials
+from gateway.soap.service import SoapService, service_routes
+from gateway.store import Store, create_store
+from gateway.store.cache import CACHE_ERRORS, create_cache
+from gateway.store.ledger import Ledger
+from gateway.store.migrate import upgrade
+from gateway.tenancy.model import Caller, Interface
+from gateway.tenancy.registry import Registry
+from gateway.tenancy.secrets import SecretBox
+from gateway.xmlsafe import Limits, SchemaRegistry, shipped_schemas_dir
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+BOX: Final = web.AppKey("box", SecretBox)
+HEALTH: Final = web.AppKey("health", Health)
+SCHEMAS: Final = web.AppKey("schemas", SchemaRegistry)
+STORE: Final = web.AppKey("store", Store)
+CACHE: Final = web.AppKey("cache", BaseCache)
+SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
+TOKENS: Final = web.AppKey("tokens", TokenProvider)
+REGISTRY: Final = web.AppKey("registry", Registry)
+LEDGER: Final = web.AppKey("ledger", Ledger)
+FNG: Final = web.AppKey("fng", FngClient)
+EJOURNAL: Final = web.AppKey("ejournal", SoapService[Any])
+
+SCHEMA_NAMES: Final = (
+    "ejournal/ControlAccounts.xsd",
+    "ejournal/Banks.xsd",
+    "ejournal/Results.xsd",
+)
+
+
+def limits_from(settings: Settings) -> Limits:
+    xml = settings.xml
+    return Limits(
+        max_bytes=xml.max_bytes,
+        max_depth=xml.max_depth,
+        max_elements=xml.max_elements,
+        max_attributes=xml.max_attributes,
+        body_timeout=xml.body_timeout_seconds,
+    )
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.auto_migrate:
+        await upgrade(settings.database_url)
+    store = create_store(settings.database_url)
+    app[STORE] = store
+    app[HEALTH].add_check("store", store.ping)
+    yield
+    await store.close()
+
+
+async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    cache = create_cache(settings.cache_url)
+    app[CACHE] = cache
+
+    async def cache_ok() -> bool:
+        try:
+            await cache.exists("readyz")
+        except CACHE_ERRORS:
+            return False
+        return True
+
+    app[HEALTH].add_check("cache", cache_ok)
+    connector = aiohttp.TCPConnector(
+        limit=settings.fng.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
+    )
+    session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+    app[SESSION] = session
+    tokens = TokenProvider(session, cache, app[BOX], settings.simsid)
+    app[TOKENS] = tokens
+    yield
+    await tokens.close()
+    await session.close()
+    await cache.close()
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    limits = limits_from(settings)
+    registry = Registry(app[STORE], app[BOX], cache_seconds=settings.auth.registry_cache_seconds)
+    app[REGISTRY] = registry
+    ledger = Ledger(
+        app[STORE],
+        lease_seconds=settings.ledger.lease_seconds,
+        wait_seconds=settings.ledger.wait_seconds,
+    )
+    app[LEDGER] = ledger
+    fng = FngClient(app[SESSION], app[TOKENS], settings.fng)
+    app[FNG] = fng
+
+    async def authenticate_ejournal(credentials: Credentials) -> Caller:
+        caller = await registry.authenticate(
+            credentials.username,
+            credentials.password,
+            credentials.database_key,
+            Interface.EJOURNAL,
+        )
+        context.school.set(f"{caller.target.la_number}/{caller.target.establishment_number}")
+        return caller
+
+    app[EJOURNAL] = ejournal_soap_service(
+        EJournalService(fng, ledger, app[SCHEMAS], limits),
+        authenticate_ejournal,
+        schemas_dir=shipped_schemas_dir(),
+        limits=limits,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    yield
+
+
+def create_app(settings: Settings, *, box: SecretBox | None = None) -> web.Application:
+    """The gateway application. ``box`` overrides the master keys named in ``settings``."""
+    app = web.Application(
+        middlewares=[request_context, error_responses],
+        client_max_size=settings.xml.max_bytes,
+    )
+    app[SETTINGS] = settings
+    app[BOX] = box or SecretBox.from_sources(settings.master_keys, settings.master_keys_file)
+    app[SCHEMAS] = SchemaRegistry(shipped_schemas_dir(), SCHEMA_NAMES)
+    health = Health()
+    app[HEALTH] = health
+    app.router.add_routes(health.routes())
+    app.router.add_routes(service_routes("ejournal", EJOURNAL))
+    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _services_ctx])
+    return app

@@ -1,0 +1,123 @@
+"""Settings: read once at start-up, typed, frozen, passed down.
+
+Sources, highest first: keyword arguments (tests), the environment (``FNG_GATEWAY_…``,
+nested with ``__``, e.g. ``FNG_GATEWAY_FNG__BASE_URL``), then a TOML file named by
+``FNG_GATEWAY_CONFIG_FILE``. Nothing below ``gateway.app`` reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class XmlLimits(_Section):
+    """Bounds on every XML document the gateway accepts."""
+
+    max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_depth: int = Field(64, ge=4, le=256)
+    #: Elements in one document (a 50,000-line journal has about 50,000).
+    max_elements: int = Field(1_000_000, ge=16)
+    #: Attributes in one document, counted conservatively before parsing (every "=").
+    max_attributes: int = Field(4_000_000, ge=16)
+    body_timeout_seconds: float = Field(60.0, gt=0)
+
+
+class FngPaths(_Section):
+    get_banks: str = "/api/JournalInterface/GetBanks"
+    post_journals: str = "/api/JournalInterface/PostJournals"
+    post_audit_message: str = "/api/JournalInterface/PostAuditMessage"
+
+
+class FngHeaders(_Section):
+    psk: str = "X-PSK"
+    client_id: str = "X-Client-Id"
+    scope: str = "scope"
+    request_id: str = "X-Request-Id"
+
+
+class FngSettings(_Section):
+    base_url: str = "http://127.0.0.1:8081/fng"
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_connections: int = Field(100, ge=1)
+    read_retries: int = Field(2, ge=0, le=5)
+    paths: FngPaths = FngPaths()
+    headers: FngHeaders = FngHeaders()
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class SimsIdSettings(_Section):
+    scope: str = "fngapi"
+    timeout_seconds: float = Field(10.0, gt=0)
+    refresh_before_seconds: float = Field(120.0, ge=0)
+    refresh_jitter_seconds: float = Field(30.0, ge=0)
+    retry_seconds: float = Field(5.0, gt=0)
+
+
+class LedgerSettings(_Section):
+    wait_seconds: float = Field(20.0, ge=0)
+    lease_seconds: float = Field(90.0, gt=0)
+
+
+class AuthSettings(_Section):
+    credential_cache_seconds: float = Field(60.0, ge=0)
+    registry_cache_seconds: float = Field(5.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FNG_GATEWAY_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    database_url: str = "sqlite+aiosqlite:///fng-gateway.db"
+    cache_url: str = "memory://"
+    master_keys: SecretStr | None = None
+    master_keys_file: Path | None = None
+    auto_migrate: bool = True
+    trusted_proxies: tuple[str, ...] = ()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    xml: XmlLimits = XmlLimits()
+    fng: FngSettings = FngSettings()
+    simsid: SimsIdSettings = SimsIdSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("FNG_GATEWAY_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)

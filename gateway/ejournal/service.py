@@ -1,0 +1,214 @@
+"""The E-Journal operations: GetBanks, PostJournals (exactly once), PostAuditMessage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Final
+
+from lxml import etree
+
+from gateway.ejournal.journal import ROW_VERSION_ATTRIBUTES, Journal, read_journal
+from gateway.ejournal.results import (
+    BANKS_SCHEMA,
+    RESULTS_SCHEMA,
+    JournalError,
+    audit_result,
+    empty_banks,
+    journal_result,
+    serialize,
+)
+from gateway.errors import (
+    NotPermitted,
+    OutcomeUnknown,
+    ReconciliationFailed,
+    UpstreamError,
+    XmlRejected,
+)
+from gateway.fng import FngClient, FngResponse
+from gateway.store.ledger import Ledger, LedgerKey, Outcome, SubmissionConflict
+from gateway.tenancy.model import Caller, Interface
+from gateway.xmlsafe import Limits, SchemaRegistry, parse
+
+log = logging.getLogger(__name__)
+
+MAX_AUDIT_MESSAGE: Final = 4000
+
+
+class EJournalService:
+    def __init__(
+        self, fng: FngClient, ledger: Ledger, schemas: SchemaRegistry, limits: Limits
+    ) -> None:
+        self._fng = fng
+        self._ledger = ledger
+        self._schemas = schemas
+        self._limits = limits
+
+    @staticmethod
+    def _check_system(caller: Caller, system_identifier: str) -> None:
+        if system_identifier not in caller.system_identifiers:
+            raise NotPermitted(
+                f"the account may not use payment system {system_identifier!r} for this database"
+            )
+
+    def _document(self, response: FngResponse, schema: str, what: str) -> etree._Element:
+        """FNG's XML answer, parsed and checked, or an upstream error."""
+        try:
+            root = parse(response.body, self._limits)
+        except XmlRejected as exc:
+            raise UpstreamError(
+                f"FNG answered {what} with a broken document: {exc.message}"
+            ) from None
+        issues = self._schemas.issues(schema, root)
+        if issues:
+            raise UpstreamError(f"FNG answered {what} with an unexpected document: {issues[0]}")
+        return root
+
+    async def get_banks(self, caller: Caller, system_identifier: str) -> tuple[bytes, bool]:
+        """The Banks document and isSuccess (false when FNG does not know the system)."""
+        self._check_system(caller, system_identifier)
+        response = await self._fng.get_banks(caller.target, system_identifier)
+        if response.status == 404:
+            return empty_banks(system_identifier, datetime.now(UTC)), False
+        if response.status != 200:
+            raise UpstreamError(
+                f"FNG answered GetBanks with HTTP {response.status}", status=response.status
+            )
+        return serialize(self._document(response, BANKS_SCHEMA, "GetBanks")), True
+
+    async def post_journals(self, caller: Caller, document: etree._Element | None) -> bytes:
+        if document is None:
+            return journal_result(
+                False, [JournalError("SCHEMA", "xmlData holds no journal document")]
+            )
+        journal, errors = read_journal(document, self._schemas)
+        if journal is None:
+            return journal_result(False, errors)
+        self._check_system(caller, journal.system_identifier)
+        key = LedgerKey(
+            caller.target.database_id,
+            Interface.EJOURNAL.value,
+            journal.system_identifier,
+            journal.submission_id,
+        )
+        payload = etree.tostring(journal.element, encoding="utf-8", xml_declaration=True)
+
+        async def post(after_unknown: bool) -> Outcome:
+            response = await self._fng.post_journals(caller.target, payload)
+            if response.status != 200:
+                raise UpstreamError(
+                    f"FNG answered PostJournals with HTTP {response.status}", status=response.status
+                )
+            try:
+                result = self._document(response, RESULTS_SCHEMA, "PostJournals")
+            except UpstreamError as exc:
+                # FNG may have posted and then sent nonsense: treat as no answer at all.
+                raise OutcomeUnknown(f"{exc.message}; the outcome is not known") from None
+            if result.get("isSuccess") == "true":
+                return Outcome(serialize(result), posted=True)
+            codes = {error.get("code") for error in result.iterfind("Errors/Error")}
+            if after_unknown and codes == {"DUPLICATE_SUBMISSION"}:
+                # The attempt whose answer was lost had landed after all.
+                return Outcome(_landed(journal), posted=True)
+            return Outcome(serialize(result), posted=False)
+
+        async def reconcile(expectations: str) -> bytes | None:
+            return await self._reconcile(caller, journal, json.loads(expectations))
+
+        try:
+            return await self._ledger.submit(
+                key, journal.payload_hash(), journal.expectations(), post, reconcile
+            )
+        except SubmissionConflict as exc:
+            return journal_result(
+                False,
+                [
+                    JournalError(
+                        "SUBMISSION_CONFLICT",
+                        exc.message,
+                        section="Header",
+                        sent=journal.submission_id,
+                    )
+                ],
+                system_identifier=journal.system_identifier,
+                submission_id=journal.submission_id,
+            )
+
+    async def _reconcile(
+        self, caller: Caller, journal: Journal, expected: dict[str, dict[str, int]]
+    ) -> bytes | None:
+        """Did a submission whose answer was lost land? FNG posts a journal whole, so it
+        landed only if every section it carried has reached its row version."""
+        try:
+            response = await self._fng.get_banks(caller.target, journal.system_identifier)
+        except UpstreamError as exc:
+            raise ReconciliationFailed(
+                f"an earlier attempt of submission {journal.submission_id} has no known outcome "
+                f"and FNG cannot be asked about it now ({exc.message}); send it again later"
+            ) from None
+        if response.status != 200:
+            raise ReconciliationFailed(
+                f"an earlier attempt of submission {journal.submission_id} has no known outcome "
+                f"and GetBanks answered HTTP {response.status}; send it again later"
+            )
+        banks = {
+            bank.get("externalReference"): bank
+            for bank in self._document(response, BANKS_SCHEMA, "GetBanks").iterfind("Banks/Bank")
+        }
+        checked = 0
+        for reference, sections in expected.items():
+            bank = banks.get(reference)
+            for section, version in sections.items():
+                reported = bank.get(ROW_VERSION_ATTRIBUTES[section]) if bank is not None else None
+                if reported is None:
+                    continue  # FNG does not report this section: it proves nothing either way
+                if int(reported or "0") < version:
+                    log.info(
+                        "reconciled: the earlier attempt did not land",
+                        extra={"submission_id": journal.submission_id},
+                    )
+                    return None
+                checked += 1
+        if not checked:
+            return None  # nothing to tell by; FNG refuses a duplicate submission id anyway
+        log.info(
+            "reconciled: the earlier attempt landed", extra={"submission_id": journal.submission_id}
+        )
+        return _landed(journal)
+
+    async def post_audit_message(self, caller: Caller, message: str | None) -> bytes:
+        text = (message or "").strip()
+        if not text:
+            return audit_result(False, [JournalError("MESSAGE", "the audit message is empty")])
+        if len(text) > MAX_AUDIT_MESSAGE:
+            return audit_result(
+                False,
+                [
+                    JournalError(
+                        "MESSAGE",
+                        f"the audit message is longer than {MAX_AUDIT_MESSAGE} characters",
+                        expected=f"at most {MAX_AUDIT_MESSAGE}",
+                        sent=str(len(text)),
+                    )
+                ],
+            )
+        document = etree.Element("AuditMessage")
+        document.text = text
+        response = await self._fng.post_audit_message(
+            caller.target, etree.tostring(document, encoding="utf-8", xml_declaration=True)
+        )
+        if response.status != 200:
+            raise UpstreamError(
+                f"FNG answered PostAuditMessage with HTTP {response.status}", status=response.status
+            )
+        return serialize(self._document(response, RESULTS_SCHEMA, "PostAuditMessage"))
+
+
+def _landed(journal: Journal) -> bytes:
+    return journal_result(
+        True,
+        system_identifier=journal.system_identifier,
+        submission_id=journal.submission_id,
+        lines=journal.lines,
+    )

@@ -1,0 +1,172 @@
+"""One exception hierarchy for the whole gateway.
+
+Every error a caller can see is a :class:`GatewayError`. Each carries the legacy
+``ExceptionType`` name (faults read ``[ExceptionType]:[Message]``), a machine-readable
+``code`` for the fault detail, and whether the caller (``Sender``) or the gateway and
+its upstreams (``Receiver``) are at fault. One outer middleware turns them into SOAP
+faults in the caller's SOAP version or into HTTP problems.
+
+    GatewayError
+    ├── CallerError                      the request is at fault (SOAP Client / Sender)
+    │   ├── MalformedRequest             not a usable SOAP or XML request
+    │   │   ├── XmlRejected              not well-formed, hostile, or over a limit
+    │   │   │   └── PayloadTooLarge      body over the byte limit
+    │   │   ├── UnknownOperation
+    │   │   ├── VersionMismatch          an envelope of neither SOAP 1.1 nor 1.2
+    │   │   ├── MustUnderstand           a mustUnderstand header the gateway does not know
+    │   │   └── BodyTimeout              the body did not arrive in time
+    │   ├── AuthenticationFailed         bad credentials, unknown key, or a key not granted
+    │   ├── NotPermitted                 authenticated, but not for this interface or system
+    │   ├── TooManyAttempts              brute-force protection
+    │   └── SubmissionInProgress         a concurrent duplicate that did not finish in time
+    └── ServiceError                     the gateway or FNG is at fault (SOAP Server / Receiver)
+        ├── UpstreamError                FNG answered with an error or could not be reached
+        │   ├── UpstreamTimeout
+        │   ├── UpstreamRefused          FNG refused the database keys or the token
+        │   └── OutcomeUnknown           a write whose result never came back
+        ├── TokenUnavailable             SIMS ID gave no token
+        ├── ReconciliationFailed         an unknown outcome could not be settled safely
+        ├── StoreUnavailable             the registry and ledger database cannot be reached
+        └── ConfigurationError
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a caller."""
+
+    exception_type: ClassVar[str] = "GatewayException"
+    code: ClassVar[str] = "GATEWAY_ERROR"
+    http_status: ClassVar[int] = 500
+    caller_fault: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+
+    @property
+    def fault_string(self) -> str:
+        """The ``[ExceptionType]:[Message]`` form FMS integrations expect."""
+        return f"{self.exception_type}:{self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class CallerError(GatewayError):
+    exception_type = "InvalidRequestException"
+    code = "INVALID_REQUEST"
+    http_status = 400
+    caller_fault = True
+
+
+class MalformedRequest(CallerError):
+    code = "MALFORMED_REQUEST"
+
+
+class XmlRejected(MalformedRequest):
+    exception_type = "InvalidXmlException"
+    code = "XML_REJECTED"
+
+
+class PayloadTooLarge(XmlRejected):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class UnknownOperation(MalformedRequest):
+    code = "UNKNOWN_OPERATION"
+
+
+class VersionMismatch(MalformedRequest):
+    code = "VERSION_MISMATCH"
+
+
+class MustUnderstand(MalformedRequest):
+    code = "MUST_UNDERSTAND"
+
+
+class BodyTimeout(MalformedRequest):
+    code = "BODY_TIMEOUT"
+    http_status = 408
+
+
+class AuthenticationFailed(CallerError):
+    exception_type = "AuthenticationException"
+    code = "AUTHENTICATION_FAILED"
+    http_status = 401
+
+
+class NotPermitted(CallerError):
+    exception_type = "AuthorizationException"
+    code = "NOT_PERMITTED"
+    http_status = 403
+
+
+class TooManyAttempts(CallerError):
+    exception_type = "AuthenticationException"
+    code = "TOO_MANY_ATTEMPTS"
+    http_status = 429
+
+
+class SubmissionInProgress(CallerError):
+    exception_type = "SubmissionInProgressException"
+    code = "SUBMISSION_IN_PROGRESS"
+    http_status = 409
+
+
+class ServiceError(GatewayError):
+    exception_type = "GatewayException"
+    code = "GATEWAY_ERROR"
+    http_status = 500
+
+
+class UpstreamError(ServiceError):
+    exception_type = "UpstreamException"
+    code = "UPSTREAM_ERROR"
+    http_status = 502
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message, code=code)
+        self.status = status
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "UPSTREAM_TIMEOUT"
+    http_status = 504
+
+
+class UpstreamRefused(UpstreamError):
+    code = "UPSTREAM_REFUSED"
+
+
+class OutcomeUnknown(UpstreamError):
+    exception_type = "OutcomeUnknownException"
+    code = "OUTCOME_UNKNOWN"
+    http_status = 504
+
+
+class TokenUnavailable(ServiceError):
+    exception_type = "TokenException"
+    code = "TOKEN_UNAVAILABLE"
+    http_status = 503
+
+
+class ReconciliationFailed(ServiceError):
+    exception_type = "ReconciliationException"
+    code = "RECONCILIATION_FAILED"
+    http_status = 409
+
+
+class StoreUnavailable(ServiceError):
+    code = "STORE_UNAVAILABLE"
+    http_status = 503
+
+
+class ConfigurationError(ServiceError):
+    code = "CONFIGURATION_ERROR"

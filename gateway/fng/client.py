@@ -1,0 +1,159 @@
+"""The FNG REST client: the only module that knows FNG's paths and headers.
+
+One pooled :class:`aiohttp.ClientSession` serves every school. The bearer token, both
+of the database's keys, the scope and the request id are added by one client middleware,
+which on a 401 refreshes the token once and sends the call once more. aiohttp's errors
+are translated here, at the edge, into gateway errors; for writes the translation says
+whether the call may have reached FNG (:class:`OutcomeUnknown`) or certainly did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+
+from gateway.config import FngSettings
+from gateway.errors import OutcomeUnknown, UpstreamError, UpstreamRefused, UpstreamTimeout
+from gateway.observability import context
+from gateway.simsid.tokens import TokenProvider
+from gateway.tenancy.model import DatabaseTarget
+
+XML: Final = "application/xml"
+
+
+@dataclass(frozen=True, slots=True)
+class FngResponse:
+    status: int
+    body: bytes
+
+
+class _FngAuth:
+    """Client middleware for one call: token, keys, scope and request id; one retry on 401."""
+
+    __slots__ = ("_headers", "_target", "_tokens")
+
+    def __init__(self, tokens: TokenProvider, target: DatabaseTarget, settings: FngSettings):
+        self._tokens = tokens
+        self._target = target
+        self._headers = settings.headers
+
+    async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        names = self._headers
+        request.headers[names.psk] = self._target.fng_key.get_secret_value()
+        request.headers[names.client_id] = self._target.partner_key.get_secret_value()
+        request.headers[names.scope] = "fngapi"
+        request.headers[names.request_id] = context.request_id.get()
+        token = await self._tokens.get(self._target.vendor)
+        request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
+        response = await handler(request)
+        if response.status != 401:
+            return response
+        response.release()
+        await self._tokens.invalidate(self._target.vendor, token)
+        token = await self._tokens.get(self._target.vendor)
+        request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
+        return await handler(request)
+
+
+class FngClient:
+    def __init__(
+        self, session: aiohttp.ClientSession, tokens: TokenProvider, settings: FngSettings
+    ) -> None:
+        self._session = session
+        self._tokens = tokens
+        self._settings = settings
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.timeout_seconds, connect=settings.connect_timeout_seconds
+        )
+
+    async def get_banks(self, target: DatabaseTarget, system_identifier: str) -> FngResponse:
+        return await self._read(
+            target, self._settings.paths.get_banks, {"systemIdentifier": system_identifier}
+        )
+
+    async def post_journals(self, target: DatabaseTarget, document: bytes) -> FngResponse:
+        return await self._write(target, self._settings.paths.post_journals, document)
+
+    async def post_audit_message(self, target: DatabaseTarget, document: bytes) -> FngResponse:
+        return await self._write(target, self._settings.paths.post_audit_message, document)
+
+    async def _read(self, target: DatabaseTarget, path: str, params: dict[str, str]) -> FngResponse:
+        attempts = self._settings.read_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self._send("GET", target, path, params=params)
+            except (UpstreamTimeout, UpstreamError) as exc:
+                if last or isinstance(exc, UpstreamRefused):
+                    raise
+            else:
+                if response.status < 500 or last:
+                    return self._checked(response)
+            await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _write(self, target: DatabaseTarget, path: str, document: bytes) -> FngResponse:
+        try:
+            response = await self._send("POST", target, path, data=document)
+        except UpstreamTimeout:
+            raise OutcomeUnknown("FNG did not answer in time; the outcome is not known") from None
+        except _NotSent as exc:
+            raise UpstreamError(f"{exc.message}; nothing was sent") from None
+        except UpstreamRefused:
+            raise
+        except UpstreamError as exc:
+            raise OutcomeUnknown(f"{exc.message}; the outcome is not known") from None
+        if response.status >= 500:
+            raise OutcomeUnknown(
+                f"FNG answered HTTP {response.status}; the outcome is not known",
+                status=response.status,
+            )
+        return self._checked(response)
+
+    def _checked(self, response: FngResponse) -> FngResponse:
+        if response.status == 401:
+            raise UpstreamRefused("FNG refused the access token", status=401)
+        if response.status == 403:
+            raise UpstreamRefused("FNG refused the database keys", status=403)
+        if response.status >= 500:
+            raise UpstreamError(f"FNG answered HTTP {response.status}", status=response.status)
+        return response
+
+    async def _send(
+        self,
+        method: str,
+        target: DatabaseTarget,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> FngResponse:
+        headers = {"Accept": XML}
+        if data is not None:
+            headers["Content-Type"] = f"{XML}; charset=utf-8"
+        try:
+            async with self._session.request(
+                method,
+                self._settings.base_url + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+                middlewares=(_FngAuth(self._tokens, target, self._settings),),
+            ) as response:
+                body = await response.read()
+                return FngResponse(response.status, body)
+        except aiohttp.ClientConnectorError as exc:
+            raise _NotSent(f"FNG could not be reached: {type(exc).__name__}") from None
+        except TimeoutError:
+            raise UpstreamTimeout("FNG did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the connection to FNG failed: {type(exc).__name__}") from None
+
+
+class _NotSent(UpstreamError):
+    """The connection was never made, so FNG cannot have received the call."""

@@ -1,0 +1,86 @@
+"""Register a sandbox's demo school in the gateway, as an operator would.
+
+Used by ``fng-gateway sandbox`` and by the tests: a vendor for the sandbox's SIMS ID, the
+demo school and its database with the sandbox's keys, and an integration account allowed
+to post journals for the demo payment system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.sandbox import DemoSeed
+from gateway.tenancy.model import AuthMethod, Interface
+from gateway.tenancy.service import RegistryService
+
+DEMO_USERNAME = "demo-payments"
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    vendor_id: int
+    school_id: int
+    database_id: int
+    account_id: int
+    username: str
+    password: str = field(repr=False)
+    database_key: str = field(repr=False)
+
+    def info(self, demo: DemoSeed) -> dict[str, Any]:
+        """The part of ``--info-file`` that describes the demo."""
+        return {
+            "account": {"username": self.username, "password": self.password},
+            "schools": [
+                {
+                    "name": demo.school_name,
+                    "la_number": demo.la_number,
+                    "establishment_number": demo.establishment_number,
+                    "database": demo.database_name,
+                    "database_key": self.database_key,
+                }
+            ],
+            "payment_system": {
+                "system_identifier": demo.system_identifier,
+                "banks": list(demo.banks),
+                "products": list(demo.products),
+                "vat_codes": list(demo.vat_codes),
+                "charge_codes": list(demo.charge_codes),
+                "charge_vat_codes": list(demo.charge_vat_codes),
+            },
+        }
+
+
+async def register_demo(
+    service: RegistryService, demo: DemoSeed, sandbox_url: str, *, username: str = DEMO_USERNAME
+) -> Registered:
+    vendor_id = await service.add_vendor(
+        "Sandbox vendor",
+        token_url=f"{sandbox_url}/connect/token",
+        client_id=demo.client_id,
+        credential=demo.client_secret,
+        auth_method=AuthMethod.CLIENT_SECRET_BASIC,
+    )
+    school_id = await service.add_school(
+        demo.school_name, la_number=demo.la_number, establishment_number=demo.establishment_number
+    )
+    database = await service.add_database(
+        school_id,
+        vendor_id=vendor_id,
+        name=demo.database_name,
+        fng_key=demo.fng_key,
+        partner_key=demo.partner_key,
+    )
+    account = await service.add_account(username)
+    await service.grant(
+        account.account_id, database.database_id, [Interface.EJOURNAL], [demo.system_identifier]
+    )
+    return Registered(
+        vendor_id=vendor_id,
+        school_id=school_id,
+        database_id=database.database_id,
+        account_id=account.account_id,
+        username=username,
+        password=account.password,
+        database_key=database.partner_key,
+    )

@@ -1,0 +1,25 @@
+"""The shipped stand-in for SIMS ID and FNG.
+
+A SIMS ID that issues real RS256 tokens by the client credentials grant, and an FNG that
+checks them and both database keys on every call and enforces FMS 6's journal rules
+against state kept in SQLite. Fault switches and counters let tests prove the gateway's
+behaviour end to end. It is also the quick start, and the sandbox integrators lack.
+
+    state = await SandboxState.open("sqlite+aiosqlite:///sandbox.db")
+    demo = await seed_demo(state)
+    app = create_sandbox_app(state)
+"""
+
+from gateway.sandbox.app import create_sandbox_app
+from gateway.sandbox.appkeys import SANDBOX_STATE
+from gateway.sandbox.demo import DemoSeed, seed_demo
+from gateway.sandbox.state import SandboxState, SandboxStats
+
+__all__ = [
+    "SANDBOX_STATE",
+    "DemoSeed",
+    "SandboxState",
+    "SandboxStats",
+    "create_sandbox_app",
+    "seed_demo",
+]

@@ -1,0 +1,43 @@
+"""The sandbox application: SIMS ID at the root, FNG under ``/fng``, control under ``/_sandbox``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.sandbox import control, fng, simsid
+from gateway.sandbox.appkeys import FAULTS, SANDBOX_STATE, SCHEMAS, SIMSID, SimsIdSettings
+from gateway.sandbox.faults import FaultBoard, fault_middleware
+from gateway.sandbox.state import SandboxState
+from gateway.xmlsafe import SchemaRegistry, shipped_schemas_dir
+
+#: The largest request body accepted (journals can be long).
+MAX_BODY = 32 * 1024 * 1024
+
+SCHEMA_NAMES = ("ejournal/ControlAccounts.xsd",)
+
+
+def create_sandbox_app(
+    state: SandboxState, *, token_lifetime: int = 3600, issuer: str | None = None
+) -> web.Application:
+    """Build the sandbox over an open state; the caller opens and closes the state.
+
+    ``issuer`` fixes the tokens' issuer; without it the issuer is the scheme and host each
+    request was sent to, so the sandbox works on whatever port it is given.
+    """
+    if token_lifetime < 1:
+        raise ValueError("token_lifetime must be at least one second")
+    board = FaultBoard()
+    app = web.Application(middlewares=[fault_middleware(board)], client_max_size=MAX_BODY)
+    app[SANDBOX_STATE] = state
+    app[FAULTS] = board
+    app[SIMSID] = SimsIdSettings(
+        token_lifetime=token_lifetime, issuer=issuer.rstrip("/") if issuer else None
+    )
+    app[SCHEMAS] = SchemaRegistry(shipped_schemas_dir(), SCHEMA_NAMES)
+
+    app.router.add_route("*", "/connect/token", simsid.token)
+    app.router.add_get("/.well-known/openid-configuration", simsid.discovery)
+    app.router.add_get("/.well-known/openid-configuration/jwks", simsid.jwks)
+    fng.add_routes(app)
+    control.add_routes(app)
+    return app

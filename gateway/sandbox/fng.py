@@ -1,0 +1,172 @@
+"""FNG's journal interface, as the sandbox emulates it (``schemas/fng/openapi.yaml``).
+
+Every call is checked as FNG checks it: a SIMS ID bearer token (signature, issuer,
+audience, expiry, not revoked) or 401; then the ``fngapi`` scope, the ``scope`` header and
+the two keys of a database set up for the token's client, or 403. The journal rules are
+FMS 6's, applied by :mod:`gateway.sandbox.journal` inside one database transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from gateway.errors import PayloadTooLarge, XmlRejected
+from gateway.sandbox import documents, tokens
+from gateway.sandbox.appkeys import SANDBOX_STATE, SCHEMAS, SIMSID
+from gateway.sandbox.journal import RuleError, header_attributes, read_journal
+from gateway.xmlsafe import Limits, parse
+
+CONTROL_ACCOUNTS_XSD: Final = "ejournal/ControlAccounts.xsd"
+AUDIT_MESSAGE_LIMIT: Final = 4000
+
+#: Generous: the sandbox must take whatever a real payment system could send.
+LIMITS: Final = Limits(
+    max_bytes=32 * 1024 * 1024,
+    max_depth=64,
+    max_elements=2_000_000,
+    max_attributes=40_000_000,
+)
+
+_XML_TYPES: Final = frozenset({"application/xml", "text/xml"})
+
+
+def _refusal(
+    exc_class: type[web.HTTPException], detail: str, *, challenge: str | None = None
+) -> web.HTTPException:
+    headers = {"WWW-Authenticate": challenge} if challenge else None
+    return exc_class(
+        text=documents.problem_text(exc_class.status_code, detail),
+        content_type=documents.PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def _invalid_token(detail: str) -> web.HTTPException:
+    quoted = detail.replace("\\", "").replace('"', "'")
+    challenge = f'Bearer error="invalid_token", error_description="{quoted}"'
+    return _refusal(web.HTTPUnauthorized, detail, challenge=challenge)
+
+
+async def _authorize(request: web.Request) -> tuple[int, str]:
+    """The database and client a call is for; raises 401 or 403 otherwise."""
+    state = request.app[SANDBOX_STATE]
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _invalid_token("a SIMS ID bearer token is required")
+    try:
+        claims = await state.verify_token(
+            token.strip(), issuer=request.app[SIMSID].issuer_for(request)
+        )
+    except tokens.TokenError as exc:
+        raise _invalid_token(str(exc)) from None
+    if tokens.FNG_SCOPE not in claims.scopes:
+        raise _refusal(
+            web.HTTPForbidden,
+            f"the token lacks the {tokens.FNG_SCOPE} scope",
+            challenge=f'Bearer error="insufficient_scope", scope="{tokens.FNG_SCOPE}"',
+        )
+    if request.headers.get("scope", "").strip() != tokens.FNG_SCOPE:
+        raise _refusal(web.HTTPForbidden, f"the scope header must be {tokens.FNG_SCOPE}")
+    psk = request.headers.get("X-PSK", "")
+    client_key = request.headers.get("X-Client-Id", "")
+    database_id = await state.database_for(claims.client_id, psk, client_key)
+    if database_id is None:
+        raise _refusal(
+            web.HTTPForbidden,
+            "X-PSK and X-Client-Id do not name a database set up for this client",
+        )
+    return database_id, claims.client_id
+
+
+async def _xml_body(request: web.Request) -> bytes:
+    content_type = request.content_type
+    if content_type not in _XML_TYPES and not content_type.endswith("+xml"):
+        raise _refusal(web.HTTPUnsupportedMediaType, "the body must be application/xml")
+    return await request.read()
+
+
+async def get_banks(request: web.Request) -> web.Response:
+    """``GET /api/JournalInterface/GetBanks?systemIdentifier=…``."""
+    state = request.app[SANDBOX_STATE]
+    state.stats.requests["GetBanks"] += 1
+    database_id, _ = await _authorize(request)
+    system_identifier = request.query.get("systemIdentifier", "")
+    if not system_identifier:
+        raise _refusal(web.HTTPBadRequest, "the systemIdentifier query parameter is required")
+    banks = await state.banks(database_id, system_identifier)
+    if banks is None:
+        raise _refusal(
+            web.HTTPNotFound,
+            "no payment system with that identifier is set up in this database",
+        )
+    return documents.xml_response(documents.banks_document(system_identifier, banks))
+
+
+async def post_journals(request: web.Request) -> web.Response:
+    """``POST /api/JournalInterface/PostJournals`` with a ``ControlAccounts`` document."""
+    state = request.app[SANDBOX_STATE]
+    state.stats.requests["PostJournals"] += 1
+    database_id, _ = await _authorize(request)
+    body = await _xml_body(request)
+    try:
+        root = parse(body, LIMITS)
+    except PayloadTooLarge as exc:
+        raise _refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
+    except XmlRejected as exc:
+        raise _refusal(web.HTTPBadRequest, exc.message) from None
+    system_identifier, submission_id = header_attributes(root)
+    issues = request.app[SCHEMAS].issues(CONTROL_ACCOUNTS_XSD, root)
+    if issues:
+        errors = [RuleError("SCHEMA", f"The document breaks the schema at {i}.") for i in issues]
+        result = documents.journal_result(
+            success=False,
+            system_identifier=system_identifier,
+            submission_id=submission_id,
+            errors=errors,
+        )
+        return documents.xml_response(result)
+    journal = read_journal(root)
+    outcome = await state.post_journal(database_id, journal)
+    result = documents.journal_result(
+        success=outcome.posted,
+        system_identifier=journal.system_identifier,
+        submission_id=journal.submission_id,
+        line_count=journal.lines if outcome.posted else None,
+        errors=outcome.errors,
+    )
+    return documents.xml_response(result)
+
+
+async def post_audit_message(request: web.Request) -> web.Response:
+    """``POST /api/JournalInterface/PostAuditMessage`` with ``<AuditMessage>text</…>``."""
+    state = request.app[SANDBOX_STATE]
+    state.stats.requests["PostAuditMessage"] += 1
+    database_id, client_id = await _authorize(request)
+    body = await _xml_body(request)
+    try:
+        root = parse(body, LIMITS)
+    except XmlRejected as exc:
+        raise _refusal(web.HTTPBadRequest, exc.message) from None
+    if root.tag != "AuditMessage" or len(root) or root.attrib:
+        raise _refusal(web.HTTPBadRequest, "the body must be <AuditMessage>text</AuditMessage>")
+    message = root.text or ""
+    if len(message) > AUDIT_MESSAGE_LIMIT:
+        error = RuleError(
+            "MESSAGE_TOO_LONG",
+            f"An audit message holds at most {AUDIT_MESSAGE_LIMIT} characters; "
+            f"this one has {len(message)}.",
+            expected=f"at most {AUDIT_MESSAGE_LIMIT} characters",
+            sent=f"{len(message)} characters",
+        )
+        return documents.xml_response(documents.audit_result([error]))
+    await state.add_audit_message(database_id, client_id, message)
+    return documents.xml_response(documents.audit_result())
+
+
+def add_routes(app: web.Application, prefix: str = "/fng") -> None:
+    base = f"{prefix}/api/JournalInterface"
+    app.router.add_get(f"{base}/GetBanks", get_banks, allow_head=False)
+    app.router.add_post(f"{base}/PostJournals", post_journals)
+    app.router.add_post(f"{base}/PostAuditMessage", post_audit_message)

@@ -1,0 +1,142 @@
+"""The sandbox's own tables, in SQLAlchemy Core.
+
+They are created with ``metadata.create_all`` when a state is opened: the sandbox is a
+test double and a quick start, so it has no migrations. Amounts are kept as decimal
+strings, so nothing is rounded on any backend; times are ISO 8601 strings in UTC, and
+token times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+#: Small values the sandbox keeps for itself: its signing key, the demo's credentials.
+settings = sa.Table(
+    "sandbox_settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+#: SIMS ID client registrations (vendors). A client has a secret, a public key, or both.
+clients = sa.Table(
+    "clients",
+    metadata,
+    sa.Column("client_id", sa.String(200), primary_key=True),
+    sa.Column("secret_hash", sa.String(300), nullable=True),
+    sa.Column("public_jwk", sa.Text, nullable=True),
+)
+
+#: Access tokens issued, so that they can be revoked.
+issued_tokens = sa.Table(
+    "issued_tokens",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(200), nullable=False),
+    sa.Column("issued_at", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.Integer, nullable=False, index=True),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+)
+
+#: Client assertion ids already presented (RFC 7523 replay protection), until they expire.
+used_assertions = sa.Table(
+    "used_assertions",
+    metadata,
+    sa.Column("client_id", sa.String(200), primary_key=True),
+    sa.Column("jti", sa.String(200), primary_key=True),
+    sa.Column("expires_at", sa.Integer, nullable=False, index=True),
+)
+
+#: FNG databases and what their application set-up screen holds.
+databases = sa.Table(
+    "databases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("school_name", sa.String(200), nullable=False),
+    sa.Column("la_number", sa.String(3), nullable=False),
+    sa.Column("establishment_number", sa.String(4), nullable=False),
+    sa.Column("client_id", sa.ForeignKey("clients.client_id"), nullable=False),
+    # Both keys are stored as canonical lower-case GUIDs.
+    sa.Column("fng_key", sa.String(36), nullable=False, unique=True),
+    sa.Column("partner_key", sa.String(36), nullable=False, unique=True),
+)
+
+#: Payment systems set up in a database (FMS's "Payment System Parameters").
+payment_systems = sa.Table(
+    "payment_systems",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id"), nullable=False),
+    sa.Column("system_identifier", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.UniqueConstraint("database_id", "system_identifier"),
+)
+
+#: A payment system's code mappings: its own code to the FMS ledger, bank or VAT code.
+code_mappings = sa.Table(
+    "code_mappings",
+    metadata,
+    sa.Column("payment_system_id", sa.ForeignKey("payment_systems.id"), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("code", sa.String(100), primary_key=True),
+    sa.Column("fms_code", sa.String(100), nullable=False),
+)
+
+#: Per mapped bank: what has been posted to it, as row versions per section and a net.
+bank_ledgers = sa.Table(
+    "bank_ledgers",
+    metadata,
+    sa.Column("payment_system_id", sa.ForeignKey("payment_systems.id"), primary_key=True),
+    sa.Column("bank", sa.String(100), primary_key=True),
+    sa.Column("orders", sa.Integer, nullable=False, default=0),
+    sa.Column("settlements", sa.Integer, nullable=False, default=0),
+    sa.Column("order_reversals", sa.Integer, nullable=False, default=0),
+    sa.Column("settlement_reversals", sa.Integer, nullable=False, default=0),
+    sa.Column("net", sa.String(64), nullable=False, default="0"),
+)
+
+#: Posted journals, one row per submission.
+submissions = sa.Table(
+    "submissions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("payment_system_id", sa.ForeignKey("payment_systems.id"), nullable=False),
+    sa.Column("submission_id", sa.String(200), nullable=False),
+    sa.Column("posted_at", sa.String(40), nullable=False),
+    sa.Column("transaction_line_count", sa.Integer, nullable=False),
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.UniqueConstraint("payment_system_id", "submission_id"),
+)
+
+#: The transactions of posted journals.
+journal_lines = sa.Table(
+    "journal_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("submission_row", sa.ForeignKey("submissions.id"), nullable=False, index=True),
+    sa.Column("bank", sa.String(100), nullable=False),
+    sa.Column("section", sa.String(30), nullable=False),
+    sa.Column("transaction_id", sa.String(200), nullable=False),
+    sa.Column("gross_amount", sa.String(64), nullable=False),
+    # The product code of an order, the charges code of a settlement.
+    sa.Column("code", sa.String(100), nullable=False),
+    # The VAT code of an order, the charges VAT code of a settlement.
+    sa.Column("vat_code", sa.String(100), nullable=False),
+    # Every attribute of the transaction as sent, as a JSON object.
+    sa.Column("attributes", sa.Text, nullable=False),
+)
+
+#: Notes added to a database's audit trail.
+audit_messages = sa.Table(
+    "audit_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id"), nullable=False),
+    sa.Column("client_id", sa.String(200), nullable=False),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)

@@ -1,0 +1,78 @@
+"""Who is calling: credentials from a SOAP AuthHeader, WS-Security, or HTTP Basic."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from gateway import ns
+from gateway.errors import AuthenticationFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    database_key: str
+
+
+def _child_text(parent: etree._Element, localname: str) -> str | None:
+    for child in parent:
+        if isinstance(child.tag, str) and etree.QName(child).localname == localname:
+            return (child.text or "").strip() if localname != "Password" else (child.text or "")
+    return None
+
+
+def from_soap_headers(headers: Sequence[etree._Element], service_namespace: str) -> Credentials:
+    """An ``AuthHeader`` (Username, Password, Database), or a WS-Security UsernameToken
+    with the Database in an ``AuthHeader`` or a header element of its own."""
+    username = password = database = None
+    for header in headers:
+        qname = etree.QName(header)
+        if qname.localname == "AuthHeader" and qname.namespace in (service_namespace, None):
+            username = _child_text(header, "Username") or username
+            password = _child_text(header, "Password") or password
+            database = _child_text(header, "Database") or database
+        elif qname.localname == "Database" and qname.namespace in (service_namespace, None):
+            database = (header.text or "").strip()
+        elif qname.namespace == ns.WSSE and qname.localname == "Security":
+            token = header.find(f"{{{ns.WSSE}}}UsernameToken")
+            if token is None:
+                continue
+            name = token.find(f"{{{ns.WSSE}}}Username")
+            secret = token.find(f"{{{ns.WSSE}}}Password")
+            if (
+                secret is not None
+                and secret.get("Type", ns.WSSE_PASSWORD_TEXT) != ns.WSSE_PASSWORD_TEXT
+            ):
+                raise AuthenticationFailed(
+                    "only PasswordText UsernameTokens are accepted (send it over TLS)"
+                )
+            username = (name.text or "").strip() if name is not None else username
+            password = (secret.text or "") if secret is not None else password
+    if not username or password is None:
+        raise AuthenticationFailed(
+            "no credentials: send an AuthHeader or a WS-Security UsernameToken"
+        )
+    if not database:
+        raise AuthenticationFailed("no database key: send the Database element of the AuthHeader")
+    return Credentials(username=username, password=password, database_key=database)
+
+
+def from_http_basic(authorization: str | None, school_key: str | None) -> Credentials:
+    if not authorization or not authorization[:6].lower() == "basic ":
+        raise AuthenticationFailed("no credentials: send HTTP Basic authentication")
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationFailed("the HTTP Basic credentials are malformed") from None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username:
+        raise AuthenticationFailed("the HTTP Basic credentials are malformed")
+    if not school_key:
+        raise AuthenticationFailed("no database key: send the X-School-Key header")
+    return Credentials(username=username, password=password, database_key=school_key.strip())

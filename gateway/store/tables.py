@@ -1,0 +1,164 @@
+"""The gateway's tables, in SQLAlchemy Core. Alembic's migrations create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _created() -> sa.Column[datetime]:
+    return sa.Column("created_at", UtcDateTime(), nullable=False, default=lambda: datetime.now(UTC))
+
+
+vendors = sa.Table(
+    "vendors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("token_url", sa.String(500), nullable=False),
+    sa.Column("client_id", sa.String(200), nullable=False),
+    # client_secret_basic | client_secret_post | private_key_jwt
+    sa.Column("auth_method", sa.String(32), nullable=False),
+    # The client secret, or the private key (PEM) for private_key_jwt; encrypted.
+    sa.Column("credential_enc", sa.Text, nullable=False),
+    _created(),
+)
+
+schools = sa.Table(
+    "schools",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("la_number", sa.String(3), nullable=False),
+    sa.Column("establishment_number", sa.String(4), nullable=False),
+    sa.Column("duns", sa.String(13), nullable=True),
+    _created(),
+    sa.UniqueConstraint("la_number", "establishment_number", name="uq_schools_dfe"),
+)
+
+databases = sa.Table(
+    "databases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("school_id", sa.ForeignKey("schools.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("vendor_id", sa.ForeignKey("vendors.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    # The key FNG issued for this database (sent as X-PSK); encrypted.
+    sa.Column("fng_key_enc", sa.Text, nullable=False),
+    _created(),
+    sa.UniqueConstraint("school_id", "name", name="uq_databases_school_name"),
+)
+
+partner_keys = sa.Table(
+    "partner_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "database_id", sa.ForeignKey("databases.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    # SHA-256 of the normalised GUID: inbound calls are looked up by it.
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_enc", sa.Text, nullable=False),
+    # active | next | retiring
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("retire_at", UtcDateTime(), nullable=True),
+    _created(),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(100), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    _created(),
+)
+
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("account_id", sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id", ondelete="CASCADE"), primary_key=True),
+    # ejournal | budget | eproc
+    sa.Column("interface", sa.String(16), primary_key=True),
+)
+
+account_systems = sa.Table(
+    "account_systems",
+    metadata,
+    sa.Column("account_id", sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("system_identifier", sa.String(100), primary_key=True),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id"), nullable=False),
+    # ejournal | budget | eproc; scope is the payment system for journals.
+    sa.Column("interface", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(100), nullable=False),
+    sa.Column("submission_id", sa.String(200), nullable=False),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    # in_progress | posted | open | unknown
+    sa.Column("state", sa.String(16), nullable=False),
+    # Who holds an in_progress entry, and until when; a lapsed lease may be taken over.
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("lease_until", UtcDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    # What FNG shows once this submission has landed (interface-defined JSON).
+    sa.Column("expectations", sa.Text, nullable=False),
+    # The result document returned to the caller, once known.
+    sa.Column("result", sa.LargeBinary, nullable=True),
+    _created(),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint(
+        "database_id", "interface", "scope", "submission_id", name="uq_ledger_submission"
+    ),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False, default=lambda: datetime.now(UTC)),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+)

@@ -1,0 +1,1 @@
+"""Schools, databases, keys, accounts and secrets at rest."""

@@ -1,0 +1,66 @@
+"""What the registry resolves an inbound call to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import SecretStr
+
+
+class Interface(StrEnum):
+    EJOURNAL = "ejournal"
+    BUDGET = "budget"
+    EPROC = "eproc"
+
+
+class KeyState(StrEnum):
+    ACTIVE = "active"
+    NEXT = "next"
+    RETIRING = "retiring"
+
+
+class AuthMethod(StrEnum):
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post"
+    PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorCredentials:
+    """A SIMS ID client registration: what it takes to get a token."""
+
+    vendor_id: int
+    token_url: str
+    client_id: str
+    auth_method: AuthMethod
+    credential: SecretStr  # the client secret, or the private key for private_key_jwt
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.vendor_id}:{self.client_id}:{self.token_url}"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """One school's FNG database and the keys that reach it."""
+
+    database_id: int
+    database_name: str
+    school_id: int
+    school_name: str
+    la_number: str
+    establishment_number: str
+    vendor: VendorCredentials
+    fng_key: SecretStr  # FNG's key for the database, sent as X-PSK
+    partner_key: SecretStr  # our active key for the database, sent as X-Client-Id
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated inbound call: who, and which database it may reach."""
+
+    account_id: int
+    username: str
+    target: DatabaseTarget
+    system_identifiers: frozenset[str]

@@ -1,0 +1,224 @@
+"""Inbound resolution: credentials plus a partner key become a :class:`Caller`, or nothing.
+
+Every way of failing (unknown user, wrong password, unknown key, a key of a database not
+granted to the account, a key past its deadline) raises the same
+:class:`AuthenticationFailed` with the same message after the same work, so a caller
+cannot tell "no such key" from "not yours".
+
+Successful resolutions are kept in process memory for a few seconds (a setting), keyed
+by an HMAC of the credentials under a per-process secret, so the hot path does not pay
+for scrypt or the store on every call. Failures are never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from gateway.errors import AuthenticationFailed
+from gateway.store import Store
+from gateway.store.tables import (
+    account_systems,
+    accounts,
+    databases,
+    grants,
+    partner_keys,
+    schools,
+    vendors,
+)
+from gateway.tenancy.keys import key_digest, normalise_key
+from gateway.tenancy.model import (
+    AuthMethod,
+    Caller,
+    DatabaseTarget,
+    Interface,
+    KeyState,
+    VendorCredentials,
+)
+from gateway.tenancy.passwords import dummy_hash, verify_password_async
+from gateway.tenancy.secrets import SecretBox
+
+REFUSED = "the credentials or the database key were not accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    caller: Caller
+    key_retire_at: datetime | None
+    expires: float
+
+
+class Registry:
+    def __init__(
+        self, store: Store, box: SecretBox, *, cache_seconds: float, cache_size: int = 10_000
+    ) -> None:
+        self._store = store
+        self._box = box
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
+        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
+        self._pepper = secrets.token_bytes(32)
+        self._pending: dict[bytes, asyncio.Future[tuple[Caller, datetime | None]]] = {}
+
+    def _cache_key(self, username: str, password: str, digest: str, interface: Interface) -> bytes:
+        material = "\0".join((username, password, digest, interface.value)).encode()
+        return hmac.new(self._pepper, material, hashlib.sha256).digest()
+
+    async def authenticate(
+        self, username: str, password: str, partner_key: str, interface: Interface
+    ) -> Caller:
+        normalised = normalise_key(partner_key)
+        digest = key_digest(normalised) if normalised else ""
+        cache_key = self._cache_key(username, password, digest, interface)
+        hit = self._cache.get(cache_key)
+        if hit is not None:
+            if hit.expires > time.monotonic() and (
+                hit.key_retire_at is None or hit.key_retire_at > datetime.now(UTC)
+            ):
+                return hit.caller
+            self._cache.pop(cache_key, None)
+        # Identical calls arriving together share one resolution (and one scrypt).
+        pending = self._pending.get(cache_key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._resolve(username, password, digest, interface))
+            self._pending[cache_key] = pending
+            pending.add_done_callback(lambda _f: self._pending.pop(cache_key, None))
+        caller, retire_at = await asyncio.shield(pending)
+        if self._cache_seconds > 0:
+            self._cache[cache_key] = _Cached(
+                caller=caller,
+                key_retire_at=retire_at,
+                expires=time.monotonic() + self._cache_seconds,
+            )
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return caller
+
+    async def _resolve(
+        self, username: str, password: str, digest: str, interface: Interface
+    ) -> tuple[Caller, datetime | None]:
+        now = datetime.now(UTC)
+
+        async with self._store.read() as conn:
+            account = (
+                await conn.execute(
+                    sa.select(accounts.c.id, accounts.c.password_hash, accounts.c.enabled).where(
+                        accounts.c.username == username
+                    )
+                )
+            ).one_or_none()
+            row = None
+            systems: frozenset[str] = frozenset()
+            if account is not None and digest:
+                row = (await conn.execute(_target_query(digest, account.id, interface))).first()
+                systems = frozenset(
+                    (
+                        await conn.execute(
+                            sa.select(account_systems.c.system_identifier).where(
+                                account_systems.c.account_id == account.id
+                            )
+                        )
+                    ).scalars()
+                )
+            active_key = None
+            if row is not None:
+                active_key = (
+                    await conn.execute(
+                        sa.select(partner_keys.c.key_enc).where(
+                            partner_keys.c.database_id == row.database_id,
+                            partner_keys.c.state == KeyState.ACTIVE.value,
+                        )
+                    )
+                ).scalar_one_or_none()
+
+        password_ok = await verify_password_async(
+            password, account.password_hash if account is not None else dummy_hash()
+        )
+        if (
+            account is None
+            or not password_ok
+            or not account.enabled
+            or row is None
+            or not row.granted
+            or active_key is None
+            or (
+                row.key_state == KeyState.RETIRING
+                and (row.retire_at is None or row.retire_at <= now)
+            )
+        ):
+            raise AuthenticationFailed(REFUSED)
+
+        caller = Caller(
+            account_id=account.id,
+            username=username,
+            target=DatabaseTarget(
+                database_id=row.database_id,
+                database_name=row.database_name,
+                school_id=row.school_id,
+                school_name=row.school_name,
+                la_number=row.la_number,
+                establishment_number=row.establishment_number,
+                vendor=VendorCredentials(
+                    vendor_id=row.vendor_id,
+                    token_url=row.token_url,
+                    client_id=row.client_id,
+                    auth_method=AuthMethod(row.auth_method),
+                    credential=self._box.decrypt(row.credential_enc),
+                ),
+                fng_key=self._box.decrypt(row.fng_key_enc),
+                partner_key=self._box.decrypt(active_key),
+            ),
+            system_identifiers=systems,
+        )
+        return caller, row.retire_at if row.key_state == KeyState.RETIRING else None
+
+    def forget(self) -> None:
+        """Drop every cached resolution (after a change made through this process)."""
+        self._cache.clear()
+
+
+def _target_query(
+    digest: str, account_id: int, interface: Interface
+) -> sa.Select[tuple[object, ...]]:
+    granted = (
+        sa.select(sa.literal(True))
+        .where(
+            grants.c.account_id == account_id,
+            grants.c.database_id == databases.c.id,
+            grants.c.interface == interface.value,
+        )
+        .exists()
+    )
+    return (
+        sa.select(
+            databases.c.id.label("database_id"),
+            databases.c.name.label("database_name"),
+            databases.c.fng_key_enc,
+            schools.c.id.label("school_id"),
+            schools.c.name.label("school_name"),
+            schools.c.la_number,
+            schools.c.establishment_number,
+            vendors.c.id.label("vendor_id"),
+            vendors.c.token_url,
+            vendors.c.client_id,
+            vendors.c.auth_method,
+            vendors.c.credential_enc,
+            partner_keys.c.state.label("key_state"),
+            partner_keys.c.retire_at,
+            granted.label("granted"),
+        )
+        .select_from(
+            partner_keys.join(databases, partner_keys.c.database_id == databases.c.id)
+            .join(schools, databases.c.school_id == schools.c.id)
+            .join(vendors, databases.c.vendor_id == vendors.c.id)
+        )
+        .where(partner_keys.c.digest == digest)
+    )

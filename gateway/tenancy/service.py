@@ -1,0 +1,280 @@
+"""Operators' functions over the registry: the CLI and the admin API both call these.
+
+Each change is written with its audit entry in the same transaction. Secrets are
+encrypted before they reach the store and never written to the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.errors import CallerError
+from gateway.store import Store
+from gateway.store.tables import (
+    account_systems,
+    accounts,
+    audit_log,
+    databases,
+    grants,
+    partner_keys,
+    schools,
+    vendors,
+)
+from gateway.tenancy.keys import key_digest, new_key, normalise_key
+from gateway.tenancy.model import AuthMethod, Interface, KeyState
+from gateway.tenancy.passwords import generate_password, hash_password
+from gateway.tenancy.secrets import SecretBox
+
+
+class RegistryError(CallerError):
+    """An operator's request that the registry cannot carry out."""
+
+    exception_type = "RegistryException"
+    code = "REGISTRY_ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedDatabase:
+    database_id: int
+    partner_key: str  # shown once
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedAccount:
+    account_id: int
+    password: str  # shown once
+
+
+_LA = re.compile(r"^\d{3}$")
+_ESTABLISHMENT = re.compile(r"^\d{4}$")
+
+
+async def _audit(
+    conn: AsyncConnection, actor: str, action: str, subject: str, **detail: Any
+) -> None:
+    await conn.execute(
+        audit_log.insert().values(
+            at=datetime.now(UTC),
+            actor=actor,
+            action=action,
+            subject=subject,
+            detail=json.dumps(detail, sort_keys=True),
+        )
+    )
+
+
+async def _insert(conn: AsyncConnection, statement: sa.Insert, what: str) -> int:
+    try:
+        result = await conn.execute(statement)
+    except IntegrityError:
+        raise RegistryError(f"{what} already exists") from None
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+class RegistryService:
+    def __init__(self, store: Store, box: SecretBox, actor: str = "cli") -> None:
+        self._store = store
+        self._box = box
+        self.actor = actor
+
+    async def add_vendor(
+        self,
+        name: str,
+        *,
+        token_url: str,
+        client_id: str,
+        credential: str,
+        auth_method: AuthMethod = AuthMethod.CLIENT_SECRET_BASIC,
+    ) -> int:
+        async with self._store.write() as conn:
+            vendor_id = await _insert(
+                conn,
+                vendors.insert().values(
+                    name=name,
+                    token_url=token_url,
+                    client_id=client_id,
+                    auth_method=auth_method.value,
+                    credential_enc=self._box.encrypt(credential),
+                    created_at=datetime.now(UTC),
+                ),
+                f"a vendor named {name!r}",
+            )
+            await _audit(
+                conn,
+                self.actor,
+                "vendor.add",
+                f"vendor:{vendor_id}",
+                name=name,
+                client_id=client_id,
+                auth_method=auth_method.value,
+            )
+        return vendor_id
+
+    async def add_school(
+        self, name: str, *, la_number: str, establishment_number: str, duns: str | None = None
+    ) -> int:
+        if not _LA.match(la_number):
+            raise RegistryError("the LA number must be 3 digits")
+        if not _ESTABLISHMENT.match(establishment_number):
+            raise RegistryError("the establishment number must be 4 digits")
+        async with self._store.write() as conn:
+            school_id = await _insert(
+                conn,
+                schools.insert().values(
+                    name=name,
+                    la_number=la_number,
+                    establishment_number=establishment_number,
+                    duns=duns,
+                    created_at=datetime.now(UTC),
+                ),
+                f"a school {la_number}/{establishment_number}",
+            )
+            await _audit(
+                conn,
+                self.actor,
+                "school.add",
+                f"school:{school_id}",
+                name=name,
+                la_number=la_number,
+                establishment_number=establishment_number,
+            )
+        return school_id
+
+    async def add_database(
+        self,
+        school_id: int,
+        *,
+        vendor_id: int,
+        name: str,
+        fng_key: str,
+        partner_key: str | None = None,
+    ) -> CreatedDatabase:
+        """A school's FNG database, with FNG's key for it and our active partner key."""
+        fng = normalise_key(fng_key)
+        if fng is None:
+            raise RegistryError("the FNG key must be a GUID")
+        key = normalise_key(partner_key) if partner_key is not None else new_key()
+        if key is None:
+            raise RegistryError("the partner key must be a GUID")
+        async with self._store.write() as conn:
+            database_id = await _insert(
+                conn,
+                databases.insert().values(
+                    school_id=school_id,
+                    vendor_id=vendor_id,
+                    name=name,
+                    fng_key_enc=self._box.encrypt(fng),
+                    created_at=datetime.now(UTC),
+                ),
+                f"a database named {name!r} for this school",
+            )
+            await _insert(
+                conn,
+                partner_keys.insert().values(
+                    database_id=database_id,
+                    digest=key_digest(key),
+                    key_enc=self._box.encrypt(key),
+                    state=KeyState.ACTIVE.value,
+                    created_at=datetime.now(UTC),
+                ),
+                "that partner key",
+            )
+            await _audit(
+                conn,
+                self.actor,
+                "database.add",
+                f"database:{database_id}",
+                school_id=school_id,
+                vendor_id=vendor_id,
+                name=name,
+            )
+        return CreatedDatabase(database_id=database_id, partner_key=key)
+
+    async def add_account(self, username: str, password: str | None = None) -> CreatedAccount:
+        password = password or generate_password()
+        async with self._store.write() as conn:
+            account_id = await _insert(
+                conn,
+                accounts.insert().values(
+                    username=username,
+                    password_hash=hash_password(password),
+                    enabled=True,
+                    created_at=datetime.now(UTC),
+                ),
+                f"an account named {username!r}",
+            )
+            await _audit(
+                conn, self.actor, "account.add", f"account:{account_id}", username=username
+            )
+        return CreatedAccount(account_id=account_id, password=password)
+
+    async def set_password(self, username: str, password: str | None = None) -> str:
+        password = password or generate_password()
+        async with self._store.write() as conn:
+            result = await conn.execute(
+                accounts.update()
+                .where(accounts.c.username == username)
+                .values(password_hash=hash_password(password))
+            )
+            if result.rowcount != 1:
+                raise RegistryError(f"there is no account named {username!r}")
+            await _audit(conn, self.actor, "account.password", f"account:{username}")
+        return password
+
+    async def grant(
+        self,
+        account_id: int,
+        database_id: int,
+        interfaces: list[Interface],
+        system_identifiers: list[str] = (),  # type: ignore[assignment]
+    ) -> None:
+        async with self._store.write() as conn:
+            for interface in interfaces:
+                await _insert(
+                    conn,
+                    grants.insert().values(
+                        account_id=account_id, database_id=database_id, interface=interface.value
+                    ),
+                    f"a grant of {interface.value}",
+                )
+            for system in system_identifiers:
+                exists = await conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(account_systems)
+                    .where(
+                        account_systems.c.account_id == account_id,
+                        account_systems.c.system_identifier == system,
+                    )
+                )
+                if not exists:
+                    await conn.execute(
+                        account_systems.insert().values(
+                            account_id=account_id, system_identifier=system
+                        )
+                    )
+            await _audit(
+                conn,
+                self.actor,
+                "account.grant",
+                f"account:{account_id}",
+                database_id=database_id,
+                interfaces=[interface.value for interface in interfaces],
+                system_identifiers=list(system_identifiers),
+            )
+
+    async def find_account(self, username: str) -> int | None:
+        async with self._store.read() as conn:
+            value = await conn.scalar(
+                sa.select(accounts.c.id).where(accounts.c.username == username)
+            )
+        return int(value) if value is not None else None

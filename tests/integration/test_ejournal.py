@@ -1,0 +1,314 @@
+"""The E-Journal operations end to end: gateway and sandbox on loopback, raw SOAP and plain XML."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from gateway import ns
+from gateway.tenancy.model import Interface
+from tests.conftest import Gateway, Sandbox
+from tests.support import (
+    BankEntry,
+    Txn,
+    basic,
+    big_journal,
+    errors_of,
+    journal_xml,
+    operation,
+    post_journals_body,
+    sample_journal,
+    soap_call,
+)
+
+
+async def banks(http: aiohttp.ClientSession, gateway: Gateway) -> dict[str, dict[str, str]]:
+    answer = await soap_call(
+        http, gateway.soap_url, operation("GetBanks", systemIdentifier="TPPCS"), gateway.auth
+    )
+    return {
+        bank.get("externalReference"): dict(bank.attrib)
+        for bank in answer.result().iterfind("Banks/Bank")
+    }
+
+
+class TestGetBanks:
+    async def test_banks_of_the_payment_system(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
+        """GetBanks answers the Banks document and isSuccess true, row versions empty at first."""
+        answer = await soap_call(
+            http, gateway.soap_url, operation("GetBanks", systemIdentifier="TPPCS"), gateway.auth
+        )
+        assert answer.status == 200
+        assert answer.part("isSuccess") == "true"
+        request = answer.result()
+        assert request.tag == "Request"
+        assert request.find("Header").get("systemIdentifier") == "TPPCS"
+        assert [b.get("externalReference") for b in request.iterfind("Banks/Bank")] == [
+            "BK1",
+            "BK2",
+            "BK3",
+        ]
+        assert {b.get("lastOrderRowVersion") for b in request.iterfind("Banks/Bank")} == {""}
+
+    async def test_unknown_system_is_not_a_success(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
+        """A payment system the account may use but FNG does not know: isSuccess false."""
+        await gateway.registry.grant(
+            gateway.demo.account_id, gateway.demo.database_id, [], ["GHOST"]
+        )
+        answer = await soap_call(
+            http, gateway.soap_url, operation("GetBanks", systemIdentifier="GHOST"), gateway.auth
+        )
+        assert answer.part("isSuccess") == "false"
+        assert answer.result().find("Banks") is not None
+
+    async def test_system_not_granted_is_a_fault(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        answer = await soap_call(
+            http, gateway.soap_url, operation("GetBanks", systemIdentifier="OTHER"), gateway.auth
+        )
+        assert answer.is_fault and answer.status == 500
+        assert answer.fault_string.startswith("AuthorizationException:")
+        assert answer.fault_code == "NOT_PERMITTED"
+        assert (await sandbox.stats())["requests"]["GetBanks"] == 0
+
+
+class TestPostJournals:
+    async def test_seed_sample_posts_and_row_versions_advance(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        answer = await soap_call(
+            http, gateway.soap_url, post_journals_body(sample_journal("0071")), gateway.auth
+        )
+        result = answer.result()
+        assert (result.tag, result.get("isSuccess"), result.get("submissionID")) == (
+            "JournalResult",
+            "true",
+            "0071",
+        )
+        after = await banks(http, gateway)
+        assert (after["BK1"]["lastOrderRowVersion"], after["BK1"]["lastSettlementRowVersion"]) == (
+            "1",
+            "1",
+        )
+        assert (await sandbox.stats())["posted_submissions"] == 1
+
+    async def test_wrong_control_total(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        """A failed result names the bank, the value expected and the value sent; nothing posts."""
+        document = journal_xml([BankEntry("BK1", control_total="5.00", orders=[Txn("1")])])
+        result = (
+            await soap_call(http, gateway.soap_url, post_journals_body(document), gateway.auth)
+        ).result()
+        assert result.get("isSuccess") == "false"
+        (error,) = errors_of(result)
+        assert (error["code"], error["bank"], error["sent"]) == ("CONTROL_TOTAL", "BK1", "5.00")
+        assert float(error["expected"]) == 0
+        assert (await sandbox.stats())["posted_submissions"] == 0
+
+    async def test_unmapped_code(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+        document = journal_xml([BankEntry("BK1", orders=[Txn("1", product="NOPE")])])
+        result = (
+            await soap_call(http, gateway.soap_url, post_journals_body(document), gateway.auth)
+        ).result()
+        (error,) = errors_of(result)
+        assert (error["code"], error["bank"], error["transactionId"], error["sent"]) == (
+            "UNMAPPED_PRODUCT",
+            "BK1",
+            "1",
+            "NOPE",
+        )
+        assert error["expected"]
+
+    async def test_stale_row_version(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+        await soap_call(http, gateway.soap_url, post_journals_body(sample_journal()), gateway.auth)
+        # Built as if nothing had been posted: the row version it sends is behind FNG's.
+        stale = journal_xml([BankEntry("BK1", orders=[Txn("2")], control_total="0")])
+        result = (
+            await soap_call(http, gateway.soap_url, post_journals_body(stale), gateway.auth)
+        ).result()
+        assert result.get("isSuccess") == "false"
+        error = next(e for e in errors_of(result) if e["code"] == "ROW_VERSION")
+        assert (error["bank"], error["section"], error["expected"], error["sent"]) == (
+            "BK1",
+            "Orders",
+            "2",
+            "1",
+        )
+
+    async def test_local_errors_never_reach_fng(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        document = journal_xml([BankEntry("BK1", orders=[Txn("1"), Txn("1")])], line_count=9)
+        result = (
+            await soap_call(http, gateway.soap_url, post_journals_body(document), gateway.auth)
+        ).result()
+        assert sorted(e["code"] for e in errors_of(result)) == ["DUPLICATE_ID", "LINE_COUNT"]
+        assert (await sandbox.stats())["requests"]["PostJournals"] == 0
+
+    async def test_journal_sent_as_escaped_text(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
+        """Clients that pass the journal as a string (escaped XML) are understood too."""
+        from xml.sax.saxutils import escape
+
+        body = operation("PostJournals", xmlData=escape(sample_journal()))
+        result = (await soap_call(http, gateway.soap_url, body, gateway.auth)).result()
+        assert result.get("isSuccess") == "true"
+
+    async def test_five_thousand_lines(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        """A large journal is within the default limits and posts whole."""
+        answer = await soap_call(
+            http, gateway.soap_url, post_journals_body(big_journal(5000)), gateway.auth
+        )
+        assert answer.result().get("isSuccess") == "true"
+        assert (await sandbox.stats())["journal_lines"] == 5000
+
+    async def test_missing_journal(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+        result = (
+            await soap_call(http, gateway.soap_url, operation("PostJournals"), gateway.auth)
+        ).result()
+        assert result.get("isSuccess") == "false"
+        assert errors_of(result)[0]["code"] == "SCHEMA"
+
+
+class TestPostAuditMessage:
+    async def test_message_is_recorded(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        answer = await soap_call(
+            http,
+            gateway.soap_url,
+            operation("PostAuditMessage", message="Export run 42 complete"),
+            gateway.auth,
+        )
+        assert answer.result().get("isSuccess") == "true"
+        assert (await sandbox.stats())["audit_messages"] == 1
+
+    async def test_empty_message(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        answer = await soap_call(
+            http, gateway.soap_url, operation("PostAuditMessage", message=""), gateway.auth
+        )
+        assert answer.result().get("isSuccess") == "false"
+        assert (await sandbox.stats())["requests"]["PostAuditMessage"] == 0
+
+
+class TestFaults:
+    async def test_soap12_fault_in_its_own_version(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
+        answer = await soap_call(
+            http,
+            gateway.soap_url,
+            operation("GetBanks", systemIdentifier="TPPCS"),
+            None,
+            version="1.2",
+        )
+        assert answer.status == 400
+        assert answer.root.tag == f"{{{ns.SOAP12_ENV}}}Envelope"
+        assert answer.root.findtext(f".//{{{ns.SOAP12_ENV}}}Value") == "soap:Sender"
+        assert answer.fault_string.startswith("AuthenticationException:")
+
+    async def test_upstream_failure_is_a_receiver_fault(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        await sandbox.faults({"target": "fng", "kind": "error", "status": 503})
+        answer = await soap_call(
+            http, gateway.soap_url, operation("GetBanks", systemIdentifier="TPPCS"), gateway.auth
+        )
+        assert answer.is_fault and answer.status == 500
+        assert answer.root.findtext(".//faultcode") == "soap:Server"
+        assert answer.fault_string.startswith("UpstreamException:")
+
+    async def test_unknown_operation(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+        answer = await soap_call(http, gateway.soap_url, operation("DropTables"), gateway.auth)
+        assert answer.fault_code == "UNKNOWN_OPERATION"
+
+    async def test_must_understand_header(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
+        body = (
+            f'<?xml version="1.0"?><soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Header>'
+            '<x:Trace xmlns:x="urn:other" soap:mustUnderstand="1">1</x:Trace></soap:Header>'
+            f"<soap:Body>{operation('GetBanks', systemIdentifier='TPPCS')}</soap:Body>"
+            "</soap:Envelope>"
+        )
+        async with http.post(
+            gateway.soap_url, data=body, headers={"Content-Type": "text/xml"}
+        ) as response:
+            text = await response.text()
+        assert "soap:MustUnderstand" in text and "MUST_UNDERSTAND" in text
+
+
+class TestPlainXml:
+    async def test_get_banks(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+        headers = {
+            "Authorization": basic(gateway.demo.username, gateway.demo.password),
+            "X-School-Key": gateway.demo.database_key,
+        }
+        async with http.post(
+            f"{gateway.url}/xml/ejournal/GetBanks?systemIdentifier=TPPCS", headers=headers
+        ) as response:
+            assert response.status == 200
+            text = await response.text()
+        assert "<tns:isSuccess>true</tns:isSuccess>" in text and 'externalReference="BK1"' in text
+
+    async def test_post_a_bare_journal(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        headers = {
+            "Authorization": basic(gateway.demo.username, gateway.demo.password),
+            "X-School-Key": gateway.demo.database_key,
+            "Content-Type": "application/xml",
+        }
+        async with http.post(
+            f"{gateway.url}/xml/ejournal/PostJournals", data=sample_journal(), headers=headers
+        ) as response:
+            text = await response.text()
+        assert 'isSuccess="true"' in text
+        assert (await sandbox.stats())["posted_submissions"] == 1
+
+    @pytest.mark.parametrize("password", ["wrong", None])
+    async def test_refusal_is_a_problem_document(
+        self, gateway: Gateway, http: aiohttp.ClientSession, password: str | None
+    ) -> None:
+        headers = {"X-School-Key": gateway.demo.database_key}
+        if password is not None:
+            headers["Authorization"] = basic(gateway.demo.username, password)
+        async with http.post(
+            f"{gateway.url}/xml/ejournal/GetBanks?systemIdentifier=TPPCS", headers=headers
+        ) as response:
+            assert response.status == 401
+            assert response.content_type == "application/problem+xml"
+            assert "WWW-Authenticate" in response.headers
+            text = await response.text()
+        assert "AUTHENTICATION_FAILED" in text and "AuthenticationException:" in text
+
+
+class TestGrants:
+    async def test_interface_not_granted(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
+        """An account granted only another interface of the database is refused like a stranger."""
+        account = await gateway.registry.add_account("budget-only")
+        await gateway.registry.grant(
+            account.account_id, gateway.demo.database_id, [Interface.BUDGET], ["TPPCS"]
+        )
+        from tests.support import Auth
+
+        answer = await soap_call(
+            http,
+            gateway.soap_url,
+            operation("GetBanks", systemIdentifier="TPPCS"),
+            Auth("budget-only", account.password, gateway.demo.database_key),
+        )
+        assert answer.fault_code == "AUTHENTICATION_FAILED"

@@ -1,0 +1,195 @@
+"""The submission ledger on SQLite and PostgreSQL: one post per submission, whoever asks.
+
+Posting and reconciling are the interface's business; here they are plain functions that
+count their calls, and the ledger, its store and its leases are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.errors import OutcomeUnknown, SubmissionInProgress, UpstreamError
+from gateway.store import Store, create_store
+from gateway.store.ledger import Ledger, LedgerKey, Outcome, SubmissionConflict
+from gateway.store.migrate import upgrade
+from gateway.store.tables import databases, ledger, schools, vendors
+
+KEY = LedgerKey(database_id=1, interface="ejournal", scope="TPPCS", submission_id="0071")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    await upgrade(url)
+    store = create_store(url)
+    async with store.write() as conn:
+        await conn.execute(
+            vendors.insert().values(
+                id=1,
+                name="v",
+                token_url="http://x",
+                client_id="c",
+                auth_method="client_secret_basic",
+                credential_enc="-",
+                created_at=sa.func.now(),
+            )
+        )
+        await conn.execute(
+            schools.insert().values(
+                id=1,
+                name="s",
+                la_number="123",
+                establishment_number="4567",
+                created_at=sa.func.now(),
+            )
+        )
+        await conn.execute(
+            databases.insert().values(
+                id=1, school_id=1, vendor_id=1, name="d", fng_key_enc="-", created_at=sa.func.now()
+            )
+        )
+    yield store
+    await store.close()
+
+
+@dataclass
+class Fng:
+    """Stands in for FNG: counts posts, and knows whether a post landed."""
+
+    delay: float = 0.0
+    landed: bool = False
+    posts: int = 0
+    after_unknown: list[bool] = field(default_factory=list)
+    reconciliations: int = 0
+    fail_with: Exception | None = None
+
+    async def post(self, after_unknown: bool) -> Outcome:
+        self.posts += 1
+        self.after_unknown.append(after_unknown)
+        await asyncio.sleep(self.delay)
+        if self.fail_with is not None:
+            error, self.fail_with = self.fail_with, None
+            if isinstance(error, OutcomeUnknown):
+                self.landed = True  # it did post; only the answer was lost
+            raise error
+        self.landed = True
+        return Outcome(b"<ok/>", posted=True)
+
+    async def reconcile(self, expectations: str) -> bytes | None:
+        self.reconciliations += 1
+        return b"<landed/>" if self.landed else None
+
+
+def make_ledger(store: Store, lease: float = 30.0, wait: float = 5.0) -> Ledger:
+    return Ledger(store, lease_seconds=lease, wait_seconds=wait)
+
+
+class TestOnce:
+    async def test_concurrent_identical_submissions_post_once(self, store: Store) -> None:
+        fng = Fng(delay=0.2)
+        ledgers = [make_ledger(store) for _ in range(3)]  # as if three processes
+        results = await asyncio.gather(
+            *(ledgers[i % 3].submit(KEY, "h1", "{}", fng.post, fng.reconcile) for i in range(20))
+        )
+        assert results == [b"<ok/>"] * 20
+        assert fng.posts == 1
+
+    async def test_replay_returns_the_stored_result(self, store: Store) -> None:
+        fng = Fng()
+        ledger_ = make_ledger(store)
+        assert await ledger_.submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert fng.posts == 1
+
+    async def test_other_content_is_refused(self, store: Store) -> None:
+        fng = Fng()
+        await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        with pytest.raises(SubmissionConflict) as refused:
+            await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile)
+        assert refused.value.posted and fng.posts == 1
+
+    async def test_other_content_while_in_progress_is_refused(self, store: Store) -> None:
+        fng = Fng(delay=0.3)
+        first = asyncio.create_task(
+            make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        )
+        await asyncio.sleep(0.1)
+        with pytest.raises(SubmissionConflict) as refused:
+            await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile)
+        assert not refused.value.posted
+        await first
+
+    async def test_waiting_is_bounded(self, store: Store) -> None:
+        slow = Fng(delay=1.0)
+        first = asyncio.create_task(
+            make_ledger(store).submit(KEY, "h1", "{}", slow.post, slow.reconcile)
+        )
+        await asyncio.sleep(0.1)
+        with pytest.raises(SubmissionInProgress):
+            await make_ledger(store, wait=0.2).submit(KEY, "h1", "{}", slow.post, slow.reconcile)
+        await first
+        assert slow.posts == 1
+
+
+class TestUnknownOutcomes:
+    async def test_lost_answer_is_reconciled_not_reposted(self, store: Store) -> None:
+        fng = Fng(fail_with=OutcomeUnknown("no answer"))
+        with pytest.raises(OutcomeUnknown):
+            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        assert (
+            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+            == b"<landed/>"
+        )
+        assert (fng.posts, fng.reconciliations) == (1, 1)
+
+    async def test_not_landed_is_posted_again(self, store: Store) -> None:
+        fng = Fng(fail_with=OutcomeUnknown("no answer"))
+        with pytest.raises(OutcomeUnknown):
+            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        fng.landed = False  # FNG never committed it
+        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert fng.after_unknown == [False, True]
+
+    async def test_lost_answer_then_other_content(self, store: Store) -> None:
+        """The earlier content landed, so the new content under its id is refused."""
+        fng = Fng(fail_with=OutcomeUnknown("no answer"))
+        with pytest.raises(OutcomeUnknown):
+            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        with pytest.raises(SubmissionConflict):
+            await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile)
+        assert fng.posts == 1
+
+    async def test_crashed_holder_is_taken_over_after_its_lease(self, store: Store) -> None:
+        """A process that died mid-post leaves a lease; once it lapses the entry is reconciled."""
+        crashed = Fng(delay=30)
+        dead = make_ledger(store, lease=0.5)
+        task = asyncio.create_task(dead.submit(KEY, "h1", "{}", crashed.post, crashed.reconcile))
+        await asyncio.sleep(0.2)
+        task.cancel()  # the process is gone; its lease stays in the store
+        crashed.landed = True  # and its post had reached FNG
+        survivor = Fng()
+        survivor.landed = True
+        result = await make_ledger(store, wait=5).submit(
+            KEY, "h1", "{}", survivor.post, survivor.reconcile
+        )
+        assert result == b"<landed/>"
+        assert (survivor.posts, survivor.reconciliations) == (0, 1)
+
+    async def test_not_sent_leaves_the_entry_open(self, store: Store) -> None:
+        fng = Fng(fail_with=UpstreamError("refused; nothing was sent"))
+        with pytest.raises(UpstreamError):
+            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        assert await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert fng.reconciliations == 0
+        async with store.read() as conn:
+            row = (await conn.execute(sa.select(ledger))).one()
+        assert (row.state, row.payload_hash, row.attempts) == ("posted", "h2", 2)

@@ -1,0 +1,92 @@
+"""The README's run command, as a new user runs it: a real process, a real SOAP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zeep
+from lxml import etree
+
+from tests.support import sample_journal
+
+COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"fng-gateway sandbox exited: {process.communicate()}")
+        if path.exists() and path.stat().st_size:
+            info: dict[str, Any] = json.loads(path.read_text())
+            return info
+        time.sleep(0.1)
+    raise AssertionError("fng-gateway sandbox did not start in time")
+
+
+def run_demo(info: dict[str, Any], version: str, submission: str) -> tuple[str, str]:
+    """What an integrator does with the printed details: GetBanks, PostJournals, GetBanks,
+    PostAuditMessage. Returns BK1's order row version before and after."""
+    client = zeep.Client(info["wsdl"]["ejournal"])
+    api = client.bind("EJournalService", "EJournalSoap" if version == "1.1" else "EJournalSoap12")
+    auth = {
+        "AuthHeader": {
+            "Username": info["account"]["username"],
+            "Password": info["account"]["password"],
+            "Database": info["schools"][0]["database_key"],
+        }
+    }
+    system = info["payment_system"]["system_identifier"]
+
+    def order_version() -> str:
+        response = api.GetBanks(systemIdentifier=system, _soapheaders=auth)
+        assert response.isSuccess is True
+        bank = response.GetBanksResult._value_1.find("Banks/Bank[@externalReference='BK1']")
+        return str(bank.get("lastOrderRowVersion"))
+
+    before = order_version()
+    journal = sample_journal(submission)
+    if before:  # the second run continues from the first's row versions and control total
+        journal = journal.replace('lastRowVersion="1"', f'lastRowVersion="{int(before) + 1}"')
+    result = api.PostJournals(
+        xmlData={"_value_1": etree.fromstring(journal.encode())}, _soapheaders=auth
+    )
+    assert result.get("isSuccess") == "true", etree.tostring(result)
+    audit = api.PostAuditMessage(message=f"journal {submission} posted", _soapheaders=auth)
+    assert audit.get("isSuccess") == "true"
+    return before, order_version()
+
+
+class TestQuickstart:
+    async def test_sandbox_command_serves_a_soap_client(self, tmp_path: Path) -> None:
+        info_file = tmp_path / "info.json"
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith("FNG_GATEWAY_")
+        }
+        process = subprocess.Popen(
+            [COMMAND, "sandbox", "--port", "0", "--info-file", str(info_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            info = await asyncio.to_thread(wait_for, info_file, process)
+            assert oct(info_file.stat().st_mode & 0o777) == "0o600"
+            assert await asyncio.to_thread(run_demo, info, "1.1", "0071") == ("", "1")
+            assert await asyncio.to_thread(run_demo, info, "1.2", "0072") == ("1", "2")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+        assert process.returncode == 0, stderr
+        assert info["account"]["password"] in stdout  # shown to the user, once
+        assert info["account"]["password"] not in stderr  # and never logged
+        assert info["wsdl"]["ejournal"] in stdout

@@ -1,0 +1,260 @@
+"""Helpers the tests share: journals built like seed 001's sample, and raw SOAP calls."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import aiohttp
+from lxml import etree
+
+from gateway import ns
+
+_counter = itertools.count(1)
+
+
+def next_submission_id() -> str:
+    return f"{next(_counter):04d}"
+
+
+@dataclass
+class Txn:
+    id: str
+    gross: str = "9.000000"
+    product: str = "WATBTL1"
+    vat: str = "1.500000"
+    vat_reference: str = "VAT20"
+    charges: str = "0.30"
+    charges_reference: str = "CHARGE30"
+    charges_vat: str = "0.00"
+    charges_vat_reference: str = "CHARGEVAT0"
+    date: str = "2015-04-30T13:59:32.8791584+01:00"
+
+
+@dataclass
+class BankEntry:
+    reference: str
+    control_total: str = "0"
+    orders: list[Txn] | None = None
+    settlements: list[Txn] | None = None
+    order_reversals: list[Txn] | None = None
+    settlement_reversals: list[Txn] | None = None
+    #: Row versions GetBanks reported for each section, before this journal.
+    base: dict[str, int] = field(default_factory=dict)
+    #: Override a section's lastRowVersion as sent.
+    row_versions: dict[str, str] = field(default_factory=dict)
+
+
+def _order(txn: Txn) -> str:
+    return (
+        f"<Txn id={quoteattr(txn.id)} productReference={quoteattr(txn.product)} "
+        f'description="Description" date="{txn.date}" grossAmount="{txn.gross}" '
+        f'vat="{txn.vat}" vatReference={quoteattr(txn.vat_reference)} />'
+    )
+
+
+def _settlement(txn: Txn) -> str:
+    return (
+        f'<Txn id={quoteattr(txn.id)} description="Description" date="{txn.date}" '
+        f'grossAmount="{txn.gross}" grossCharges="{txn.charges}" '
+        f'chargesReference={quoteattr(txn.charges_reference)} chargesVat="{txn.charges_vat}" '
+        f"chargesVatReference={quoteattr(txn.charges_vat_reference)} />"
+    )
+
+
+def journal_xml(
+    banks: list[BankEntry],
+    *,
+    submission_id: str | None = None,
+    system: str = "TPPCS",
+    line_count: int | None = None,
+    declaration: bool = True,
+    response_time: str = "2015-04-30T13:59:49",
+) -> str:
+    """A ControlAccounts document in the form of seed 001's sample."""
+    parts = []
+    lines = 0
+    for bank in banks:
+        inner = []
+        for name, txns, render in (
+            ("Orders", bank.orders, _order),
+            ("Settlements", bank.settlements, _settlement),
+            ("OrderReversals", bank.order_reversals, _order),
+            ("SettlementReversals", bank.settlement_reversals, _settlement),
+        ):
+            if txns is None:
+                continue
+            lines += len(txns)
+            version = bank.row_versions.get(name, str(bank.base.get(name, 0) + len(txns)))
+            inner.append(
+                f'<{name} lastRowVersion="{version}">\n'
+                + "\n".join(render(txn) for txn in txns)
+                + f"\n</{name}>"
+            )
+        parts.append(
+            f'<Bank reference={quoteattr(bank.reference)} controlTotal="{bank.control_total}">\n'
+            + "\n".join(inner)
+            + "</Bank>"
+        )
+    head = '<?xml version="1.0" encoding="utf-8"?>\n' if declaration else ""
+    return (
+        head + "<ControlAccounts>\n"
+        f'<Header requestedBy="admin@example.org" responseDateTime="{response_time}" '
+        f'systemIdentifier={quoteattr(system)} description="" '
+        f'submissionID={quoteattr(submission_id or next_submission_id())} source="Test Harness" '
+        'sourceVersion="1.0.0.1" '
+        f'transactionLineCount="{lines if line_count is None else line_count}" />\n'
+        "<Banks>\n" + "\n".join(parts) + "\n</Banks>\n</ControlAccounts>"
+    )
+
+
+def sample_journal(submission_id: str | None = None, **kwargs: Any) -> str:
+    """Seed 001's sample: one order and one settlement of 9.00 on BK1, BK2 and BK3 empty."""
+    return journal_xml(
+        [
+            BankEntry("BK1", orders=[Txn("1")], settlements=[Txn("1")]),
+            BankEntry("BK2"),
+            BankEntry("BK3"),
+        ],
+        submission_id=submission_id,
+        **kwargs,
+    )
+
+
+def big_journal(lines: int, submission_id: str | None = None, base: int = 0) -> str:
+    """Orders and settlements that cancel out, so the control total stays 0."""
+    half = lines // 2
+    return journal_xml(
+        [
+            BankEntry(
+                "BK1",
+                orders=[Txn(str(i)) for i in range(1, half + 1)],
+                settlements=[Txn(str(i)) for i in range(1, half + 1)],
+                base={"Orders": base, "Settlements": base},
+            )
+        ],
+        submission_id=submission_id,
+    )
+
+
+def strip_declaration(document: str) -> str:
+    return document.split("?>", 1)[1] if document.startswith("<?xml") else document
+
+
+@dataclass(frozen=True)
+class Auth:
+    username: str
+    password: str
+    database: str
+
+
+def auth_header(auth: Auth) -> str:
+    return (
+        f'<AuthHeader xmlns="{ns.EJOURNAL}"><Username>{escape(auth.username)}</Username>'
+        f"<Password>{escape(auth.password)}</Password>"
+        f"<Database>{escape(auth.database)}</Database></AuthHeader>"
+    )
+
+
+def envelope(body: str, header: str = "", version: str = "1.1") -> str:
+    env = ns.SOAP11_ENV if version == "1.1" else ns.SOAP12_ENV
+    head = f"<soap:Header>{header}</soap:Header>" if header else ""
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{env}">'
+        f"{head}<soap:Body>{body}</soap:Body></soap:Envelope>"
+    )
+
+
+def operation(name: str, **params: str) -> str:
+    inner = "".join(f"<{key}>{value}</{key}>" for key, value in params.items())
+    return f'<{name} xmlns="{ns.EJOURNAL}">{inner}</{name}>'
+
+
+def post_journals_body(journal: str) -> str:
+    return operation("PostJournals", xmlData=strip_declaration(journal))
+
+
+@dataclass
+class SoapAnswer:
+    status: int
+    root: etree._Element
+    raw: bytes
+
+    def _body(self) -> etree._Element:
+        body = self.root.find(f"{{{ns.SOAP11_ENV}}}Body")
+        if body is None:
+            body = self.root.find(f"{{{ns.SOAP12_ENV}}}Body")
+        assert body is not None, self.raw
+        return body[0]
+
+    @property
+    def is_fault(self) -> bool:
+        return etree.QName(self._body()).localname == "Fault"
+
+    @property
+    def fault_string(self) -> str:
+        fault = self._body()
+        text = fault.findtext("faultstring")
+        if text is None:
+            text = fault.findtext(f"{{{ns.SOAP12_ENV}}}Reason/{{{ns.SOAP12_ENV}}}Text")
+        assert text is not None, self.raw
+        return text
+
+    @property
+    def fault_code(self) -> str:
+        code = self._body().findtext(f".//{{{ns.FAULT}}}code")
+        assert code is not None, self.raw
+        return code
+
+    def result(self) -> etree._Element:
+        """The document inside the operation's first result element."""
+        response = self._body()
+        assert not self.is_fault, self.raw
+        return response[0][0]
+
+    def part(self, name: str) -> str | None:
+        return self._body().findtext(f"{{{ns.EJOURNAL}}}{name}")
+
+
+async def soap_call(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: str,
+    auth: Auth | None = None,
+    *,
+    version: str = "1.1",
+    action: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> SoapAnswer:
+    data = envelope(body, auth_header(auth) if auth else "", version).encode()
+    sent = dict(headers or {})
+    if version == "1.1":
+        sent.setdefault("Content-Type", "text/xml; charset=utf-8")
+        if action is not None:
+            sent["SOAPAction"] = f'"{action}"'
+    else:
+        content_type = "application/soap+xml; charset=utf-8"
+        if action is not None:
+            content_type += f'; action="{action}"'
+        sent.setdefault("Content-Type", content_type)
+    async with session.post(url, data=data, headers=sent) as response:
+        raw = await response.read()
+        return SoapAnswer(response.status, etree.fromstring(raw), raw)
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def errors_of(result: etree._Element) -> list[dict[str, str]]:
+    return [
+        dict(error.attrib, message=error.text or "") for error in result.iterfind("Errors/Error")
+    ]
+
+
+def as_decimal(value: str) -> Decimal:
+    return Decimal(value)

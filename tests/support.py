@@ -175,7 +175,12 @@ def operation(name: str, **params: str) -> str:
 
 
 def post_journals_body(journal: str) -> str:
-    return operation("PostJournals", xmlData=strip_declaration(journal))
+    """The journal inside xmlData, out of the service's default namespace as SOAP stacks
+    write it."""
+    document = strip_declaration(journal).replace(
+        "<ControlAccounts>", '<ControlAccounts xmlns="">', 1
+    )
+    return operation("PostJournals", xmlData=document)
 
 
 @dataclass
@@ -258,3 +263,41 @@ def errors_of(result: etree._Element) -> list[dict[str, str]]:
 
 def as_decimal(value: str) -> Decimal:
     return Decimal(value)
+
+
+def budget_xml(
+    serial: int,
+    year: str,
+    funds: list[tuple[str, str, str, str]] = (),  # type: ignore[assignment]
+    cost_centres: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+    *,
+    la_number: str = "123",
+    school_number: str = "4567",
+    created: str = "2026-03-01T09:00:00",
+) -> str:
+    """A budget import ``Message``: fund allocations (ledger code, fund, CFR code, amount) and
+    cost-centre allocations (ledger code, cost centre, amount)."""
+    fund_part = "".join(
+        f"<FundAllocation><LedgerCode>{ledger}</LedgerCode><FundCode>{fund}</FundCode>"
+        f"<CFRCode>{cfr}</CFRCode><Amount>{amount}</Amount></FundAllocation>"
+        for ledger, fund, cfr, amount in funds
+    )
+    centre_part = "".join(
+        f"<CostCentreAllocation><LedgerCode>{ledger}</LedgerCode><CostCentre>{centre}</CostCentre>"
+        f"<Amount>{amount}</Amount></CostCentreAllocation>"
+        for ledger, centre, amount in cost_centres
+    )
+    return (
+        "<Message><Header>"
+        f"<LANo>{la_number}</LANo><SchoolNo>{school_number}</SchoolNo>"
+        f"<DateCreated>{created}</DateCreated><SerialNumber>{serial}</SerialNumber>"
+        f"</Header><Budget><FinancialYear>{year}</FinancialYear>"
+        + (f"<FundAllocations>{fund_part}</FundAllocations>" if fund_part else "")
+        + (f"<CostCentreAllocations>{centre_part}</CostCentreAllocations>" if centre_part else "")
+        + "</Budget></Message>"
+    )
+
+
+def budget_operation(name: str, **params: str) -> str:
+    inner = "".join(f"<{key}>{value}</{key}>" for key, value in params.items())
+    return f'<{name} xmlns="{ns.BUDGET}">{inner}</{name}>'

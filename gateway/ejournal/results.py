@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -39,7 +40,7 @@ class JournalError:
 
 def journal_result(
     success: bool,
-    errors: list[JournalError] = (),  # type: ignore[assignment]
+    errors: Sequence[JournalError] = (),
     *,
     system_identifier: str | None = None,
     submission_id: str | None = None,
@@ -58,7 +59,7 @@ def journal_result(
     return etree.tostring(root, encoding="utf-8")
 
 
-def audit_result(success: bool, errors: list[JournalError] = ()) -> bytes:  # type: ignore[assignment]
+def audit_result(success: bool, errors: Sequence[JournalError] = ()) -> bytes:
     root = etree.Element("AuditResult", isSuccess="true" if success else "false")
     if errors:
         holder = etree.SubElement(root, "Errors")

@@ -27,7 +27,7 @@ from gateway.errors import (
     XmlRejected,
 )
 from gateway.fng import FngClient, FngResponse
-from gateway.store.ledger import Ledger, LedgerKey, Outcome, SubmissionConflict
+from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
 from gateway.tenancy.model import Caller, Interface
 from gateway.xmlsafe import Limits, SchemaRegistry, parse
 
@@ -113,7 +113,7 @@ class EJournalService:
                 return Outcome(_landed(journal), posted=True)
             return Outcome(serialize(result), posted=False)
 
-        async def reconcile(expectations: str) -> bytes | None:
+        async def reconcile(expectations: str) -> Reconciled:
             return await self._reconcile(caller, journal, json.loads(expectations))
 
         try:
@@ -137,7 +137,7 @@ class EJournalService:
 
     async def _reconcile(
         self, caller: Caller, journal: Journal, expected: dict[str, dict[str, int]]
-    ) -> bytes | None:
+    ) -> Reconciled:
         """Did a submission whose answer was lost land? FNG posts a journal whole, so it
         landed only if every section it carried has reached its row version."""
         try:
@@ -168,14 +168,14 @@ class EJournalService:
                         "reconciled: the earlier attempt did not land",
                         extra={"submission_id": journal.submission_id},
                     )
-                    return None
+                    return Reconciled(landed=False)
                 checked += 1
         if not checked:
-            return None  # nothing to tell by; FNG refuses a duplicate submission id anyway
+            return Reconciled(landed=None)  # nothing to tell by: FNG refuses a duplicate id
         log.info(
             "reconciled: the earlier attempt landed", extra={"submission_id": journal.submission_id}
         )
-        return _landed(journal)
+        return Reconciled(landed=True, result=_landed(journal))
 
     async def post_audit_message(self, caller: Caller, message: str | None) -> bytes:
         text = (message or "").strip()

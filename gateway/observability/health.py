@@ -3,11 +3,20 @@ not draining)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
 Check = Callable[[], Awaitable[bool]]
+
+
+async def _within(check: Check, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            return await check()
+    except TimeoutError:
+        return False
 
 
 class Health:
@@ -24,7 +33,7 @@ class Health:
     async def readyz(self, _request: web.Request) -> web.Response:
         if self.draining:
             return web.json_response({"status": "draining"}, status=503)
-        failed = [name for name, check in self._checks if not await check()]
+        failed = [name for name, check in self._checks if not await _within(check, 2.0)]
         if failed:
             return web.json_response({"status": "unavailable", "failed": failed}, status=503)
         return web.json_response({"status": "ok"})

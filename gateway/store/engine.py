@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +26,9 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(gateway_write=True)
+        # SQLite has one writer at a time. Queueing this process's writers here, rather than
+        # in SQLite's busy handler (which sleeps and polls), hands the lock straight on.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -39,11 +44,14 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._writer.begin() as conn:
-                yield conn
-        except (OperationalError, OSError) as exc:
-            raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            try:
+                async with self._writer.begin() as conn:
+                    yield conn
+            except (OperationalError, OSError) as exc:
+                raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
 
     async def ping(self) -> bool:
         try:

@@ -70,11 +70,21 @@ class SubmissionConflict(CallerError):
         self.posted = posted
 
 
-#: Post the submission. ``after_unknown`` is true when an earlier attempt's outcome was
-#: unknown and reconciliation found it had not landed.
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What FNG's state says of an earlier attempt whose answer was lost: it ``landed``
+    (True, with the ``result`` to record), it did not (False), or it cannot tell (None)."""
+
+    landed: bool | None
+    result: bytes | None = None
+
+
+#: Post the submission. ``after_unknown`` is true when an earlier attempt of this same
+#: content has an outcome FNG's state could not tell: if FNG now refuses the submission
+#: as a duplicate, that attempt landed.
 Post = Callable[[bool], Awaitable[Outcome]]
-#: Given the entry's stored expectations, the result to record if it landed, or None.
-Reconcile = Callable[[str], Awaitable[bytes | None]]
+#: Given the entry's stored expectations, whether the earlier attempt landed.
+Reconcile = Callable[[str], Awaitable[Reconciled]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,23 +148,35 @@ class Ledger:
         failing) leaves the lease to lapse, and whoever takes the entry over reconciles."""
         try:
             after_unknown = False
+            same = claim.previous_hash == payload_hash
             if claim.reconcile is not None:
                 try:
-                    landed = await reconcile(claim.reconcile)
+                    found = await reconcile(claim.reconcile)
                 except GatewayError:
                     await self._finish(claim.entry_id, EntryState.UNKNOWN, None)
                     raise
-                if landed is not None:
-                    await self._finish(claim.entry_id, EntryState.POSTED, landed)
-                    if claim.previous_hash != payload_hash:
+                if found.landed:
+                    assert found.result is not None
+                    await self._finish(claim.entry_id, EntryState.POSTED, found.result)
+                    if not same:
                         raise SubmissionConflict(
                             f"submission {key.submission_id} was already posted with "
                             "different content",
                             posted=True,
                         )
-                    return landed
-                after_unknown = True
-                if claim.previous_hash != payload_hash:
+                    return found.result
+                if found.landed is None:
+                    if not same:
+                        # The earlier content may be in FNG: nothing else may take its id.
+                        await self._finish(claim.entry_id, EntryState.UNKNOWN, None)
+                        raise SubmissionConflict(
+                            f"an earlier attempt of submission {key.submission_id} with "
+                            "different content has an unknown outcome; send that content "
+                            "again to settle it",
+                            posted=False,
+                        )
+                    after_unknown = True
+                elif not same:
                     await self._adopt(claim.entry_id, payload_hash, expectations)
             try:
                 outcome = await post(after_unknown)

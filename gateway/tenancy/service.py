@@ -6,8 +6,10 @@ encrypted before they reach the store and never written to the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -202,12 +204,13 @@ class RegistryService:
 
     async def add_account(self, username: str, password: str | None = None) -> CreatedAccount:
         password = password or generate_password()
+        password_hash = await asyncio.to_thread(hash_password, password)
         async with self._store.write() as conn:
             account_id = await _insert(
                 conn,
                 accounts.insert().values(
                     username=username,
-                    password_hash=hash_password(password),
+                    password_hash=password_hash,
                     enabled=True,
                     created_at=datetime.now(UTC),
                 ),
@@ -220,11 +223,12 @@ class RegistryService:
 
     async def set_password(self, username: str, password: str | None = None) -> str:
         password = password or generate_password()
+        password_hash = await asyncio.to_thread(hash_password, password)
         async with self._store.write() as conn:
             result = await conn.execute(
                 accounts.update()
                 .where(accounts.c.username == username)
-                .values(password_hash=hash_password(password))
+                .values(password_hash=password_hash)
             )
             if result.rowcount != 1:
                 raise RegistryError(f"there is no account named {username!r}")
@@ -236,7 +240,7 @@ class RegistryService:
         account_id: int,
         database_id: int,
         interfaces: list[Interface],
-        system_identifiers: list[str] = (),  # type: ignore[assignment]
+        system_identifiers: Sequence[str] = (),
     ) -> None:
         async with self._store.write() as conn:
             for interface in interfaces:

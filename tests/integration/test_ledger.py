@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from gateway.errors import OutcomeUnknown, SubmissionInProgress, UpstreamError
 from gateway.store import Store, create_store
-from gateway.store.ledger import Ledger, LedgerKey, Outcome, SubmissionConflict
+from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
 from gateway.store.migrate import upgrade
 from gateway.store.tables import databases, ledger, schools, vendors
 
@@ -71,6 +71,8 @@ class Fng:
     after_unknown: list[bool] = field(default_factory=list)
     reconciliations: int = 0
     fail_with: Exception | None = None
+    #: FNG's state cannot tell whether a post landed.
+    undetermined: bool = False
 
     async def post(self, after_unknown: bool) -> Outcome:
         self.posts += 1
@@ -84,9 +86,11 @@ class Fng:
         self.landed = True
         return Outcome(b"<ok/>", posted=True)
 
-    async def reconcile(self, expectations: str) -> bytes | None:
+    async def reconcile(self, expectations: str) -> Reconciled:
         self.reconciliations += 1
-        return b"<landed/>" if self.landed else None
+        if self.undetermined:
+            return Reconciled(landed=None)
+        return Reconciled(landed=True, result=b"<landed/>") if self.landed else Reconciled(False)
 
 
 def make_ledger(store: Store, lease: float = 30.0, wait: float = 5.0) -> Ledger:
@@ -157,7 +161,28 @@ class TestUnknownOutcomes:
             await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
         fng.landed = False  # FNG never committed it
         assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert fng.after_unknown == [False, False]
+
+    async def test_undetermined_same_content_is_posted_as_a_possible_duplicate(
+        self, store: Store
+    ) -> None:
+        """When FNG's state cannot tell, the same content is posted again, flagged so that a
+        duplicate refusal from FNG counts as the earlier attempt having landed."""
+        fng = Fng(fail_with=OutcomeUnknown("no answer"), undetermined=True)
+        with pytest.raises(OutcomeUnknown):
+            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
         assert fng.after_unknown == [False, True]
+
+    async def test_undetermined_other_content_is_refused(self, store: Store) -> None:
+        fng = Fng(fail_with=OutcomeUnknown("no answer"), undetermined=True)
+        with pytest.raises(OutcomeUnknown):
+            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
+        with pytest.raises(SubmissionConflict, match="unknown outcome"):
+            await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile)
+        assert fng.posts == 1
+        # The entry is still unknown: the earlier content settles it.
+        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
 
     async def test_lost_answer_then_other_content(self, store: Store) -> None:
         """The earlier content landed, so the new content under its id is refused."""

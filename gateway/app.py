@@ -7,13 +7,16 @@ services built on them. Handlers reach them through typed application keys.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import aiohttp
 from aiocache.base import BaseCache
 from aiohttp import web
 
+from gateway.budget.documents import CHART_SCHEMA, IMPORT_SCHEMA, RESULT_SCHEMA, YEARS_SCHEMA
+from gateway.budget.service import BudgetService
+from gateway.budget.soap import budget_soap_service
 from gateway.config import Settings
 from gateway.ejournal.service import EJournalService
 from gateway.ejournal.soap import ejournal_soap_service
@@ -25,7 +28,7 @@ from gateway.soap.middleware import error_responses, request_context
 from gateway.soap.security import Credentials
 from gateway.soap.service import SoapService, service_routes
 from gateway.store import Store, create_store
-from gateway.store.cache import CACHE_ERRORS, create_cache
+from gateway.store.cache import CACHE_ERRORS, ReadThrough, create_cache
 from gateway.store.ledger import Ledger
 from gateway.store.migrate import upgrade
 from gateway.tenancy.model import Caller, Interface
@@ -45,11 +48,16 @@ REGISTRY: Final = web.AppKey("registry", Registry)
 LEDGER: Final = web.AppKey("ledger", Ledger)
 FNG: Final = web.AppKey("fng", FngClient)
 EJOURNAL: Final = web.AppKey("ejournal", SoapService[Any])
+BUDGET: Final = web.AppKey("budget", SoapService[Any])
 
 SCHEMA_NAMES: Final = (
     "ejournal/ControlAccounts.xsd",
     "ejournal/Banks.xsd",
     "ejournal/Results.xsd",
+    CHART_SCHEMA,
+    YEARS_SCHEMA,
+    IMPORT_SCHEMA,
+    RESULT_SCHEMA,
 )
 
 
@@ -115,19 +123,28 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     fng = FngClient(app[SESSION], app[TOKENS], settings.fng)
     app[FNG] = fng
 
-    async def authenticate_ejournal(credentials: Credentials) -> Caller:
-        caller = await registry.authenticate(
-            credentials.username,
-            credentials.password,
-            credentials.database_key,
-            Interface.EJOURNAL,
-        )
-        context.school.set(f"{caller.target.la_number}/{caller.target.establishment_number}")
-        return caller
+    def authenticator(interface: Interface) -> Callable[[Credentials], Awaitable[Caller]]:
+        async def authenticate(credentials: Credentials) -> Caller:
+            caller = await registry.authenticate(
+                credentials.username, credentials.password, credentials.database_key, interface
+            )
+            target = caller.target
+            context.school.set(f"{target.la_number}/{target.establishment_number}")
+            return caller
+
+        return authenticate
 
     app[EJOURNAL] = ejournal_soap_service(
         EJournalService(fng, ledger, app[SCHEMAS], limits),
-        authenticate_ejournal,
+        authenticator(Interface.EJOURNAL),
+        schemas_dir=shipped_schemas_dir(),
+        limits=limits,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    reads = ReadThrough(app[CACHE], ttl=settings.budget.cache_seconds, namespace="budget")
+    app[BUDGET] = budget_soap_service(
+        BudgetService(fng, ledger, app[SCHEMAS], limits, reads),
+        authenticator(Interface.BUDGET),
         schemas_dir=shipped_schemas_dir(),
         limits=limits,
         trusted_proxies=settings.trusted_proxies,
@@ -143,10 +160,20 @@ def create_app(settings: Settings, *, box: SecretBox | None = None) -> web.Appli
     )
     app[SETTINGS] = settings
     app[BOX] = box or SecretBox.from_sources(settings.master_keys, settings.master_keys_file)
-    app[SCHEMAS] = SchemaRegistry(shipped_schemas_dir(), SCHEMA_NAMES)
+    budget = settings.budget
+    app[SCHEMAS] = SchemaRegistry(
+        shipped_schemas_dir(),
+        SCHEMA_NAMES,
+        overrides={
+            CHART_SCHEMA: budget.chart_schema,
+            YEARS_SCHEMA: budget.years_schema,
+            IMPORT_SCHEMA: budget.import_schema,
+        },
+    )
     health = Health()
     app[HEALTH] = health
     app.router.add_routes(health.routes())
     app.router.add_routes(service_routes("ejournal", EJOURNAL))
+    app.router.add_routes(service_routes("budget", BUDGET))
     app.cleanup_ctx.extend([_store_ctx, _client_ctx, _services_ctx])
     return app

@@ -244,7 +244,10 @@ async def _sandbox(args: argparse.Namespace) -> int:
         info = {
             "gateway_url": gateway_url,
             "sandbox_url": sandbox_url,
-            "wsdl": {"ejournal": f"{gateway_url}/soap/ejournal?wsdl"},
+            "wsdl": {
+                "ejournal": f"{gateway_url}/soap/ejournal?wsdl",
+                "budget": f"{gateway_url}/soap/budget?wsdl",
+            },
             **registered.info(demo),
         }
         if args.info_file:
@@ -274,6 +277,7 @@ def _url_host(host: str) -> str:
 def _print_welcome(info: dict[str, Any]) -> None:
     school = info["schools"][0]
     system = info["payment_system"]
+    budget = info["budget"]
     codes = "\n".join(
         f"    {label:<16} {', '.join(system[key])}"
         for label, key in (
@@ -287,12 +291,17 @@ def _print_welcome(info: dict[str, Any]) -> None:
     print(
         "\nfng-gateway is running with its sandbox (SIMS ID and FNG stand-ins) and a demo school."
         f"\n\n  E-Journal WSDL    {info['wsdl']['ejournal']}"
+        f"\n  Budget WSDL       {info['wsdl']['budget']}"
         f"\n  Username          {info['account']['username']}"
         f"\n  Password          {info['account']['password']}"
         f"\n  Database key      {school['database_key']}"
         f"\n  School            {school['name']} ({school['la_number']}/"
         f"{school['establishment_number']}), {school['database']}"
         f"\n  Payment system    {system['system_identifier']}, with these codes mapped:\n{codes}"
+        f"\n  Budget planning   years {', '.join(budget['financial_years'])} "
+        f"(open: {budget['open_year']}); ledger codes "
+        f"{', '.join(sorted({item['ledger_code'] for item in budget['fund_allocations']}))}; "
+        f"cost centres {', '.join(budget['cost_centres'])}"
         f"\n  Sandbox           {info['sandbox_url']}/_sandbox/stats"
         "\n\nSend Username, Password and Database in the SOAP AuthHeader of each call."
         "\nStop with Ctrl-C; the demo data lives as long as this process.\n",

@@ -40,6 +40,9 @@ class FngPaths(_Section):
     get_banks: str = "/api/JournalInterface/GetBanks"
     post_journals: str = "/api/JournalInterface/PostJournals"
     post_audit_message: str = "/api/JournalInterface/PostAuditMessage"
+    export_gl_account: str = "/api/BudgetInterface/ExportGlAccount"
+    export_financial_years: str = "/api/BudgetInterface/ExportFinancialYears"
+    import_budget: str = "/api/BudgetInterface/ImportBudget"
 
 
 class FngHeaders(_Section):
@@ -77,6 +80,15 @@ class LedgerSettings(_Section):
     lease_seconds: float = Field(90.0, gt=0)
 
 
+class BudgetSettings(_Section):
+    #: How long a database's chart of accounts and financial years are reused.
+    cache_seconds: float = Field(300.0, ge=0)
+    #: Official schemas, when an operator has them, used instead of the gateway's own.
+    chart_schema: Path | None = None
+    years_schema: Path | None = None
+    import_schema: Path | None = None
+
+
 class AuthSettings(_Section):
     credential_cache_seconds: float = Field(60.0, ge=0)
     registry_cache_seconds: float = Field(5.0, ge=0)
@@ -105,6 +117,7 @@ class Settings(BaseSettings):
     fng: FngSettings = FngSettings()
     simsid: SimsIdSettings = SimsIdSettings()
     ledger: LedgerSettings = LedgerSettings()
+    budget: BudgetSettings = BudgetSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod

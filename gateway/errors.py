@@ -17,6 +17,7 @@ faults in the caller's SOAP version or into HTTP problems.
     │   │   └── BodyTimeout              the body did not arrive in time
     │   ├── AuthenticationFailed         bad credentials, unknown key, or a key not granted
     │   ├── NotPermitted                 authenticated, but not for this interface or system
+    │   ├── NotFound                     what was asked for does not exist (a financial year)
     │   ├── TooManyAttempts              brute-force protection
     │   └── SubmissionInProgress         a concurrent duplicate that did not finish in time
     └── ServiceError                     the gateway or FNG is at fault (SOAP Server / Receiver)
@@ -106,6 +107,12 @@ class NotPermitted(CallerError):
     exception_type = "AuthorizationException"
     code = "NOT_PERMITTED"
     http_status = 403
+
+
+class NotFound(CallerError):
+    exception_type = "NotFoundException"
+    code = "NOT_FOUND"
+    http_status = 404
 
 
 class TooManyAttempts(CallerError):

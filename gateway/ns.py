@@ -23,3 +23,4 @@ PROBLEM: Final = "urn:ietf:rfc:7807"
 #: The gateway's own namespaces: its fault details and each legacy service it offers.
 FAULT: Final = "urn:fng-gateway:fault"
 EJOURNAL: Final = "urn:fng-gateway:ejournal"
+BUDGET: Final = "urn:fng-gateway:budget"

@@ -48,6 +48,16 @@ class Registered:
                 "charge_codes": list(demo.charge_codes),
                 "charge_vat_codes": list(demo.charge_vat_codes),
             },
+            "budget": {
+                "financial_years": list(demo.financial_years),
+                "open_year": demo.open_year,
+                "closed_year": demo.closed_year,
+                "fund_allocations": [
+                    {"ledger_code": ledger, "fund_code": fund, "cfr_code": cfr}
+                    for ledger, fund, cfr in demo.fund_allocations
+                ],
+                "cost_centres": list(demo.cost_centres),
+            },
         }
 
 
@@ -73,7 +83,10 @@ async def register_demo(
     )
     account = await service.add_account(username)
     await service.grant(
-        account.account_id, database.database_id, [Interface.EJOURNAL], [demo.system_identifier]
+        account.account_id,
+        database.database_id,
+        [Interface.EJOURNAL, Interface.BUDGET],
+        [demo.system_identifier],
     )
     return Registered(
         vendor_id=vendor_id,

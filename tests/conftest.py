@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from gateway.app import STORE, create_app
 from gateway.config import Settings
 from gateway.quickstart import Registered, register_demo
 from gateway.sandbox import DemoSeed, SandboxState, create_sandbox_app, seed_demo
+from gateway.sandbox.demo import seed_budget_planning
 from gateway.tenancy.model import AuthMethod, Interface
 from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import RegistryService
@@ -226,6 +228,7 @@ async def add_school(
         fng_key=fng_key,
         partner_key=partner_key,
     )
+    await seed_budget_planning(sandbox.state, database_id, date.today())
     demo = sandbox.demo
     await sandbox.state.add_payment_system(
         database_id,
@@ -258,5 +261,7 @@ async def add_school(
         partner_key=partner_key,
     )
     account = await registry.add_account(username or f"account-{client_id}")
-    await registry.grant(account.account_id, database.database_id, [Interface.EJOURNAL], ["TPPCS"])
+    await registry.grant(
+        account.account_id, database.database_id, [Interface.EJOURNAL, Interface.BUDGET], ["TPPCS"]
+    )
     return Auth(username or f"account-{client_id}", account.password, database.partner_key)

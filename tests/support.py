@@ -152,9 +152,9 @@ class Auth:
     database: str
 
 
-def auth_header(auth: Auth) -> str:
+def auth_header(auth: Auth, namespace: str = ns.EJOURNAL) -> str:
     return (
-        f'<AuthHeader xmlns="{ns.EJOURNAL}"><Username>{escape(auth.username)}</Username>'
+        f'<AuthHeader xmlns="{namespace}"><Username>{escape(auth.username)}</Username>'
         f"<Password>{escape(auth.password)}</Password>"
         f"<Database>{escape(auth.database)}</Database></AuthHeader>"
     )
@@ -234,8 +234,9 @@ async def soap_call(
     version: str = "1.1",
     action: str | None = None,
     headers: dict[str, str] | None = None,
+    namespace: str = ns.EJOURNAL,
 ) -> SoapAnswer:
-    data = envelope(body, auth_header(auth) if auth else "", version).encode()
+    data = envelope(body, auth_header(auth, namespace) if auth else "", version).encode()
     sent = dict(headers or {})
     if version == "1.1":
         sent.setdefault("Content-Type", "text/xml; charset=utf-8")

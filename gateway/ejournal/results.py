@@ -5,37 +5,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import ClassVar, Final
 
 from lxml import etree
+
+from gateway.soap.results import ResultError, result_document
 
 RESULTS_SCHEMA: Final = "ejournal/Results.xsd"
 BANKS_SCHEMA: Final = "ejournal/Banks.xsd"
 
 
 @dataclass(frozen=True, slots=True)
-class JournalError:
-    code: str
-    message: str
+class JournalError(ResultError):
     bank: str | None = None
     section: str | None = None
     transaction_id: str | None = None
     expected: str | None = None
     sent: str | None = None
 
-    def element(self) -> etree._Element:
-        error = etree.Element("Error", code=self.code)
-        for name, value in (
-            ("bank", self.bank),
-            ("section", self.section),
-            ("transactionId", self.transaction_id),
-            ("expected", self.expected),
-            ("sent", self.sent),
-        ):
-            if value is not None:
-                error.set(name, value)
-        error.text = self.message
-        return error
+    ATTRIBUTES: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("bank", "bank"),
+        ("section", "section"),
+        ("transaction_id", "transactionId"),
+        ("expected", "expected"),
+        ("sent", "sent"),
+    )
 
 
 def journal_result(
@@ -46,25 +40,18 @@ def journal_result(
     submission_id: str | None = None,
     lines: int | None = None,
 ) -> bytes:
-    root = etree.Element("JournalResult", isSuccess="true" if success else "false")
-    if system_identifier is not None:
-        root.set("systemIdentifier", system_identifier)
-    if submission_id is not None:
-        root.set("submissionID", submission_id)
-    if lines is not None:
-        root.set("transactionLineCount", str(lines))
-    if errors:
-        holder = etree.SubElement(root, "Errors")
-        holder.extend(error.element() for error in errors)
-    return etree.tostring(root, encoding="utf-8")
+    return result_document(
+        "JournalResult",
+        success,
+        errors,
+        systemIdentifier=system_identifier,
+        submissionID=submission_id,
+        transactionLineCount=None if lines is None else str(lines),
+    )
 
 
 def audit_result(success: bool, errors: Sequence[JournalError] = ()) -> bytes:
-    root = etree.Element("AuditResult", isSuccess="true" if success else "false")
-    if errors:
-        holder = etree.SubElement(root, "Errors")
-        holder.extend(error.element() for error in errors)
-    return etree.tostring(root, encoding="utf-8")
+    return result_document("AuditResult", success, errors)
 
 
 def empty_banks(system_identifier: str, now: datetime) -> bytes:

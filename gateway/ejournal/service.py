@@ -24,12 +24,12 @@ from gateway.errors import (
     OutcomeUnknown,
     ReconciliationFailed,
     UpstreamError,
-    XmlRejected,
 )
 from gateway.fng import FngClient, FngResponse
+from gateway.fng.documents import answer_document
 from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
 from gateway.tenancy.model import Caller, Interface
-from gateway.xmlsafe import Limits, SchemaRegistry, parse
+from gateway.xmlsafe import Limits, SchemaRegistry
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,7 @@ class EJournalService:
             )
 
     def _document(self, response: FngResponse, schema: str, what: str) -> etree._Element:
-        """FNG's XML answer, parsed and checked, or an upstream error."""
-        try:
-            root = parse(response.body, self._limits)
-        except XmlRejected as exc:
-            raise UpstreamError(
-                f"FNG answered {what} with a broken document: {exc.message}"
-            ) from None
-        issues = self._schemas.issues(schema, root)
-        if issues:
-            raise UpstreamError(f"FNG answered {what} with an unexpected document: {issues[0]}")
-        return root
+        return answer_document(response, self._schemas, schema, self._limits, what)
 
     async def get_banks(self, caller: Caller, system_identifier: str) -> tuple[bytes, bool]:
         """The Banks document and isSuccess (false when FNG does not know the system)."""

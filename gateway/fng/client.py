@@ -81,6 +81,16 @@ class FngClient:
     async def post_audit_message(self, target: DatabaseTarget, document: bytes) -> FngResponse:
         return await self._write(target, self._settings.paths.post_audit_message, document)
 
+    async def export_gl_account(self, target: DatabaseTarget, date: str) -> FngResponse:
+        """The chart of accounts of the financial year containing ``date`` (dd/MM/yyyy)."""
+        return await self._read(target, self._settings.paths.export_gl_account, {"date": date})
+
+    async def export_financial_years(self, target: DatabaseTarget) -> FngResponse:
+        return await self._read(target, self._settings.paths.export_financial_years, {})
+
+    async def import_budget(self, target: DatabaseTarget, document: bytes) -> FngResponse:
+        return await self._write(target, self._settings.paths.import_budget, document)
+
     async def _read(self, target: DatabaseTarget, path: str, params: dict[str, str]) -> FngResponse:
         attempts = self._settings.read_retries + 1
         for attempt in range(attempts):

@@ -1,7 +1,8 @@
 """The shipped stand-in for SIMS ID and FNG.
 
 A SIMS ID that issues real RS256 tokens by the client credentials grant, and an FNG that
-checks them and both database keys on every call and enforces FMS 6's journal rules
+checks them and both database keys on every call, enforces FMS 6's journal rules, and
+exports charts of accounts and financial years and imports budgets by FMS 6's checks,
 against state kept in SQLite. Fault switches and counters let tests prove the gateway's
 behaviour end to end. It is also the quick start, and the sandbox integrators lack.
 

@@ -13,7 +13,7 @@ from gateway.xmlsafe import SchemaRegistry, shipped_schemas_dir
 #: The largest request body accepted (journals can be long).
 MAX_BODY = 32 * 1024 * 1024
 
-SCHEMA_NAMES = ("ejournal/ControlAccounts.xsd",)
+SCHEMA_NAMES = ("ejournal/ControlAccounts.xsd", "budget/BudgetImport.xsd")
 
 
 def create_sandbox_app(

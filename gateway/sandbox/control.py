@@ -10,6 +10,7 @@ inject faults, revoke tokens, change the token lifetime, and observe what was po
 ``GET /_sandbox/stats``                    counters; ``POST /_sandbox/stats/reset`` zeroes them
 ``GET /_sandbox/journals``                 posted submissions with their lines
 ``GET /_sandbox/audit-messages``           audit notes received
+``GET /_sandbox/budgets``                  imported budgets with their allocations
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ async def get_audit_messages(request: web.Request) -> web.Response:
     return web.json_response(await request.app[SANDBOX_STATE].audit_messages())
 
 
+async def get_budgets(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[SANDBOX_STATE].budgets())
+
+
 def add_routes(app: web.Application, prefix: str = "/_sandbox") -> None:
     router = app.router
     router.add_get(f"{prefix}/faults", get_faults, allow_head=False)
@@ -110,3 +115,4 @@ def add_routes(app: web.Application, prefix: str = "/_sandbox") -> None:
     router.add_post(f"{prefix}/stats/reset", reset_stats)
     router.add_get(f"{prefix}/journals", get_journals, allow_head=False)
     router.add_get(f"{prefix}/audit-messages", get_audit_messages, allow_head=False)
+    router.add_get(f"{prefix}/budgets", get_budgets, allow_head=False)

@@ -1,15 +1,21 @@
-"""The demo: a school database whose payment system fits FMS's published sample journal.
+"""The demo: a school database whose payment system fits FMS's published sample journal,
+and whose budget planning set-up a budget tool can work with.
 
 It is what the quick start runs against. Its keys and client secret are generated once,
-kept in the sandbox's state, and returned unchanged every time after.
+kept in the sandbox's state, and returned unchanged every time after. Its two financial
+years are those around the day it is first seeded: UK school years run April to March;
+the current one is open from the current month's period, the previous one is closed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Final
+from datetime import date
+from typing import Any, Final
 
+from gateway.sandbox.budget import Fund, LedgerCode, period_of
 from gateway.sandbox.state import SandboxState, new_guid, new_secret
 
 _SETTING: Final = "demo"
@@ -41,8 +47,83 @@ DEMO_MAPPINGS: Final[dict[str, dict[str, str]]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class DemoLedgerCode:
+    """A ledger code of the demo's chart of accounts (the same in both years)."""
+
+    ledger_type: str
+    code: str
+    description: str
+    #: Fund code → CFR code.
+    funds: Mapping[str, str]
+    group: str
+    short_code: str
+    normal_vat: str
+    services: bool = False
+
+
+DEMO_CHART: Final = (
+    DemoLedgerCode("EX", "5004", "Teaching staff", {"01": "E01"}, "Employees", "TEACH", "Z"),
+    DemoLedgerCode("EX", "5100", "Supply staff", {"01": "E02"}, "Employees", "SUPPLY", "Z"),
+    DemoLedgerCode(
+        "EX",
+        "5300",
+        "Learning resources",
+        {"01": "E19", "02": "E19"},
+        "Supplies and services",
+        "LEARNRES",
+        "S",
+    ),
+    DemoLedgerCode("EX", "5500", "Energy", {"01": "E16"}, "Premises", "ENERGY", "S"),
+    DemoLedgerCode(
+        "ES",
+        "5610",
+        "Curriculum consultancy",
+        {"01": "E27"},
+        "Bought-in services",
+        "CONSULT",
+        "S",
+        services=True,
+    ),
+    DemoLedgerCode(
+        "ES",
+        "5620",
+        "Payroll and HR services",
+        {"01": "E28"},
+        "Bought-in services",
+        "PAYHR",
+        "S",
+        services=True,
+    ),
+    DemoLedgerCode(
+        "IN", "1000", "Funds delegated by the LA", {"01": "I01"}, "Income", "DELEG", "Z"
+    ),
+    DemoLedgerCode("IN", "1100", "Pupil premium", {"01": "I05"}, "Income", "PUPPREM", "Z"),
+    DemoLedgerCode("IN", "1400", "Catering income", {"02": "I08"}, "Income", "CATERING", "S"),
+)
+
+#: Cost centre code → description.
+DEMO_COST_CENTRES: Final[dict[str, str]] = {
+    "ADM": "Administration",
+    "ENG": "English",
+    "MAT": "Mathematics",
+    "SEN": "Special educational needs",
+}
+
+
+def financial_year_start(day: date) -> date:
+    """The 1 April that begins the UK financial year holding ``day``."""
+    return date(day.year if day.month >= 4 else day.year - 1, 4, 1)
+
+
+def year_description(start: date) -> str:
+    """``2026/27`` for the year beginning in April 2026."""
+    return f"{start.year}/{(start.year + 1) % 100:02d}"
+
+
+@dataclass(frozen=True, slots=True)
 class DemoSeed:
-    """Everything needed to use the demo: SIMS ID credentials, keys, and mapped codes."""
+    """Everything needed to use the demo: SIMS ID credentials, keys, mapped codes, and
+    the budget planning set-up (years, chart of accounts, cost centres)."""
 
     client_id: str
     client_secret: str
@@ -50,6 +131,10 @@ class DemoSeed:
     partner_key: str
     database_id: int
     payment_system_id: int
+    #: Year descriptions, the current (open) year first.
+    financial_years: tuple[str, ...]
+    open_year: str
+    closed_year: str
     database_name: str = DEMO_DATABASE
     school_name: str = DEMO_SCHOOL
     la_number: str = DEMO_LA_NUMBER
@@ -63,6 +148,13 @@ class DemoSeed:
     charge_vat_codes: tuple[str, ...] = tuple(DEMO_MAPPINGS["charge_vat"])
     surcharge_codes: tuple[str, ...] = tuple(DEMO_MAPPINGS["surcharge"])
     surcharge_vat_codes: tuple[str, ...] = tuple(DEMO_MAPPINGS["surcharge_vat"])
+    ledger_codes: tuple[str, ...] = tuple(entry.code for entry in DEMO_CHART)
+    funds: tuple[str, ...] = tuple(sorted({fund for entry in DEMO_CHART for fund in entry.funds}))
+    cost_centres: tuple[str, ...] = tuple(DEMO_COST_CENTRES)
+    #: Every valid (ledger code, fund code, CFR code) of the chart, to build budgets with.
+    fund_allocations: tuple[tuple[str, str, str], ...] = tuple(
+        (entry.code, fund, cfr) for entry in DEMO_CHART for fund, cfr in entry.funds.items()
+    )
 
 
 _STORED: Final = (
@@ -72,14 +164,27 @@ _STORED: Final = (
     "partner_key",
     "database_id",
     "payment_system_id",
+    "financial_years",
+    "open_year",
+    "closed_year",
 )
+_BUDGET_PLANNING: Final = ("financial_years", "open_year", "closed_year")
 
 
-async def seed_demo(state: SandboxState) -> DemoSeed:
-    """Create the demo if the state has none; return it either way."""
+async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSeed:
+    """Create the demo if the state has none; return it either way.
+
+    ``today`` (by default the local date) places the financial years. A demo seeded
+    before the sandbox knew budget planning gains its years, chart and cost centres.
+    """
+    today = today or date.today()
     stored = await state.get_setting(_SETTING)
     if stored is not None:
-        data = json.loads(stored)
+        data: dict[str, Any] = json.loads(stored)
+        if not all(name in data for name in _BUDGET_PLANNING):
+            data.update(await seed_budget_planning(state, data["database_id"], today))
+            await state.put_setting(_SETTING, json.dumps(data))
+        data["financial_years"] = tuple(data["financial_years"])
         return DemoSeed(**{name: data[name] for name in _STORED})
     secret = new_secret()
     fng_key, partner_key = new_guid(), new_guid()
@@ -96,6 +201,7 @@ async def seed_demo(state: SandboxState) -> DemoSeed:
     payment_system_id = await state.add_payment_system(
         database_id, DEMO_SYSTEM_IDENTIFIER, DEMO_PAYMENT_SYSTEM, DEMO_MAPPINGS
     )
+    planning = await seed_budget_planning(state, database_id, today)
     seed = DemoSeed(
         client_id=DEMO_CLIENT_ID,
         client_secret=secret,
@@ -103,6 +209,48 @@ async def seed_demo(state: SandboxState) -> DemoSeed:
         partner_key=partner_key,
         database_id=database_id,
         payment_system_id=payment_system_id,
+        financial_years=tuple(planning["financial_years"]),
+        open_year=planning["open_year"],
+        closed_year=planning["closed_year"],
     )
     await state.put_setting(_SETTING, json.dumps({name: asdict(seed)[name] for name in _STORED}))
     return seed
+
+
+async def seed_budget_planning(
+    state: SandboxState, database_id: int, today: date
+) -> dict[str, Any]:
+    """Two financial years around ``today``, the chart in both, and the cost centres."""
+    current = financial_year_start(today)
+    previous = date(current.year - 1, 4, 1)
+    open_year, closed_year = year_description(current), year_description(previous)
+    await state.add_financial_year(database_id, closed_year, previous, closed=True)
+    await state.add_financial_year(
+        database_id,
+        open_year,
+        current,
+        closed=False,
+        lowest_open_period=period_of(current, today),
+    )
+    chart = [
+        LedgerCode(
+            ledger_type=entry.ledger_type,
+            code=entry.code,
+            description=entry.description,
+            group=entry.group,
+            short_code=entry.short_code,
+            normal_profile="Twelfths",
+            normal_vat=entry.normal_vat,
+            services=entry.services,
+            funds=tuple(Fund(fund, cfr) for fund, cfr in entry.funds.items()),
+        )
+        for entry in DEMO_CHART
+    ]
+    for year in (closed_year, open_year):
+        await state.add_chart(database_id, year, chart)
+    await state.add_cost_centres(database_id, DEMO_COST_CENTRES)
+    return {
+        "financial_years": [open_year, closed_year],
+        "open_year": open_year,
+        "closed_year": closed_year,
+    }

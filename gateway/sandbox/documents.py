@@ -20,9 +20,20 @@ PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 FMS_VERSION: Final = "6.93.0-sandbox"
 
 
-def xml_response(root: etree._Element, *, status: int = 200) -> web.Response:
-    body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
-    return web.Response(body=body, status=status, content_type=XML_CONTENT_TYPE, charset="utf-8")
+def xml_response(
+    root: etree._Element, *, status: int = 200, encoding: str = "utf-8"
+) -> web.Response:
+    """An XML document in ``encoding``, with a declaration saying so (characters the
+    encoding lacks are written as character references)."""
+    if encoding == "utf-8":
+        body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    else:
+        # Written by hand, in double quotes as FMS wrote it.
+        declaration = f'<?xml version="1.0" encoding="{encoding}"?>\n'.encode("ascii")
+        serialized = etree.tostring(root, xml_declaration=False, encoding=encoding)
+        assert isinstance(serialized, bytes)  # only encoding="unicode" gives text
+        body = declaration + serialized
+    return web.Response(body=body, status=status, content_type=XML_CONTENT_TYPE, charset=encoding)
 
 
 def problem_text(status: int, detail: str, *, title: str | None = None) -> str:

@@ -1,24 +1,31 @@
-"""FNG's journal interface, as the sandbox emulates it (``schemas/fng/openapi.yaml``).
+"""FNG's journal and budget planning interfaces, as the sandbox emulates them.
 
-Every call is checked as FNG checks it: a SIMS ID bearer token (signature, issuer,
-audience, expiry, not revoked) or 401; then the ``fngapi`` scope, the ``scope`` header and
-the two keys of a database set up for the token's client, or 403. The journal rules are
-FMS 6's, applied by :mod:`gateway.sandbox.journal` inside one database transaction.
+The contract is ``schemas/fng/openapi.yaml``. Every call is checked as FNG checks it: a
+SIMS ID bearer token (signature, issuer, audience, expiry, not revoked) or 401; then the
+``fngapi`` scope, the ``scope`` header and the two keys of a database set up for the
+token's client, or 403. The journal rules are FMS 6's, applied by
+:mod:`gateway.sandbox.journal`, and the Budget Import checks are applied by
+:mod:`gateway.sandbox.budget`, each inside one database transaction.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Final
 
 from aiohttp import web
+from lxml import etree
 
 from gateway.errors import PayloadTooLarge, XmlRejected
-from gateway.sandbox import documents, tokens
+from gateway.sandbox import budget_documents, documents, tokens
 from gateway.sandbox.appkeys import SANDBOX_STATE, SCHEMAS, SIMSID
+from gateway.sandbox.budget import BudgetError, read_budget, serial_number_of
 from gateway.sandbox.journal import RuleError, header_attributes, read_journal
 from gateway.xmlsafe import Limits, parse
 
 CONTROL_ACCOUNTS_XSD: Final = "ejournal/ControlAccounts.xsd"
+BUDGET_IMPORT_XSD: Final = "budget/BudgetImport.xsd"
 AUDIT_MESSAGE_LIMIT: Final = 4000
 
 #: Generous: the sandbox must take whatever a real payment system could send.
@@ -30,6 +37,7 @@ LIMITS: Final = Limits(
 )
 
 _XML_TYPES: Final = frozenset({"application/xml", "text/xml"})
+_QUERY_DATE: Final = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
 
 
 def _refusal(
@@ -87,6 +95,17 @@ async def _xml_body(request: web.Request) -> bytes:
     return await request.read()
 
 
+async def _xml_document(request: web.Request) -> etree._Element:
+    """The request's XML body, parsed safely; 415, 413 or 400 problems otherwise."""
+    body = await _xml_body(request)
+    try:
+        return parse(body, LIMITS)
+    except PayloadTooLarge as exc:
+        raise _refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
+    except XmlRejected as exc:
+        raise _refusal(web.HTTPBadRequest, exc.message) from None
+
+
 async def get_banks(request: web.Request) -> web.Response:
     """``GET /api/JournalInterface/GetBanks?systemIdentifier=…``."""
     state = request.app[SANDBOX_STATE]
@@ -109,13 +128,7 @@ async def post_journals(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
     state.stats.requests["PostJournals"] += 1
     database_id, _ = await _authorize(request)
-    body = await _xml_body(request)
-    try:
-        root = parse(body, LIMITS)
-    except PayloadTooLarge as exc:
-        raise _refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
-    except XmlRejected as exc:
-        raise _refusal(web.HTTPBadRequest, exc.message) from None
+    root = await _xml_document(request)
     system_identifier, submission_id = header_attributes(root)
     issues = request.app[SCHEMAS].issues(CONTROL_ACCOUNTS_XSD, root)
     if issues:
@@ -165,8 +178,71 @@ async def post_audit_message(request: web.Request) -> web.Response:
     return documents.xml_response(documents.audit_result())
 
 
+def _query_date(text: str) -> date | None:
+    """A ``dd/MM/yyyy`` date; None if the text is not one."""
+    if not _QUERY_DATE.fullmatch(text):
+        return None
+    try:
+        return datetime.strptime(text, "%d/%m/%Y").date()
+    except ValueError:
+        return None
+
+
+async def export_gl_account(request: web.Request) -> web.Response:
+    """``GET /api/BudgetInterface/ExportGlAccount?date=dd/MM/yyyy``: a year's chart."""
+    state = request.app[SANDBOX_STATE]
+    state.stats.requests["ExportGlAccount"] += 1
+    database_id, _ = await _authorize(request)
+    text = request.query.get("date", "")
+    day = _query_date(text)
+    if day is None:
+        raise _refusal(web.HTTPBadRequest, f"the date must be dd/MM/yyyy; {text!r} is not")
+    chart = await state.chart(database_id, day)
+    if chart is None:
+        raise _refusal(
+            web.HTTPNotFound, f"no financial year of this database contains {day:%d/%m/%Y}"
+        )
+    return documents.xml_response(
+        budget_documents.chart_document(chart), encoding=budget_documents.CHART_ENCODING
+    )
+
+
+async def export_financial_years(request: web.Request) -> web.Response:
+    """``GET /api/BudgetInterface/ExportFinancialYears``: the years and their periods."""
+    state = request.app[SANDBOX_STATE]
+    state.stats.requests["ExportFinancialYears"] += 1
+    database_id, client_id = await _authorize(request)
+    found = await state.financial_years(database_id)
+    return documents.xml_response(budget_documents.fiscal_year_document(found, user=client_id))
+
+
+async def import_budget(request: web.Request) -> web.Response:
+    """``POST /api/BudgetInterface/ImportBudget`` with a budget ``Message`` document."""
+    state = request.app[SANDBOX_STATE]
+    state.stats.requests["ImportBudget"] += 1
+    database_id, client_id = await _authorize(request)
+    root = await _xml_document(request)
+    issues = request.app[SCHEMAS].issues(BUDGET_IMPORT_XSD, root)
+    if issues:
+        errors = [BudgetError("SCHEMA", f"The document breaks the schema at {i}.") for i in issues]
+        result = budget_documents.budget_result(
+            success=False, serial_number=serial_number_of(root), errors=errors
+        )
+        return documents.xml_response(result)
+    budget = read_budget(root)
+    outcome = await state.import_budget(database_id, client_id, budget)
+    result = budget_documents.budget_result(
+        success=outcome.imported, serial_number=budget.serial_number, errors=outcome.errors
+    )
+    return documents.xml_response(result)
+
+
 def add_routes(app: web.Application, prefix: str = "/fng") -> None:
     base = f"{prefix}/api/JournalInterface"
     app.router.add_get(f"{base}/GetBanks", get_banks, allow_head=False)
     app.router.add_post(f"{base}/PostJournals", post_journals)
     app.router.add_post(f"{base}/PostAuditMessage", post_audit_message)
+    base = f"{prefix}/api/BudgetInterface"
+    app.router.add_get(f"{base}/ExportGlAccount", export_gl_account, allow_head=False)
+    app.router.add_get(f"{base}/ExportFinancialYears", export_financial_years, allow_head=False)
+    app.router.add_post(f"{base}/ImportBudget", import_budget)

@@ -2,9 +2,10 @@
 
 State lives in SQLite through SQLAlchemy Core (aiosqlite). Writes are serialized twice:
 by a lock within the process and by ``BEGIN IMMEDIATE`` in the database, so two
-journals can never be checked against the same ledger and both be posted, even by two
-sandbox processes sharing a file. An in-memory database is one connection shared by the
-whole process, so there every read takes the lock too.
+journals can never be checked against the same ledger and both be posted, nor two
+budgets with one serial number both be imported, even by two sandbox processes sharing
+a file. An in-memory database is one connection shared by the whole process, so there
+every read takes the lock too.
 
 The request counters of :class:`SandboxStats` are kept in memory: they observe traffic,
 and a restart begins them again at zero.
@@ -17,22 +18,46 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 
 import sqlalchemy as sa
 from joserfc.jwk import RSAKey
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.sandbox import ledger, tokens
+from gateway.sandbox import ledger, planning, tokens
 from gateway.sandbox import tables as t
+from gateway.sandbox.budget import (
+    ALL_CLOSED,
+    LEDGER_TYPES,
+    Budget,
+    BudgetError,
+    Chart,
+    CostCentre,
+    FiscalYears,
+    Fund,
+    LedgerCode,
+    collapse,
+)
+from gateway.sandbox.budget import check as check_budget
 from gateway.sandbox.engine import create_engine, load_or_create_signing_key
 from gateway.sandbox.journal import MAPPING_KINDS, BankLedger, Journal, RuleError, check
 
 #: The FNG calls the sandbox counts.
-OPERATIONS: Final = ("GetBanks", "PostJournals", "PostAuditMessage")
+OPERATIONS: Final = (
+    "GetBanks",
+    "PostJournals",
+    "PostAuditMessage",
+    "ExportGlAccount",
+    "ExportFinancialYears",
+    "ImportBudget",
+)
+
+#: The longest code FMS keeps (ledger, fund, CFR and cost-centre codes).
+CODE_LENGTH: Final = 20
 
 
 @dataclass(slots=True)
@@ -45,11 +70,13 @@ class SandboxStats:
     posted_submissions: int = 0
     journal_lines: int = 0
     audit_messages: int = 0
+    budgets_imported: int = 0
 
     def reset(self) -> None:
         self.token_requests = self.tokens_issued = 0
         self.requests = dict.fromkeys(OPERATIONS, 0)
         self.posted_submissions = self.journal_lines = self.audit_messages = 0
+        self.budgets_imported = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +86,7 @@ class SandboxStats:
             "posted_submissions": self.posted_submissions,
             "journal_lines": self.journal_lines,
             "audit_messages": self.audit_messages,
+            "budgets_imported": self.budgets_imported,
         }
 
 
@@ -70,6 +98,17 @@ class PostOutcome:
 
     @property
     def posted(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """The result of importing a budget: the broken rules, or nothing when it was imported."""
+
+    errors: tuple[BudgetError, ...]
+
+    @property
+    def imported(self) -> bool:
         return not self.errors
 
 
@@ -239,6 +278,94 @@ class SandboxState:
                 await conn.execute(sa.insert(t.bank_ledgers), banks)
         return ps_id
 
+    # -- budget planning set-up --------------------------------------------------------
+
+    async def add_financial_year(
+        self,
+        database_id: int,
+        description: str,
+        start: date,
+        *,
+        closed: bool,
+        lowest_open_period: int = 1,
+    ) -> int:
+        """Add a year of twelve monthly periods from ``start`` (the first of a month).
+
+        A closed year has every period closed (LowestOpenPeriod 13); an open one has the
+        periods before ``lowest_open_period`` closed. Returns the FinancialYearID.
+        """
+        if not 1 <= len(description) <= 9 or description != collapse(description):
+            raise ValueError("a year description has 1 to 9 characters, such as 2026/27")
+        if start.day != 1:
+            raise ValueError("a financial year starts on the first of a month")
+        if not 1 <= lowest_open_period <= 12:
+            raise ValueError("the lowest open period of an open year is 1 to 12")
+        async with self._write() as conn:
+            return await planning.add_year(
+                conn,
+                database_id,
+                description,
+                start,
+                ALL_CLOSED if closed else lowest_open_period,
+                closed=closed,
+            )
+
+    async def add_ledger_code(
+        self,
+        database_id: int,
+        year_description: str,
+        ledger_type: str,
+        code: str,
+        description: str,
+        funds: Mapping[str, str],
+        *,
+        group: str = "",
+        short_code: str = "",
+        normal_profile: str = "Twelfths",
+        normal_vat: str = "",
+        services: bool = False,
+    ) -> None:
+        """Add a ledger code to a year's chart, with its funds (fund code → CFR code)."""
+        entry = LedgerCode(
+            ledger_type=ledger_type,
+            code=code,
+            description=description,
+            group=group,
+            short_code=short_code,
+            normal_profile=normal_profile,
+            normal_vat=normal_vat,
+            services=services,
+            funds=tuple(Fund(fund_code, cfr_code) for fund_code, cfr_code in funds.items()),
+        )
+        await self.add_chart(database_id, year_description, [entry])
+
+    async def add_chart(
+        self, database_id: int, year_description: str, entries: Iterable[LedgerCode]
+    ) -> None:
+        """Add ledger codes to a year's chart at once (all of them, or none)."""
+        entries = list(entries)
+        for entry in entries:
+            if entry.ledger_type not in LEDGER_TYPES:
+                raise ValueError(f"a ledger type is one of {', '.join(LEDGER_TYPES)}")
+            _require_code(entry.code, "a ledger code")
+            for fund in entry.funds:
+                _require_code(fund.fund_code, "a fund code")
+                _require_code(fund.cfr_code, "a CFR code")
+        async with self._write() as conn:
+            await planning.add_ledger_codes(conn, database_id, year_description, entries)
+
+    async def add_cost_centre(self, database_id: int, code: str, description: str) -> None:
+        await self.add_cost_centres(database_id, {code: description})
+
+    async def add_cost_centres(self, database_id: int, centres: Mapping[str, str]) -> None:
+        """Add cost centres (code → description) at once (all of them, or none)."""
+        for code in centres:
+            _require_code(code, "a cost centre code")
+        async with self._write() as conn:
+            await planning.add_cost_centres(
+                conn, database_id, [CostCentre(code, text) for code, text in centres.items()]
+            )
+
     # -- SIMS ID -----------------------------------------------------------------------
 
     @property
@@ -407,6 +534,47 @@ class SandboxState:
             )
         self.stats.audit_messages += 1
 
+    async def financial_years(self, database_id: int) -> FiscalYears:
+        """The database's school and financial years, read at one moment."""
+        async with self._read() as conn:
+            school = await planning.school(conn, database_id)
+            years = await planning.years(conn, database_id)
+        if school is None:
+            raise LookupError(f"no database {database_id}")
+        return FiscalYears(school, years)
+
+    async def chart(self, database_id: int, day: date) -> Chart | None:
+        """The chart of accounts of the year that contains ``day``; None if no year does."""
+        async with self._read() as conn:
+            school = await planning.school(conn, database_id)
+            if school is None:
+                raise LookupError(f"no database {database_id}")
+            year = next(
+                (y for y in await planning.years(conn, database_id) if y.contains(day)), None
+            )
+            if year is None:
+                return None
+            codes = await planning.ledger_codes(conn, year.id)
+            centres = await planning.cost_centres(conn, database_id)
+        return Chart(school, year, codes, centres)
+
+    async def import_budget(
+        self, database_id: int, client_id: str, budget: Budget
+    ) -> ImportOutcome:
+        """Check a budget against the database and, if it breaks no rule, import all of it."""
+        async with self._write() as conn:
+            school = await planning.school(conn, database_id)
+            if school is None:
+                raise LookupError(f"no database {database_id}")
+            view = await planning.budget_view(conn, database_id, school, budget)
+            errors = check_budget(budget, view)
+            year = view.year(budget.financial_year)
+            if errors or year is None:
+                return ImportOutcome(tuple(errors))
+            await planning.import_budget(conn, database_id, client_id, budget, year)
+        self.stats.budgets_imported += 1
+        return ImportOutcome(())
+
     # -- observation -------------------------------------------------------------------
 
     async def journals(self) -> list[dict[str, Any]]:
@@ -470,6 +638,16 @@ class SandboxState:
             }
             for row in rows
         ]
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        """Every imported budget with its allocations, oldest first."""
+        async with self._read() as conn:
+            return await planning.imported_budgets(conn)
+
+
+def _require_code(value: str, what: str) -> None:
+    if not 1 <= len(value) <= CODE_LENGTH or value != collapse(value):
+        raise ValueError(f"{what} has 1 to {CODE_LENGTH} characters, without surrounding spaces")
 
 
 def new_guid() -> str:

@@ -140,3 +140,96 @@ audit_messages = sa.Table(
     sa.Column("received_at", sa.String(40), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
 )
+
+#: A database's financial years. The row id is the year's FinancialYearID.
+financial_years = sa.Table(
+    "financial_years",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id"), nullable=False),
+    sa.Column("description", sa.String(9), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    # ISO dates: the first day of the year and of the next one.
+    sa.Column("starts", sa.String(10), nullable=False),
+    sa.Column("next_starts", sa.String(10), nullable=False),
+    sa.Column("lowest_open_period", sa.Integer, nullable=False),
+    sa.UniqueConstraint("database_id", "description"),
+)
+
+#: The periods of a financial year.
+periods = sa.Table(
+    "periods",
+    metadata,
+    sa.Column("year_id", sa.ForeignKey("financial_years.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("starts", sa.String(10), nullable=False),
+)
+
+#: A financial year's chart of accounts: its ledger codes.
+ledger_codes = sa.Table(
+    "ledger_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("year_id", sa.ForeignKey("financial_years.id"), nullable=False),
+    sa.Column("ledger_type", sa.String(2), nullable=False),
+    sa.Column("code", sa.String(20), nullable=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("ledger_group", sa.String(100), nullable=False),
+    sa.Column("short_code", sa.String(20), nullable=False),
+    sa.Column("normal_profile", sa.String(50), nullable=False),
+    sa.Column("normal_vat", sa.String(20), nullable=False),
+    sa.Column("services", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("year_id", "code"),
+)
+
+#: The funds a ledger code may be budgeted in, each with its CFR code.
+ledger_funds = sa.Table(
+    "ledger_funds",
+    metadata,
+    sa.Column("ledger_code_id", sa.ForeignKey("ledger_codes.id"), primary_key=True),
+    sa.Column("fund_code", sa.String(20), primary_key=True),
+    sa.Column("cfr_code", sa.String(20), nullable=False),
+)
+
+#: A database's cost centres.
+cost_centres = sa.Table(
+    "cost_centres",
+    metadata,
+    sa.Column("database_id", sa.ForeignKey("databases.id"), primary_key=True),
+    sa.Column("code", sa.String(20), primary_key=True),
+    sa.Column("description", sa.String(200), nullable=False),
+)
+
+#: Imported budgets, one row per file. The serial number is kept as plain digits (an
+#: xs:positiveInteger has no upper bound), unique per database.
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id"), nullable=False),
+    sa.Column("serial_number", sa.Text, nullable=False),
+    sa.Column("year_id", sa.ForeignKey("financial_years.id"), nullable=False),
+    sa.Column("date_created", sa.String(40), nullable=False),
+    sa.Column("imported_at", sa.String(40), nullable=False),
+    sa.Column("client_id", sa.String(200), nullable=False),
+    sa.UniqueConstraint("database_id", "serial_number"),
+)
+
+#: The allocations of imported budgets, in document order within each section.
+budget_allocations = sa.Table(
+    "budget_allocations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("budget_id", sa.ForeignKey("budgets.id"), nullable=False, index=True),
+    # FundAllocation or CostCentreAllocation.
+    sa.Column("section", sa.String(30), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("ledger_code", sa.String(20), nullable=False),
+    sa.Column("fund_code", sa.String(20), nullable=True),
+    sa.Column("cfr_code", sa.String(20), nullable=True),
+    sa.Column("cost_centre", sa.String(20), nullable=True),
+    sa.Column("amount", sa.String(64), nullable=False),
+    sa.Column("profile", sa.String(200), nullable=True),
+)

@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import zeep
 from lxml import etree
 
-from tests.support import sample_journal
+from tests.support import budget_xml, sample_journal
 
 COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
 
@@ -65,6 +66,47 @@ def run_demo(info: dict[str, Any], version: str, submission: str) -> tuple[str, 
     return before, order_version()
 
 
+def run_budget_demo(info: dict[str, Any], version: str, serial: int) -> list[dict[str, Any]]:
+    """What a budget planning tool does: read the chart of accounts and the financial years,
+    build a budget from them, import it. Returns the budgets the sandbox then holds."""
+    client = zeep.Client(info["wsdl"]["budget"])
+    api = client.bind("BudgetService", "BudgetSoap" if version == "1.1" else "BudgetSoap12")
+    auth = {
+        "AuthHeader": {
+            "Username": info["account"]["username"],
+            "Password": info["account"]["password"],
+            "Database": info["schools"][0]["database_key"],
+        }
+    }
+    years = api.GetFinancialYears(_soapheaders=auth)
+    year = years.find("YearDefinitions/YearDefinition[YearState='Open']")
+    chart = api.GetChartOfAccounts(date=year.findtext("ThisYearStarts")[:10], _soapheaders=auth)
+    assert chart.findtext("Header/FinancialYearDescription") == year.findtext("YearDescription")
+    entry = chart.find("LedgerCodes/LedgerCode[LedgerType='EX']")
+    fund = entry.find("Funds/Fund")
+    centre = chart.findtext("CostCentres/CostCentre/CostCentreCode")
+    budget = budget_xml(
+        serial,
+        year.findtext("YearDescription"),
+        [
+            (
+                entry.findtext("LedgerCode"),
+                fund.findtext("FundCode"),
+                fund.findtext("CFRCode"),
+                "1500.00",
+            )
+        ],
+        [(entry.findtext("LedgerCode"), centre, "500.00")],
+        la_number=chart.findtext("Header/LANumber"),
+        school_number=chart.findtext("Header/SchoolNumber"),
+    )
+    result = api.ImportBudget(xmlData={"_value_1": etree.fromstring(budget)}, _soapheaders=auth)
+    assert result.get("isSuccess") == "true", etree.tostring(result)
+    with urllib.request.urlopen(f"{info['sandbox_url']}/_sandbox/budgets") as response:
+        budgets: list[dict[str, Any]] = json.loads(response.read())
+    return budgets
+
+
 class TestQuickstart:
     async def test_sandbox_command_serves_a_soap_client(self, tmp_path: Path) -> None:
         info_file = tmp_path / "info.json"
@@ -83,6 +125,10 @@ class TestQuickstart:
             assert oct(info_file.stat().st_mode & 0o777) == "0o600"
             assert await asyncio.to_thread(run_demo, info, "1.1", "0071") == ("", "1")
             assert await asyncio.to_thread(run_demo, info, "1.2", "0072") == ("1", "2")
+            budgets = await asyncio.to_thread(run_budget_demo, info, "1.1", 1)
+            assert [str(budget["serial_number"]) for budget in budgets] == ["1"]
+            budgets = await asyncio.to_thread(run_budget_demo, info, "1.2", 2)
+            assert [str(budget["serial_number"]) for budget in budgets] == ["1", "2"]
         finally:
             process.send_signal(signal.SIGTERM)
             stdout, stderr = await asyncio.to_thread(process.communicate, timeout=30)

@@ -98,10 +98,10 @@ class TestRefresh:
             },
         )
         gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
-        await sandbox.token_lifetime(4)
+        await sandbox.token_lifetime(8)  # refresh window opens after 4 s; usable for 7.2 s
         assert await get_banks(http, gateway) == "true"
         await sandbox.faults({"target": "simsid", "kind": "error", "status": 503})
-        await asyncio.sleep(2.2)
+        await asyncio.sleep(4.2)
         for _ in range(5):  # refreshes fail; calls go on with the token they have
             assert await get_banks(http, gateway) == "true"
             await asyncio.sleep(0.3)

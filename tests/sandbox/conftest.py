@@ -20,6 +20,7 @@ from gateway.sandbox.tokens import generate_signing_key
 from gateway.xmlsafe import SchemaRegistry, shipped_schemas_dir
 
 FNG = "/fng/api/JournalInterface"
+BUDGET = "/fng/api/BudgetInterface"
 
 
 def basic_header(client_id: str, secret: str) -> str:
@@ -101,6 +102,25 @@ class Sandbox:
         assert response.content_type == "application/xml"
         return etree.fromstring(await response.read())
 
+    async def export_chart(self, day: str, token: str | None = None, **keys: str) -> ClientResponse:
+        token = token or await self.token()
+        return await self.client.get(
+            f"{BUDGET}/ExportGlAccount", params={"date": day}, headers=self.headers(token, **keys)
+        )
+
+    async def export_years(self, token: str | None = None, **keys: str) -> ClientResponse:
+        token = token or await self.token()
+        return await self.client.get(
+            f"{BUDGET}/ExportFinancialYears", headers=self.headers(token, **keys)
+        )
+
+    async def send_budget(
+        self, body: bytes, token: str | None = None, **keys: str
+    ) -> ClientResponse:
+        token = token or await self.token()
+        headers = {**self.headers(token, **keys), "Content-Type": "application/xml"}
+        return await self.client.post(f"{BUDGET}/ImportBudget", data=body, headers=headers)
+
     async def control(self, method: str, path: str, json: Any = None) -> Any:
         response = await self.client.request(method, f"/_sandbox{path}", json=json)
         assert response.status == 200, await response.text()
@@ -108,7 +128,7 @@ class Sandbox:
 
 
 def errors_of(result: etree._Element) -> list[dict[str, str]]:
-    """Each Error of a JournalResult as its attributes plus ``text``."""
+    """Each Error of a JournalResult or BudgetImportResult as its attributes plus ``text``."""
     return [
         {**{str(k): str(v) for k, v in error.attrib.items()}, "text": error.text or ""}
         for error in result.iterfind("Errors/Error")
@@ -117,7 +137,16 @@ def errors_of(result: etree._Element) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def schemas() -> SchemaRegistry:
-    return SchemaRegistry(shipped_schemas_dir(), ["ejournal/Banks.xsd", "ejournal/Results.xsd"])
+    return SchemaRegistry(
+        shipped_schemas_dir(),
+        [
+            "ejournal/Banks.xsd",
+            "ejournal/Results.xsd",
+            "budget/GLAccounts.xsd",
+            "budget/FiscalYear.xsd",
+            "budget/BudgetResult.xsd",
+        ],
+    )
 
 
 @pytest.fixture(scope="session")

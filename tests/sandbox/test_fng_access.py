@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 from aiohttp import ClientResponse
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -149,3 +150,50 @@ class TestDatabaseKeys:
         token = await sandbox.token()
         assert (await sandbox.get_banks(token)).status == 403
         assert (await sandbox.get_banks(token, client_key=new_key)).status == 200
+
+
+BUDGET_CALLS = [
+    ("GET", "/fng/api/BudgetInterface/ExportGlAccount?date=01/05/2026", "ExportGlAccount"),
+    ("GET", "/fng/api/BudgetInterface/ExportFinancialYears", "ExportFinancialYears"),
+    ("POST", "/fng/api/BudgetInterface/ImportBudget", "ImportBudget"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), BUDGET_CALLS)
+class TestBudgetRoutes:
+    async def _call(
+        self, sandbox: Sandbox, method: str, path: str, headers: dict[str, str]
+    ) -> ClientResponse:
+        body = b"<Message/>" if method == "POST" else None
+        headers = {**headers, "Content-Type": "application/xml"}
+        return await sandbox.client.request(method, path, data=body, headers=headers)
+
+    async def test_token_is_required(
+        self, sandbox: Sandbox, method: str, path: str, operation: str
+    ) -> None:
+        """No token, or a revoked one, is 401 on every budget planning call, and is counted."""
+        token = await sandbox.token()
+        await sandbox.control("POST", "/revoke-tokens")
+        headers = sandbox.headers(token)
+        assert (await self._call(sandbox, method, path, headers)).status == 401
+        del headers["Authorization"]
+        response = await self._call(sandbox, method, path, headers)
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+        assert (await sandbox.control("GET", "/stats"))["requests"][operation] == 2
+
+    async def test_keys_are_required(
+        self, sandbox: Sandbox, method: str, path: str, operation: str
+    ) -> None:
+        """A wrong X-PSK, a wrong X-Client-Id or no scope header is 403; the right ones pass."""
+        token = await sandbox.token()
+        for headers in (
+            sandbox.headers(token, psk=str(uuid.uuid4())),
+            sandbox.headers(token, client_key=sandbox.demo.fng_key),
+            {k: v for k, v in sandbox.headers(token).items() if k != "scope"},
+        ):
+            response = await self._call(sandbox, method, path, headers)
+            assert response.status == 403
+            assert (await _problem(response))["status"] == 403
+        assert (await self._call(sandbox, method, path, sandbox.headers(token))).status == 200
+        assert await sandbox.control("GET", "/budgets") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 import pytest
 
@@ -59,3 +60,57 @@ class TestSetUp:
         """Rotating the key of a database that does not exist is a LookupError."""
         with pytest.raises(LookupError):
             await state.set_partner_key(404, str(uuid.uuid4()))
+
+
+class TestBudgetPlanningSetUp:
+    async def test_year_description(self, state: SandboxState) -> None:
+        """A year description has one to nine characters."""
+        database_id = await _database(state)
+        with pytest.raises(ValueError, match="1 to 9"):
+            await state.add_financial_year(
+                database_id, "2026/20270", date(2026, 4, 1), closed=False
+            )
+
+    async def test_year_starts_on_the_first(self, state: SandboxState) -> None:
+        """Periods are calendar months, so a year starts on the first of one."""
+        database_id = await _database(state)
+        with pytest.raises(ValueError, match="first of a month"):
+            await state.add_financial_year(database_id, "2026/27", date(2026, 4, 6), closed=False)
+
+    async def test_years_neither_repeat_nor_overlap(self, state: SandboxState) -> None:
+        """A second year with the same description, or overlapping another, is refused."""
+        database_id = await _database(state)
+        await state.add_financial_year(database_id, "2026/27", date(2026, 4, 1), closed=False)
+        with pytest.raises(ValueError, match="2026/27"):
+            await state.add_financial_year(database_id, "2026/27", date(2030, 4, 1), closed=True)
+        with pytest.raises(ValueError, match="overlaps"):
+            await state.add_financial_year(database_id, "Other", date(2027, 3, 1), closed=True)
+        await state.add_financial_year(database_id, "2027/28", date(2027, 4, 1), closed=False)
+
+    async def test_year_of_unknown_database(self, state: SandboxState) -> None:
+        """A year for a database that does not exist is a LookupError."""
+        with pytest.raises(LookupError):
+            await state.add_financial_year(404, "2026/27", date(2026, 4, 1), closed=False)
+
+    async def test_ledger_codes(self, state: SandboxState) -> None:
+        """Ledger codes need a known year and type, and appear once per chart."""
+        database_id = await _database(state)
+        await state.add_financial_year(database_id, "2026/27", date(2026, 4, 1), closed=False)
+        with pytest.raises(LookupError):
+            await state.add_ledger_code(database_id, "2030/31", "EX", "5004", "x", {"01": "E01"})
+        with pytest.raises(ValueError, match="ledger type"):
+            await state.add_ledger_code(database_id, "2026/27", "XX", "5004", "x", {"01": "E01"})
+        with pytest.raises(ValueError, match="fund code"):
+            await state.add_ledger_code(database_id, "2026/27", "EX", "5004", "x", {"": "E01"})
+        await state.add_ledger_code(database_id, "2026/27", "EX", "5004", "x", {"01": "E01"})
+        with pytest.raises(ValueError, match="5004"):
+            await state.add_ledger_code(database_id, "2026/27", "EX", "5004", "y", {})
+
+    async def test_cost_centres(self, state: SandboxState) -> None:
+        """A cost centre exists once per database, and only in a database that exists."""
+        database_id = await _database(state)
+        await state.add_cost_centre(database_id, "ADM", "Administration")
+        with pytest.raises(ValueError, match="ADM"):
+            await state.add_cost_centre(database_id, "ADM", "Again")
+        with pytest.raises(LookupError):
+            await state.add_cost_centre(404, "ENG", "English")

@@ -1,0 +1,1 @@
+"""FMS 6's budget planning interfaces: chart of accounts, financial years, budget import."""

@@ -1,0 +1,181 @@
+"""The budget planning operations: two reads through a short cache, and an import posted once."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from lxml import etree
+
+from gateway.budget.documents import (
+    CHART_SCHEMA,
+    RESULT_SCHEMA,
+    YEARS_SCHEMA,
+    Budget,
+    Chart,
+    Year,
+    check_budget,
+    fng_date,
+    read_budget,
+    read_chart,
+    read_years,
+)
+from gateway.budget.results import BudgetError, budget_result
+from gateway.errors import NotFound, OutcomeUnknown, UpstreamError
+from gateway.fng import FngClient, FngResponse
+from gateway.fng.documents import answer_document
+from gateway.store.cache import ReadThrough
+from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
+from gateway.tenancy.model import Caller, Interface
+from gateway.xmlsafe import Limits, SchemaRegistry
+
+
+class BudgetService:
+    def __init__(
+        self,
+        fng: FngClient,
+        ledger: Ledger,
+        schemas: SchemaRegistry,
+        limits: Limits,
+        reads: ReadThrough,
+    ) -> None:
+        self._fng = fng
+        self._ledger = ledger
+        self._schemas = schemas
+        self._limits = limits
+        self._reads = reads
+
+    def _document(self, response: FngResponse, schema: str, what: str) -> etree._Element:
+        return answer_document(response, self._schemas, schema, self._limits, what)
+
+    async def chart_of_accounts(self, caller: Caller, day: date) -> bytes:
+        """The GLAccounts document of the financial year containing ``day``."""
+        target = caller.target
+
+        async def fetch() -> str:
+            response = await self._fng.export_gl_account(target, fng_date(day))
+            if response.status == 404:
+                raise NotFound(f"no financial year of the school contains {day.isoformat()}")
+            if response.status != 200:
+                raise UpstreamError(
+                    f"FNG answered ExportGlAccount with HTTP {response.status}",
+                    status=response.status,
+                )
+            root = self._document(response, CHART_SCHEMA, "ExportGlAccount")
+            return etree.tostring(root, encoding="unicode")
+
+        text = await self._reads.get(f"{target.database_id}:chart:{day.isoformat()}", fetch)
+        return text.encode()
+
+    async def financial_years(self, caller: Caller) -> bytes:
+        target = caller.target
+
+        async def fetch() -> str:
+            response = await self._fng.export_financial_years(target)
+            if response.status != 200:
+                raise UpstreamError(
+                    f"FNG answered ExportFinancialYears with HTTP {response.status}",
+                    status=response.status,
+                )
+            root = self._document(response, YEARS_SCHEMA, "ExportFinancialYears")
+            return etree.tostring(root, encoding="unicode")
+
+        text = await self._reads.get(f"{target.database_id}:years", fetch)
+        return text.encode()
+
+    async def _chart_for(self, caller: Caller, year: Year) -> Chart:
+        return read_chart(etree.fromstring(await self.chart_of_accounts(caller, year.starts)))
+
+    async def import_budget(self, caller: Caller, document: etree._Element | None) -> bytes:
+        if document is None:
+            return budget_result(False, [BudgetError("SCHEMA", "xmlData holds no budget document")])
+        budget, errors = read_budget(document, self._schemas)
+        if budget is None:
+            return budget_result(False, errors)
+        errors = await self._check(caller, budget)
+        if errors:
+            return budget_result(False, errors, serial_number=budget.serial_number)
+        payload = etree.tostring(budget.element, encoding="utf-8", xml_declaration=True)
+        key = LedgerKey(caller.target.database_id, Interface.BUDGET.value, "", budget.serial_number)
+
+        async def post(after_unknown: bool) -> Outcome:
+            response = await self._fng.import_budget(caller.target, payload)
+            if response.status != 200:
+                raise UpstreamError(
+                    f"FNG answered ImportBudget with HTTP {response.status}", status=response.status
+                )
+            try:
+                result = self._document(response, RESULT_SCHEMA, "ImportBudget")
+            except UpstreamError as exc:
+                raise OutcomeUnknown(f"{exc.message}; the outcome is not known") from None
+            if result.get("isSuccess") == "true":
+                return Outcome(etree.tostring(result, encoding="utf-8"), posted=True)
+            codes = {error.get("code") for error in result.iterfind("Errors/Error")}
+            if after_unknown and codes == {"DUPLICATE_SERIAL"}:
+                # The attempt whose answer was lost had been imported after all.
+                return Outcome(budget_result(True, serial_number=budget.serial_number), posted=True)
+            return Outcome(etree.tostring(result, encoding="utf-8"), posted=False)
+
+        async def reconcile(_expectations: str) -> Reconciled:
+            # FNG's exports do not show imported budgets; its refusal of a duplicate serial
+            # number settles it when the same budget is sent again.
+            return Reconciled(landed=None)
+
+        try:
+            return await self._ledger.submit(key, budget.payload_hash(), "{}", post, reconcile)
+        except SubmissionConflict as exc:
+            return budget_result(
+                False,
+                [
+                    BudgetError(
+                        "SUBMISSION_CONFLICT",
+                        exc.message,
+                        allocation="Header",
+                        sent=budget.serial_number,
+                    )
+                ],
+                serial_number=budget.serial_number,
+            )
+
+    async def _check(self, caller: Caller, budget: Budget) -> list[BudgetError]:
+        """The school must be the database's own, the year the school's, and every code in
+        that year's chart of accounts."""
+        school = caller.target
+        errors: list[BudgetError] = []
+        own = f"{school.la_number}/{school.establishment_number}"
+        sent = f"{budget.la_number}/{budget.school_number}"
+        if own != sent:
+            errors.append(
+                BudgetError(
+                    "WRONG_SCHOOL",
+                    f"the budget is for LA {budget.la_number} school {budget.school_number}, "
+                    "but the "
+                    f"database is {school.school_name}'s (LA {school.la_number} school "
+                    f"{school.establishment_number})",
+                    allocation="Header",
+                    expected=own,
+                    sent=sent,
+                )
+            )
+        if not budget.allocations:
+            errors.append(
+                BudgetError(
+                    "NO_ALLOCATIONS",
+                    "the budget has no fund or cost-centre allocations",
+                    allocation="Header",
+                )
+            )
+        years = read_years(etree.fromstring(await self.financial_years(caller)))
+        year = years.get(budget.year)
+        if year is None:
+            errors.append(
+                BudgetError(
+                    "UNKNOWN_YEAR",
+                    f"the school has no financial year {budget.year}",
+                    allocation="Header",
+                    expected=" or ".join(years) or "none",
+                    sent=budget.year,
+                )
+            )
+            return errors
+        errors.extend(check_budget(budget, await self._chart_for(caller, year)))
+        return errors

@@ -1,0 +1,45 @@
+"""Result documents: how the legacy services answer a write.
+
+As FMS did, a write that breaks a rule is answered (not faulted) with a document saying
+``isSuccess`` and listing every problem as an ``Error``: its ``code`` and message, and the
+attributes that locate it. Each interface declares its own error fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lxml import etree
+
+
+@dataclass(frozen=True, slots=True)
+class ResultError:
+    code: str
+    message: str
+
+    #: The subclass's fields, each with the attribute it is written as, in document order.
+    ATTRIBUTES: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def element(self) -> etree._Element:
+        error = etree.Element("Error", code=self.code)
+        for field, attribute in self.ATTRIBUTES:
+            value = getattr(self, field)
+            if value is not None:
+                error.set(attribute, str(value))
+        error.text = self.message
+        return error
+
+
+def result_document(
+    tag: str, success: bool, errors: Sequence[ResultError] = (), **attributes: str | None
+) -> bytes:
+    """``<{tag} isSuccess="…" …><Errors><Error …/>…</Errors></{tag}>`` in UTF-8."""
+    root = etree.Element(tag, isSuccess="true" if success else "false")
+    for name, value in attributes.items():
+        if value is not None:
+            root.set(name, value)
+    if errors:
+        etree.SubElement(root, "Errors").extend(error.element() for error in errors)
+    return etree.tostring(root, encoding="utf-8")

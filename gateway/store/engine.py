@@ -71,8 +71,11 @@ def create_store(url: str, **engine_options: Any) -> Store:
         engine = create_async_engine(parsed, connect_args={"timeout": 30}, **engine_options)
         _configure_sqlite(engine)
     else:
-        engine_options.setdefault("pool_size", 10)
-        engine_options.setdefault("max_overflow", 20)
+        # A fixed pool: callers beyond it queue for a connection rather than open and close
+        # overflow connections under load.
+        engine_options.setdefault("pool_size", 20)
+        engine_options.setdefault("max_overflow", 0)
+        engine_options.setdefault("pool_timeout", 30)
         engine_options.setdefault("pool_pre_ping", True)
         engine = create_async_engine(parsed, **engine_options)
     return Store(engine)

@@ -8,6 +8,7 @@ services built on them. Handlers reach them through typed application keys.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -20,9 +21,14 @@ from gateway.budget.soap import budget_soap_service
 from gateway.config import Settings
 from gateway.ejournal.service import EJournalService
 from gateway.ejournal.soap import ejournal_soap_service
+from gateway.eproc.pipeline import FNG_SCHEMA, Pipeline
+from gateway.eproc.portal import INDEX_SCHEMA, load_client
+from gateway.eproc.rules import EBIS_INVOICE, EBIS_ORDER, INVOICE_PROFILE, ORDER_PROFILE
+from gateway.eproc.scheduler import Scheduler
 from gateway.fng import FngClient
 from gateway.observability import context
 from gateway.observability.health import Health
+from gateway.observability.metrics import Metrics
 from gateway.simsid import TokenProvider
 from gateway.soap.middleware import error_responses, request_context
 from gateway.soap.security import Credentials
@@ -49,6 +55,8 @@ LEDGER: Final = web.AppKey("ledger", Ledger)
 FNG: Final = web.AppKey("fng", FngClient)
 EJOURNAL: Final = web.AppKey("ejournal", SoapService[Any])
 BUDGET: Final = web.AppKey("budget", SoapService[Any])
+METRICS: Final = web.AppKey("metrics", Metrics)
+SCHEDULER: Final = web.AppKey("scheduler", Scheduler)
 
 SCHEMA_NAMES: Final = (
     "ejournal/ControlAccounts.xsd",
@@ -58,6 +66,10 @@ SCHEMA_NAMES: Final = (
     YEARS_SCHEMA,
     IMPORT_SCHEMA,
     RESULT_SCHEMA,
+    INDEX_SCHEMA,
+    ORDER_PROFILE,
+    INVOICE_PROFILE,
+    FNG_SCHEMA,
 )
 
 
@@ -152,6 +164,51 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _eproc_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    eproc = settings.eproc
+    client = await load_client(
+        app[SESSION],
+        shipped_schemas_dir() / "eproc" / "EProcurementService.wsdl",
+        call_seconds=eproc.call_timeout_seconds,
+        limits=limits_from(settings),
+        schemas=app[SCHEMAS],
+    )
+    pipeline = Pipeline(
+        store=app[STORE],
+        box=app[BOX],
+        registry=app[REGISTRY],
+        fng=app[FNG],
+        client=client,
+        schemas=app[SCHEMAS],
+        limits=limits_from(settings),
+        metrics=app[METRICS],
+        settings=eproc,
+    )
+    scheduler = Scheduler(app[STORE], app[BOX], pipeline, app[METRICS], eproc)
+    app[SCHEDULER] = scheduler
+    if eproc.enabled:
+        scheduler.start()
+    yield
+    await scheduler.stop()
+
+
+def _schema_registry(settings: Settings) -> SchemaRegistry:
+    """Every schema, compiled once; operators' official schemas where they gave them."""
+    names = list(SCHEMA_NAMES)
+    overrides: dict[str, Path | None] = {
+        CHART_SCHEMA: settings.budget.chart_schema,
+        YEARS_SCHEMA: settings.budget.years_schema,
+        IMPORT_SCHEMA: settings.budget.import_schema,
+    }
+    ebis = settings.eproc.ebis_schema_dir
+    if ebis is not None:
+        names += [EBIS_ORDER, EBIS_INVOICE]
+        overrides[EBIS_ORDER] = ebis / "Order-v3.xsd"
+        overrides[EBIS_INVOICE] = ebis / "Invoice-v3.xsd"
+    return SchemaRegistry(shipped_schemas_dir(), names, overrides=overrides)
+
+
 def create_app(settings: Settings, *, box: SecretBox | None = None) -> web.Application:
     """The gateway application. ``box`` overrides the master keys named in ``settings``."""
     app = web.Application(
@@ -160,20 +217,13 @@ def create_app(settings: Settings, *, box: SecretBox | None = None) -> web.Appli
     )
     app[SETTINGS] = settings
     app[BOX] = box or SecretBox.from_sources(settings.master_keys, settings.master_keys_file)
-    budget = settings.budget
-    app[SCHEMAS] = SchemaRegistry(
-        shipped_schemas_dir(),
-        SCHEMA_NAMES,
-        overrides={
-            CHART_SCHEMA: budget.chart_schema,
-            YEARS_SCHEMA: budget.years_schema,
-            IMPORT_SCHEMA: budget.import_schema,
-        },
-    )
+    app[SCHEMAS] = _schema_registry(settings)
+    app[METRICS] = Metrics()
     health = Health()
     app[HEALTH] = health
     app.router.add_routes(health.routes())
+    app.router.add_get("/metrics", app[METRICS].handler)
     app.router.add_routes(service_routes("ejournal", EJOURNAL))
     app.router.add_routes(service_routes("budget", BUDGET))
-    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _services_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _services_ctx, _eproc_ctx])
     return app

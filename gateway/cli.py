@@ -9,6 +9,8 @@
     fng-gateway databases add …    a school's FNG database, with its keys
     fng-gateway accounts add …     an integration account (its password is shown once)
     fng-gateway accounts grant …   let an account use a database's interfaces
+    fng-gateway portals add|list   suppliers' eProcurement portals
+    fng-gateway eproc …            quarantined documents and orders: list, show, retry, release
 
 Secrets are read from standard input or the environment, never from arguments (which
 other users of the machine can see). Exit codes: 0 done, 1 refused or failed, 2 usage.
@@ -28,16 +30,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.app import STORE, create_app
 from gateway.config import Settings
+from gateway.eproc.admin import EprocAdmin
 from gateway.errors import GatewayError
 from gateway.observability.logging import AccessLogger, configure_logging
 from gateway.quickstart import register_demo
-from gateway.store import create_store
+from gateway.store import Store, create_store
 from gateway.store.migrate import upgrade
+from gateway.store.tables import portals
 from gateway.tenancy.model import AuthMethod, Interface
 from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import RegistryService
@@ -113,24 +118,47 @@ async def _new_key(_args: argparse.Namespace) -> int:
 # -- registry ------------------------------------------------------------------------------
 
 
-async def _with_registry(
-    action: Callable[[RegistryService], Awaitable[dict[str, Any]]], as_json: bool
+async def _with_store(
+    action: Callable[[Store, SecretBox, str], Awaitable[Any]], as_json: bool
 ) -> int:
+    """Open the store, run ``action``, print its result (a table, or JSON with --json)."""
     settings = _settings()
     box = SecretBox.from_sources(settings.master_keys, settings.master_keys_file)
     if settings.auto_migrate:
         await upgrade(settings.database_url)
     store = create_store(settings.database_url)
     try:
-        result = await action(RegistryService(store, box, actor=f"cli:{os.getenv('USER', '?')}"))
+        result = await action(store, box, f"cli:{os.getenv('USER', '?')}")
     finally:
         await store.close()
+    _print(result, as_json)
+    return 0
+
+
+def _print(result: Any, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(result, default=str))
+    elif isinstance(result, list):
+        if not result:
+            print("(none)")
+            return
+        columns = list(result[0])
+        widths = {c: max(len(c), *(len(str(row[c])) for row in result)) for c in columns}
+        print("  ".join(c.ljust(widths[c]) for c in columns))
+        for row in result:
+            print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
     else:
         for key, value in result.items():
             print(f"{key}: {value}")
-    return 0
+
+
+async def _with_registry(
+    action: Callable[[RegistryService], Awaitable[dict[str, Any]]], as_json: bool
+) -> int:
+    async def run(store: Store, box: SecretBox, actor: str) -> dict[str, Any]:
+        return await action(RegistryService(store, box, actor=actor))
+
+    return await _with_store(run, as_json)
 
 
 async def _vendors_add(args: argparse.Namespace) -> int:
@@ -152,7 +180,12 @@ async def _vendors_add(args: argparse.Namespace) -> int:
 async def _schools_add(args: argparse.Namespace) -> int:
     async def action(service: RegistryService) -> dict[str, Any]:
         school_id = await service.add_school(
-            args.name, la_number=args.la, establishment_number=args.establishment, duns=args.duns
+            args.name,
+            la_number=args.la,
+            establishment_number=args.establishment,
+            duns=args.duns,
+            language=args.language,
+            currency=args.currency,
         )
         return {"school_id": school_id}
 
@@ -198,6 +231,68 @@ async def _accounts_grant(args: argparse.Namespace) -> int:
         return {"granted": True}
 
     return await _with_registry(action, args.json)
+
+
+async def _portals_add(args: argparse.Namespace) -> int:
+    password = _secret(args.password_env, args.password_stdin, "password")
+
+    async def action(service: RegistryService) -> dict[str, Any]:
+        portal_id = await service.add_portal(
+            args.database,
+            name=args.name,
+            url=args.url,
+            username=args.username,
+            password=password,
+            supplier_duns=args.supplier_duns,
+            poll_seconds=args.poll_seconds,
+            password_days=args.password_days,
+        )
+        return {"portal_id": portal_id}
+
+    return await _with_registry(action, args.json)
+
+
+async def _portals_list(args: argparse.Namespace) -> int:
+    async def action(store: Store, _box: SecretBox, _actor: str) -> list[dict[str, Any]]:
+        async with store.read() as conn:
+            rows = await conn.execute(sa.select(portals).order_by(portals.c.id))
+            return [
+                {
+                    "id": row.id,
+                    "database": row.database_id,
+                    "name": row.name,
+                    "url": row.url,
+                    "supplier_duns": row.supplier_duns,
+                    "enabled": row.enabled,
+                    "poll_seconds": row.poll_seconds,
+                    "last_success": row.last_success_at,
+                    "failures": row.failures,
+                    "last_error": row.last_error or "",
+                }
+                for row in rows
+            ]
+
+    return await _with_store(action, args.json)
+
+
+async def _eproc(args: argparse.Namespace) -> int:
+    async def action(store: Store, _box: SecretBox, actor: str) -> Any:
+        admin = EprocAdmin(store, actor)
+        if args.action == "quarantine":
+            return [item.as_dict() for item in await admin.quarantined()]
+        if args.action == "show":
+            item, content = await admin.document(args.id)
+            return {**item.as_dict(), "content": content.decode("utf-8", "replace")}
+        operation = {
+            ("retry", False): admin.retry_document,
+            ("release", False): admin.release_document,
+            ("retry", True): admin.retry_order,
+            ("release", True): admin.release_order,
+        }[(args.action, args.order)]
+        await operation(args.id)
+        return {"id": args.id, "done": args.action}
+
+    return await _with_store(action, args.json)
 
 
 # -- sandbox -------------------------------------------------------------------------------
@@ -278,6 +373,7 @@ def _print_welcome(info: dict[str, Any]) -> None:
     school = info["schools"][0]
     system = info["payment_system"]
     budget = info["budget"]
+    eproc = info["eproc"]
     codes = "\n".join(
         f"    {label:<16} {', '.join(system[key])}"
         for label, key in (
@@ -302,7 +398,13 @@ def _print_welcome(info: dict[str, Any]) -> None:
         f"(open: {budget['open_year']}); ledger codes "
         f"{', '.join(sorted({item['ledger_code'] for item in budget['fund_allocations']}))}; "
         f"cost centres {', '.join(budget['cost_centres'])}"
+        f"\n  eProcurement      portal {eproc['portal']} (supplier DUNS {eproc['supplier_duns']}), "
+        f"polled every {eproc['poll_seconds']} s for the school (DUNS {eproc['school_duns']});"
+        f"\n                    {len(eproc['documents'])} documents waiting there, some valid, "
+        "some breaking one of FMS's import rules each"
         f"\n  Sandbox           {info['sandbox_url']}/_sandbox/stats"
+        f"\n                    {info['sandbox_url']}/_sandbox/eproc/documents (what FNG received)"
+        f"\n                    {info['sandbox_url']}/_sandbox/portals/{eproc['portal']}"
         "\n\nSend Username, Password and Database in the SOAP AuthHeader of each call."
         "\nStop with Ctrl-C; the demo data lives as long as this process.\n",
         flush=True,
@@ -372,7 +474,9 @@ def _parser() -> argparse.ArgumentParser:
     school_add.add_argument(
         "--establishment", required=True, help="establishment number (4 digits)"
     )
-    school_add.add_argument("--duns")
+    school_add.add_argument("--duns", help="the school's DUNS number, for eProcurement")
+    school_add.add_argument("--language", default="en", help="documents' language (default en)")
+    school_add.add_argument("--currency", default="GBP", help="documents' currency (default GBP)")
     school_add.set_defaults(run=_schools_add)
 
     databases = commands.add_parser("databases", help="schools' FNG databases").add_subparsers(
@@ -415,6 +519,44 @@ def _parser() -> argparse.ArgumentParser:
         help="a payment system identifier the account may post for (repeatable)",
     )
     grant.set_defaults(run=_accounts_grant)
+
+    portal_commands = commands.add_parser(
+        "portals", help="suppliers' eProcurement portals"
+    ).add_subparsers(dest="action", required=True)
+    portal_add = with_json(portal_commands.add_parser("add", help="add a school's portal"))
+    portal_add.add_argument("database", type=int, help="the school database's id")
+    portal_add.add_argument("--name", required=True, help="unique for the database: a-z, 0-9, -")
+    portal_add.add_argument("--url", required=True, help="the portal's EProcurementService URL")
+    portal_add.add_argument("--username", required=True)
+    portal_add.add_argument("--supplier-duns", required=True)
+    portal_add.add_argument("--poll-seconds", type=int, default=300)
+    portal_add.add_argument(
+        "--password-days",
+        type=int,
+        default=None,
+        help="change the password this often with ChangePassword (>= 60)",
+    )
+    portal_add.add_argument("--password-stdin", action="store_true")
+    portal_add.add_argument("--password-env", metavar="VAR")
+    portal_add.set_defaults(run=_portals_add)
+    with_json(
+        portal_commands.add_parser("list", help="list portals and their health")
+    ).set_defaults(run=_portals_list)
+
+    eproc = commands.add_parser("eproc", help="eProcurement work set aside for operators")
+    eproc_actions = eproc.add_subparsers(dest="action", required=True)
+    with_json(
+        eproc_actions.add_parser("quarantine", help="list quarantined documents and orders")
+    ).set_defaults(run=_eproc)
+    for name, text in (
+        ("show", "a quarantined document and its content"),
+        ("retry", "check a document again (or send an order again) at the next poll"),
+        ("release", "acknowledge a document without delivering it (or count an order as sent)"),
+    ):
+        command = with_json(eproc_actions.add_parser(name, help=text))
+        command.add_argument("id", type=int)
+        command.add_argument("--order", action="store_true", help="the id is an order's")
+        command.set_defaults(run=_eproc)
     return parser
 
 

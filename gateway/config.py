@@ -43,6 +43,9 @@ class FngPaths(_Section):
     export_gl_account: str = "/api/BudgetInterface/ExportGlAccount"
     export_financial_years: str = "/api/BudgetInterface/ExportFinancialYears"
     import_budget: str = "/api/BudgetInterface/ImportBudget"
+    post_document: str = "/api/EProcurement/Documents"
+    authorised_orders: str = "/api/EProcurement/AuthorisedOrders"
+    mark_order_sent: str = "/api/EProcurement/AuthorisedOrders/{id}/Sent"
 
 
 class FngHeaders(_Section):
@@ -89,6 +92,27 @@ class BudgetSettings(_Section):
     import_schema: Path | None = None
 
 
+class EprocSettings(_Section):
+    #: Poll supplier portals (every replica runs the scheduler; portals are leased).
+    enabled: bool = True
+    #: How often the scheduler looks for portals due.
+    tick_seconds: float = Field(1.0, gt=0)
+    #: Portals polled at once by one replica.
+    max_concurrent_portals: int = Field(8, ge=1)
+    #: A portal call's timeout, and the most a whole poll of one portal may take.
+    call_timeout_seconds: float = Field(30.0, gt=0)
+    poll_timeout_seconds: float = Field(300.0, gt=0)
+    #: After a failed poll the next waits twice as long each time, up to this.
+    max_backoff_seconds: float = Field(900.0, gt=0)
+    #: When the last good poll is older than this, recover with FetchIndexFromDate.
+    recover_after_seconds: float = Field(3600.0, gt=0)
+    #: How often orders authorised in FNG are looked for.
+    orders_seconds: float = Field(60.0, gt=0)
+    #: The BASDA eBIS-XML 3.09/3.10 schemas (Order-v3.xsd, Invoice-v3.xsd), if the operator
+    #: has them; documents are then validated against them as well as the profiles.
+    ebis_schema_dir: Path | None = None
+
+
 class AuthSettings(_Section):
     credential_cache_seconds: float = Field(60.0, ge=0)
     registry_cache_seconds: float = Field(5.0, ge=0)
@@ -118,6 +142,7 @@ class Settings(BaseSettings):
     simsid: SimsIdSettings = SimsIdSettings()
     ledger: LedgerSettings = LedgerSettings()
     budget: BudgetSettings = BudgetSettings()
+    eproc: EprocSettings = EprocSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod

@@ -25,6 +25,10 @@ faults in the caller's SOAP version or into HTTP problems.
         │   ├── UpstreamTimeout
         │   ├── UpstreamRefused          FNG refused the database keys or the token
         │   └── OutcomeUnknown           a write whose result never came back
+        ├── PortalError                  a supplier portal failed, refused, or answered nonsense
+        │   ├── PortalAuthenticationFailed   AuthenticationException from the portal
+        │   ├── PortalDocumentMissing    DocumentNotExistException from the portal
+        │   └── PortalRejectedXml        InvalidXmlException from the portal
         ├── TokenUnavailable             SIMS ID gave no token
         ├── ReconciliationFailed         an unknown outcome could not be settled safely
         ├── StoreUnavailable             the registry and ledger database cannot be reached
@@ -156,6 +160,26 @@ class OutcomeUnknown(UpstreamError):
     exception_type = "OutcomeUnknownException"
     code = "OUTCOME_UNKNOWN"
     http_status = 504
+
+
+class PortalError(ServiceError):
+    """A supplier portal (the gateway is its SOAP client) failed or could not be reached."""
+
+    exception_type = "PortalException"
+    code = "PORTAL_ERROR"
+    http_status = 502
+
+
+class PortalAuthenticationFailed(PortalError):
+    code = "PORTAL_AUTHENTICATION_FAILED"
+
+
+class PortalDocumentMissing(PortalError):
+    code = "PORTAL_DOCUMENT_MISSING"
+
+
+class PortalRejectedXml(PortalError):
+    code = "PORTAL_REJECTED_XML"
 
 
 class TokenUnavailable(ServiceError):

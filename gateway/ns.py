@@ -24,3 +24,6 @@ PROBLEM: Final = "urn:ietf:rfc:7807"
 FAULT: Final = "urn:fng-gateway:fault"
 EJOURNAL: Final = "urn:fng-gateway:ejournal"
 BUDGET: Final = "urn:fng-gateway:budget"
+
+#: The eProcurement web service standard's namespace (suppliers' EProcurementService).
+OTS: Final = "http://www.dcsf.gov.uk/open/webservices/ots"

@@ -22,6 +22,9 @@ class Registered:
     vendor_id: int
     school_id: int
     database_id: int
+    portal_id: int
+    poll_seconds: int
+    sandbox_url: str
     account_id: int
     username: str
     password: str = field(repr=False)
@@ -48,6 +51,18 @@ class Registered:
                 "charge_codes": list(demo.charge_codes),
                 "charge_vat_codes": list(demo.charge_vat_codes),
             },
+            "eproc": {
+                "portal": demo.portal_name,
+                "portal_url": f"{self.sandbox_url}{demo.portal_path}",
+                "supplier_duns": demo.supplier_duns,
+                "school_duns": demo.school_duns,
+                "poll_seconds": self.poll_seconds,
+                "documents": [
+                    {"id": document_id, "type": doc_type, "expected": expected}
+                    for document_id, doc_type, expected in demo.portal_documents
+                ],
+                "authorised_order": demo.authorised_order_id,
+            },
             "budget": {
                 "financial_years": list(demo.financial_years),
                 "open_year": demo.open_year,
@@ -62,7 +77,12 @@ class Registered:
 
 
 async def register_demo(
-    service: RegistryService, demo: DemoSeed, sandbox_url: str, *, username: str = DEMO_USERNAME
+    service: RegistryService,
+    demo: DemoSeed,
+    sandbox_url: str,
+    *,
+    username: str = DEMO_USERNAME,
+    poll_seconds: int = 10,
 ) -> Registered:
     vendor_id = await service.add_vendor(
         "Sandbox vendor",
@@ -72,7 +92,10 @@ async def register_demo(
         auth_method=AuthMethod.CLIENT_SECRET_BASIC,
     )
     school_id = await service.add_school(
-        demo.school_name, la_number=demo.la_number, establishment_number=demo.establishment_number
+        demo.school_name,
+        la_number=demo.la_number,
+        establishment_number=demo.establishment_number,
+        duns=demo.school_duns,
     )
     database = await service.add_database(
         school_id,
@@ -80,6 +103,15 @@ async def register_demo(
         name=demo.database_name,
         fng_key=demo.fng_key,
         partner_key=demo.partner_key,
+    )
+    portal_id = await service.add_portal(
+        database.database_id,
+        name=demo.portal_name,
+        url=f"{sandbox_url}{demo.portal_path}",
+        username=demo.portal_username,
+        password=demo.portal_password,
+        supplier_duns=demo.supplier_duns,
+        poll_seconds=poll_seconds,
     )
     account = await service.add_account(username)
     await service.grant(
@@ -92,6 +124,9 @@ async def register_demo(
         vendor_id=vendor_id,
         school_id=school_id,
         database_id=database.database_id,
+        portal_id=portal_id,
+        poll_seconds=poll_seconds,
+        sandbox_url=sandbox_url,
         account_id=account.account_id,
         username=username,
         password=account.password,

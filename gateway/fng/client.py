@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
@@ -91,6 +92,20 @@ class FngClient:
     async def import_budget(self, target: DatabaseTarget, document: bytes) -> FngResponse:
         return await self._write(target, self._settings.paths.import_budget, document)
 
+    async def post_document(
+        self, target: DatabaseTarget, *, source: str, document_id: str, doc_type: str, body: bytes
+    ) -> FngResponse:
+        """Deliver a portal's document; FNG keeps one per (source, document id)."""
+        params = {"source": source, "documentId": document_id, "type": doc_type}
+        return await self._write(target, self._settings.paths.post_document, body, params)
+
+    async def authorised_orders(self, target: DatabaseTarget) -> FngResponse:
+        return await self._read(target, self._settings.paths.authorised_orders, {})
+
+    async def mark_order_sent(self, target: DatabaseTarget, order_id: str) -> FngResponse:
+        path = self._settings.paths.mark_order_sent.format(id=quote(order_id, safe=""))
+        return await self._write(target, path, b"")
+
     async def _read(self, target: DatabaseTarget, path: str, params: dict[str, str]) -> FngResponse:
         attempts = self._settings.read_retries + 1
         for attempt in range(attempts):
@@ -106,9 +121,15 @@ class FngClient:
             await asyncio.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _write(self, target: DatabaseTarget, path: str, document: bytes) -> FngResponse:
+    async def _write(
+        self,
+        target: DatabaseTarget,
+        path: str,
+        document: bytes,
+        params: dict[str, str] | None = None,
+    ) -> FngResponse:
         try:
-            response = await self._send("POST", target, path, data=document)
+            response = await self._send("POST", target, path, data=document, params=params)
         except UpstreamTimeout:
             raise OutcomeUnknown("FNG did not answer in time; the outcome is not known") from None
         except _NotSent as exc:

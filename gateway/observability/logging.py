@@ -42,9 +42,15 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """For people: the message, then what was passed with it, then the request's context."""
+
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
-        return f"{base} [request_id={context.request_id.get()} school={context.school.get()}]"
+        extras = " ".join(
+            f"{key}={value}" for key, value in vars(record).items() if key not in _STANDARD
+        )
+        request = f"request_id={context.request_id.get()} school={context.school.get()}"
+        return f"{base} ({extras}) [{request}]" if extras else f"{base} [{request}]"
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -1,10 +1,13 @@
-"""The shipped stand-in for SIMS ID and FNG.
+"""The shipped stand-in for SIMS ID, FNG and supplier portals.
 
 A SIMS ID that issues real RS256 tokens by the client credentials grant, and an FNG that
-checks them and both database keys on every call, enforces FMS 6's journal rules, and
+checks them and both database keys on every call, enforces FMS 6's journal rules,
 exports charts of accounts and financial years and imports budgets by FMS 6's checks,
-against state kept in SQLite. Fault switches and counters let tests prove the gateway's
-behaviour end to end. It is also the quick start, and the sandbox integrators lack.
+and takes eProcurement documents and hands out authorised orders, against state kept in
+SQLite. Beside them, any number of supplier portals speaking the FMS eProcurement web
+service standard (SOAP), which the gateway polls as FMS did. Fault switches and counters
+let tests prove the gateway's behaviour end to end. It is also the quick start, and the
+sandbox integrators lack.
 
     state = await SandboxState.open("sqlite+aiosqlite:///sandbox.db")
     demo = await seed_demo(state)

@@ -1,10 +1,11 @@
-"""The sandbox application: SIMS ID at the root, FNG under ``/fng``, control under ``/_sandbox``."""
+"""The sandbox application: SIMS ID at the root, FNG under ``/fng``, supplier portals under
+``/portals``, control under ``/_sandbox``."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.sandbox import control, fng, simsid
+from gateway.sandbox import control, fng, fng_eproc, portal, simsid
 from gateway.sandbox.appkeys import FAULTS, SANDBOX_STATE, SCHEMAS, SIMSID, SimsIdSettings
 from gateway.sandbox.faults import FaultBoard, fault_middleware
 from gateway.sandbox.state import SandboxState
@@ -33,11 +34,14 @@ def create_sandbox_app(
     app[SIMSID] = SimsIdSettings(
         token_lifetime=token_lifetime, issuer=issuer.rstrip("/") if issuer else None
     )
-    app[SCHEMAS] = SchemaRegistry(shipped_schemas_dir(), SCHEMA_NAMES)
+    schemas_dir = shipped_schemas_dir()
+    app[SCHEMAS] = SchemaRegistry(schemas_dir, SCHEMA_NAMES)
 
     app.router.add_route("*", "/connect/token", simsid.token)
     app.router.add_get("/.well-known/openid-configuration", simsid.discovery)
     app.router.add_get("/.well-known/openid-configuration/jwks", simsid.jwks)
     fng.add_routes(app)
+    fng_eproc.add_routes(app)
+    portal.add_routes(app, schemas_dir)
     control.add_routes(app)
     return app

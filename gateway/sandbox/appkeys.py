@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
+from lxml import etree
 
 from gateway.sandbox.faults import FaultBoard
 from gateway.sandbox.state import SandboxState
@@ -33,3 +34,5 @@ SANDBOX_STATE: Final = web.AppKey("sandbox_state", SandboxState)
 FAULTS: Final = web.AppKey("sandbox_faults", FaultBoard)
 SIMSID: Final = web.AppKey("sandbox_simsid", SimsIdSettings)
 SCHEMAS: Final = web.AppKey("sandbox_schemas", SchemaRegistry)
+#: The eProcurement standard's WSDL, parsed once; each supplier portal answers a copy.
+PORTAL_WSDL: Final = web.AppKey("sandbox_portal_wsdl", etree._ElementTree)

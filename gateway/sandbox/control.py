@@ -11,10 +11,22 @@ inject faults, revoke tokens, change the token lifetime, and observe what was po
 ``GET /_sandbox/journals``                 posted submissions with their lines
 ``GET /_sandbox/audit-messages``           audit notes received
 ``GET /_sandbox/budgets``                  imported budgets with their allocations
+
+eProcurement (``?database_id=`` narrows the two lists to one database):
+
+``GET /_sandbox/eproc/documents``                 documents delivered to FNG
+``GET|POST /_sandbox/eproc/authorised-orders``    orders authorised in FNG (pending or sent);
+    POST ``{"database_id", "supplier_duns", "order_xml"?, "order_id"?, "buyer_duns"?}``
+``GET|POST /_sandbox/portals``                    portal names; POST ``{"name", "username",
+    "password", "supplier_duns"}`` opens one
+``GET /_sandbox/portals/{name}``                  account, documents, orders, counters
+``POST /_sandbox/portals/{name}/documents``       ``{"type", "xml", "uuid"?, "created"?}``
+``PUT /_sandbox/portals/{name}/switches``         ``{"refuse_auth": bool}``
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -103,6 +115,142 @@ async def get_budgets(request: web.Request) -> web.Response:
     return web.json_response(await request.app[SANDBOX_STATE].budgets())
 
 
+def _database_filter(request: web.Request) -> int | None:
+    text = request.query.get("database_id")
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise _bad_request("database_id must be an integer")
+    return int(text)
+
+
+def _bad_request(detail: str) -> web.HTTPException:
+    return web.HTTPBadRequest(
+        text=documents.problem_text(400, detail), content_type=documents.PROBLEM_CONTENT_TYPE
+    )
+
+
+def _not_found(detail: str) -> web.HTTPException:
+    return web.HTTPNotFound(
+        text=documents.problem_text(404, detail), content_type=documents.PROBLEM_CONTENT_TYPE
+    )
+
+
+def _strings(
+    data: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The named string fields of a JSON object; 400 if one is missing or not a string."""
+    if not isinstance(data, dict):
+        raise _bad_request("the body must be a JSON object")
+    unknown = set(data) - set(required) - set(optional)
+    if unknown:
+        raise _bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
+    found: dict[str, str] = {}
+    for name in (*required, *optional):
+        value = data.get(name)
+        if value is None and name in optional:
+            continue
+        if not isinstance(value, str):
+            raise _bad_request(f"{name} must be a string")
+        found[name] = value
+    return found
+
+
+async def get_eproc_documents(request: web.Request) -> web.Response:
+    state = request.app[SANDBOX_STATE]
+    return web.json_response(await state.documents(_database_filter(request)))
+
+
+async def get_authorised_orders(request: web.Request) -> web.Response:
+    state = request.app[SANDBOX_STATE]
+    return web.json_response(await state.authorised_orders(_database_filter(request)))
+
+
+async def post_authorised_order(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    database_id = data.pop("database_id", None) if isinstance(data, dict) else None
+    if isinstance(database_id, bool) or not isinstance(database_id, int):
+        return documents.problem(400, "database_id must be an integer")
+    fields = _strings(data, ("supplier_duns",), ("order_xml", "order_id", "buyer_duns"))
+    try:
+        order_id = await request.app[SANDBOX_STATE].add_authorised_order(
+            database_id,
+            supplier_duns=fields["supplier_duns"],
+            order_xml=fields.get("order_xml"),
+            order_id=fields.get("order_id"),
+            buyer_duns=fields.get("buyer_duns"),
+        )
+    except ValueError as exc:
+        return documents.problem(400, str(exc))
+    except LookupError as exc:
+        return documents.problem(404, str(exc))
+    return web.json_response({"id": order_id})
+
+
+async def get_portals(request: web.Request) -> web.Response:
+    return web.json_response({"portals": await request.app[SANDBOX_STATE].portal_names()})
+
+
+async def post_portal(request: web.Request) -> web.Response:
+    fields = _strings(await _json_body(request), ("name", "username", "password", "supplier_duns"))
+    state = request.app[SANDBOX_STATE]
+    try:
+        await state.add_portal(
+            fields["name"],
+            username=fields["username"],
+            password=fields["password"],
+            supplier_duns=fields["supplier_duns"],
+        )
+    except ValueError as exc:
+        return documents.problem(400, str(exc))
+    return web.json_response(await state.portal(fields["name"]))
+
+
+async def get_portal(request: web.Request) -> web.Response:
+    try:
+        found = await request.app[SANDBOX_STATE].portal(request.match_info["name"])
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    return web.json_response(found)
+
+
+async def post_portal_document(request: web.Request) -> web.Response:
+    fields = _strings(await _json_body(request), ("type", "xml"), ("uuid", "created"))
+    created = None
+    if "created" in fields:
+        try:
+            created = datetime.fromisoformat(fields["created"])
+        except ValueError:
+            return documents.problem(400, "created must be an ISO 8601 date and time")
+    try:
+        uuid = await request.app[SANDBOX_STATE].add_portal_document(
+            request.match_info["name"],
+            doc_type=fields["type"],
+            xml=fields["xml"],
+            uuid=fields.get("uuid"),
+            created=created,
+        )
+    except ValueError as exc:
+        return documents.problem(400, str(exc))
+    except LookupError as exc:
+        return documents.problem(404, str(exc))
+    return web.json_response({"uuid": uuid})
+
+
+async def put_portal_switches(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    refuse = data.get("refuse_auth") if isinstance(data, dict) else None
+    if not isinstance(refuse, bool) or set(data) != {"refuse_auth"}:
+        return documents.problem(400, 'the body must be {"refuse_auth": true|false}')
+    try:
+        await request.app[SANDBOX_STATE].set_portal_switches(
+            request.match_info["name"], refuse_auth=refuse
+        )
+    except LookupError as exc:
+        return documents.problem(404, str(exc))
+    return web.json_response({"refuse_auth": refuse})
+
+
 def add_routes(app: web.Application, prefix: str = "/_sandbox") -> None:
     router = app.router
     router.add_get(f"{prefix}/faults", get_faults, allow_head=False)
@@ -116,3 +264,11 @@ def add_routes(app: web.Application, prefix: str = "/_sandbox") -> None:
     router.add_get(f"{prefix}/journals", get_journals, allow_head=False)
     router.add_get(f"{prefix}/audit-messages", get_audit_messages, allow_head=False)
     router.add_get(f"{prefix}/budgets", get_budgets, allow_head=False)
+    router.add_get(f"{prefix}/eproc/documents", get_eproc_documents, allow_head=False)
+    router.add_get(f"{prefix}/eproc/authorised-orders", get_authorised_orders, allow_head=False)
+    router.add_post(f"{prefix}/eproc/authorised-orders", post_authorised_order)
+    router.add_get(f"{prefix}/portals", get_portals, allow_head=False)
+    router.add_post(f"{prefix}/portals", post_portal)
+    router.add_get(f"{prefix}/portals/{{name}}", get_portal, allow_head=False)
+    router.add_post(f"{prefix}/portals/{{name}}/documents", post_portal_document)
+    router.add_put(f"{prefix}/portals/{{name}}/switches", put_portal_switches)

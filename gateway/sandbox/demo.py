@@ -1,5 +1,6 @@
 """The demo: a school database whose payment system fits FMS's published sample journal,
-and whose budget planning set-up a budget tool can work with.
+whose budget planning set-up a budget tool can work with, and a supplier portal holding
+a document for each of FMS's eProcurement import rules (:mod:`.demo_portal`).
 
 It is what the quick start runs against. Its keys and client secret are generated once,
 kept in the sandbox's state, and returned unchanged every time after. Its two financial
@@ -16,6 +17,15 @@ from datetime import date
 from typing import Any, Final
 
 from gateway.sandbox.budget import Fund, LedgerCode, period_of
+from gateway.sandbox.demo_portal import (
+    DEMO_PORTAL,
+    DEMO_PORTAL_DOCUMENTS,
+    DEMO_PORTAL_PATH,
+    DEMO_PORTAL_USERNAME,
+    DEMO_SCHOOL_DUNS,
+    DEMO_SUPPLIER_DUNS,
+    seed_procurement,
+)
 from gateway.sandbox.state import SandboxState, new_guid, new_secret
 
 _SETTING: Final = "demo"
@@ -122,8 +132,9 @@ def year_description(start: date) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DemoSeed:
-    """Everything needed to use the demo: SIMS ID credentials, keys, mapped codes, and
-    the budget planning set-up (years, chart of accounts, cost centres)."""
+    """Everything needed to use the demo: SIMS ID credentials, keys, mapped codes, the
+    budget planning set-up (years, chart of accounts, cost centres), and eProcurement
+    (the school's DUNS, the supplier portal and its documents, an authorised order)."""
 
     client_id: str
     client_secret: str
@@ -135,6 +146,10 @@ class DemoSeed:
     financial_years: tuple[str, ...]
     open_year: str
     closed_year: str
+    #: The demo portal's password now (ChangePassword changes it).
+    portal_password: str
+    #: FNG's id of the order authorised for the demo supplier.
+    authorised_order_id: str
     database_name: str = DEMO_DATABASE
     school_name: str = DEMO_SCHOOL
     la_number: str = DEMO_LA_NUMBER
@@ -155,6 +170,14 @@ class DemoSeed:
     fund_allocations: tuple[tuple[str, str, str], ...] = tuple(
         (entry.code, fund, cfr) for entry in DEMO_CHART for fund, cfr in entry.funds.items()
     )
+    school_duns: str = DEMO_SCHOOL_DUNS
+    supplier_duns: str = DEMO_SUPPLIER_DUNS
+    portal_name: str = DEMO_PORTAL
+    #: The path of the portal's service on the sandbox (``?wsdl`` gives its WSDL).
+    portal_path: str = DEMO_PORTAL_PATH
+    portal_username: str = DEMO_PORTAL_USERNAME
+    #: (uuid, type, expected): ``valid``, ``quote``, or the import rule it breaks.
+    portal_documents: tuple[tuple[str, str, str], ...] = DEMO_PORTAL_DOCUMENTS
 
 
 _STORED: Final = (
@@ -167,25 +190,37 @@ _STORED: Final = (
     "financial_years",
     "open_year",
     "closed_year",
+    "authorised_order_id",
 )
 _BUDGET_PLANNING: Final = ("financial_years", "open_year", "closed_year")
+_PROCUREMENT: Final = ("authorised_order_id",)
 
 
 async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSeed:
     """Create the demo if the state has none; return it either way.
 
     ``today`` (by default the local date) places the financial years. A demo seeded
-    before the sandbox knew budget planning gains its years, chart and cost centres.
+    before the sandbox knew budget planning gains its years, chart and cost centres; one
+    seeded before it knew eProcurement gains its portal and authorised order.
     """
     today = today or date.today()
     stored = await state.get_setting(_SETTING)
     if stored is not None:
         data: dict[str, Any] = json.loads(stored)
+        changed = False
         if not all(name in data for name in _BUDGET_PLANNING):
             data.update(await seed_budget_planning(state, data["database_id"], today))
+            changed = True
+        if not all(name in data for name in _PROCUREMENT):
+            data.update(await seed_procurement(state, data["database_id"]))
+            changed = True
+        if changed:
             await state.put_setting(_SETTING, json.dumps(data))
         data["financial_years"] = tuple(data["financial_years"])
-        return DemoSeed(**{name: data[name] for name in _STORED})
+        return DemoSeed(
+            **{name: data[name] for name in _STORED},
+            portal_password=(await state.portal(DEMO_PORTAL))["password"],
+        )
     secret = new_secret()
     fng_key, partner_key = new_guid(), new_guid()
     await state.add_client(DEMO_CLIENT_ID, secret=secret)
@@ -202,6 +237,8 @@ async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSe
         database_id, DEMO_SYSTEM_IDENTIFIER, DEMO_PAYMENT_SYSTEM, DEMO_MAPPINGS
     )
     planning = await seed_budget_planning(state, database_id, today)
+    password = f"demo-{new_guid()}"
+    procurement = await seed_procurement(state, database_id, password=password)
     seed = DemoSeed(
         client_id=DEMO_CLIENT_ID,
         client_secret=secret,
@@ -212,8 +249,11 @@ async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSe
         financial_years=tuple(planning["financial_years"]),
         open_year=planning["open_year"],
         closed_year=planning["closed_year"],
+        portal_password=password,
+        authorised_order_id=procurement["authorised_order_id"],
     )
-    await state.put_setting(_SETTING, json.dumps({name: asdict(seed)[name] for name in _STORED}))
+    stored_values = asdict(seed)
+    await state.put_setting(_SETTING, json.dumps({name: stored_values[name] for name in _STORED}))
     return seed
 
 

@@ -1,12 +1,15 @@
 """Fault switches: make SIMS ID or FNG slow, failing, silent or nonsensical on demand.
 
-A :class:`FaultRule` names its target (``fng`` or ``simsid``), optionally a substring of
-the request path, and what to do:
+A :class:`FaultRule` names its target (``fng``, ``simsid`` or ``portal``: every supplier
+portal), optionally a substring of the request path (``/portals/slow-supplier/`` for one
+portal) and of the SOAP action (``UpdateDocumentStatus`` for one portal method), and what to
+do:
 
 ``latency``      wait ``latency_ms``, then answer normally (it combines with the others)
 ``error``        answer ``status`` without doing anything
 ``drop_before``  close the connection without doing anything or answering
-``drop_after``   do the work (a journal is committed), then close without answering
+``drop_after``   do the work (a journal is committed, a document marked processed), then
+                 close without answering
 ``garbage``      do the work, then answer 200 with a body that is not XML or JSON
 
 A rule applies with its ``probability``; ``count`` limits it to the next N requests it is
@@ -20,6 +23,7 @@ import json
 import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from http import HTTPStatus
 from typing import Any, Final, Literal, cast, get_args
 
 from aiohttp import web
@@ -27,7 +31,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.sandbox.documents import problem
 
-Target = Literal["fng", "simsid"]
+Target = Literal["fng", "simsid", "portal"]
 Kind = Literal["latency", "error", "drop_before", "drop_after", "garbage"]
 
 TARGETS: Final = get_args(Target)
@@ -36,8 +40,11 @@ KINDS: Final = get_args(Kind)
 #: The body of a ``garbage`` answer: neither XML nor JSON, and not valid UTF-8 either.
 GARBAGE: Final = b"\xff\xfe<<< sandbox fault: this is not a document \x00>>>"
 
+_INJECTED: Final = "a fault injected by the sandbox"
+_STATUSES: Final = frozenset(item.value for item in HTTPStatus)
+
 _FIELDS: Final = frozenset(
-    {"target", "path", "kind", "status", "latency_ms", "probability", "count"}
+    {"target", "path", "action", "kind", "status", "latency_ms", "probability", "count"}
 )
 
 
@@ -46,6 +53,7 @@ class FaultRule:
     target: Target
     kind: Kind
     path: str | None = None
+    action: str | None = None
     status: int = 503
     latency_ms: int = 1000
     probability: float = 1.0
@@ -67,6 +75,9 @@ class FaultRule:
         path = data.get("path")
         if path is not None and not isinstance(path, str):
             raise ValueError("path must be a string")
+        action = data.get("action")
+        if action is not None and not isinstance(action, str):
+            raise ValueError("action must be a string")
         status = _integer(data, "status", 503, 400, 599)
         latency_ms = _integer(data, "latency_ms", 1000, 0, 600_000)
         probability = data.get("probability", 1.0)
@@ -83,14 +94,19 @@ class FaultRule:
             target=cast(Target, target),
             kind=cast(Kind, kind),
             path=path or None,
+            action=action or None,
             status=status,
             latency_ms=latency_ms,
             probability=float(probability),
             count=count,
         )
 
-    def matches(self, target: str, path: str) -> bool:
-        return self.target == target and (self.path is None or self.path in path)
+    def matches(self, target: str, path: str, action: str = "") -> bool:
+        return (
+            self.target == target
+            and (self.path is None or self.path in path)
+            and (self.action is None or self.action in action)
+        )
 
 
 def _integer(data: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
@@ -115,7 +131,7 @@ class FaultBoard:
     def as_json(self) -> list[dict[str, Any]]:
         return [asdict(rule) for rule in self._rules]
 
-    def draw(self, target: str, path: str) -> tuple[int, FaultRule | None]:
+    def draw(self, target: str, path: str, action: str = "") -> tuple[int, FaultRule | None]:
         """Decide what happens to one request: total latency (ms), and the fault if any.
 
         Every latency rule that fires adds its delay; the first other rule that fires
@@ -124,7 +140,7 @@ class FaultBoard:
         latency = 0
         chosen: FaultRule | None = None
         for rule in list(self._rules):
-            if not rule.matches(target, path):
+            if not rule.matches(target, path, action):
                 continue
             if rule.kind != "latency" and chosen is not None:
                 continue
@@ -151,15 +167,28 @@ def target_of(path: str) -> Target | None:
         return "fng"
     if path.startswith(("/connect/", "/.well-known/")):
         return "simsid"
+    if path.startswith("/portals/"):
+        return "portal"
     return None
 
 
 def _error_response(target: Target, status: int) -> web.Response:
     if target == "simsid":
         error = "temporarily_unavailable" if status == 503 else "server_error"
-        body = {"error": error, "error_description": "a fault injected by the sandbox"}
+        body = {"error": error, "error_description": _INJECTED}
         return web.Response(status=status, text=json.dumps(body), content_type="application/json")
-    return problem(status, "a fault injected by the sandbox")
+    if target == "portal":
+        # What Windows' http.sys answers for a service that is down: an HTML page (not
+        # well-formed XML), not a SOAP fault.
+        phrase = HTTPStatus(status).phrase if status in _STATUSES else "Error"
+        page = (
+            f"<HTML><HEAD><TITLE>{phrase}</TITLE>\r\n"
+            '<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>\r\n'
+            f"<BODY><h2>{phrase}</h2>\r\n<hr><p>HTTP Error {status}. {_INJECTED}</p>\r\n"
+            "</BODY></HTML>\r\n"
+        )
+        return web.Response(status=status, text=page, content_type="text/html")
+    return problem(status, _INJECTED)
 
 
 def _drop(request: web.Request) -> web.Response:
@@ -177,7 +206,9 @@ def fault_middleware(board: FaultBoard) -> Middleware:
         target = target_of(request.path)
         if target is None:
             return await handler(request)
-        latency, rule = board.draw(target, request.path)
+        # The SOAP action, from SOAPAction (1.1) or the content type's action (1.2).
+        action = request.headers.get("SOAPAction", "") + request.headers.get("Content-Type", "")
+        latency, rule = board.draw(target, request.path, action)
         if latency:
             await asyncio.sleep(latency / 1000)
         if rule is None:

@@ -40,7 +40,7 @@ _XML_TYPES: Final = frozenset({"application/xml", "text/xml"})
 _QUERY_DATE: Final = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}")
 
 
-def _refusal(
+def refusal(
     exc_class: type[web.HTTPException], detail: str, *, challenge: str | None = None
 ) -> web.HTTPException:
     headers = {"WWW-Authenticate": challenge} if challenge else None
@@ -54,10 +54,10 @@ def _refusal(
 def _invalid_token(detail: str) -> web.HTTPException:
     quoted = detail.replace("\\", "").replace('"', "'")
     challenge = f'Bearer error="invalid_token", error_description="{quoted}"'
-    return _refusal(web.HTTPUnauthorized, detail, challenge=challenge)
+    return refusal(web.HTTPUnauthorized, detail, challenge=challenge)
 
 
-async def _authorize(request: web.Request) -> tuple[int, str]:
+async def authorize(request: web.Request) -> tuple[int, str]:
     """The database and client a call is for; raises 401 or 403 otherwise."""
     state = request.app[SANDBOX_STATE]
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
@@ -70,53 +70,53 @@ async def _authorize(request: web.Request) -> tuple[int, str]:
     except tokens.TokenError as exc:
         raise _invalid_token(str(exc)) from None
     if tokens.FNG_SCOPE not in claims.scopes:
-        raise _refusal(
+        raise refusal(
             web.HTTPForbidden,
             f"the token lacks the {tokens.FNG_SCOPE} scope",
             challenge=f'Bearer error="insufficient_scope", scope="{tokens.FNG_SCOPE}"',
         )
     if request.headers.get("scope", "").strip() != tokens.FNG_SCOPE:
-        raise _refusal(web.HTTPForbidden, f"the scope header must be {tokens.FNG_SCOPE}")
+        raise refusal(web.HTTPForbidden, f"the scope header must be {tokens.FNG_SCOPE}")
     psk = request.headers.get("X-PSK", "")
     client_key = request.headers.get("X-Client-Id", "")
     database_id = await state.database_for(claims.client_id, psk, client_key)
     if database_id is None:
-        raise _refusal(
+        raise refusal(
             web.HTTPForbidden,
             "X-PSK and X-Client-Id do not name a database set up for this client",
         )
     return database_id, claims.client_id
 
 
-async def _xml_body(request: web.Request) -> bytes:
+async def xml_body(request: web.Request) -> bytes:
     content_type = request.content_type
     if content_type not in _XML_TYPES and not content_type.endswith("+xml"):
-        raise _refusal(web.HTTPUnsupportedMediaType, "the body must be application/xml")
+        raise refusal(web.HTTPUnsupportedMediaType, "the body must be application/xml")
     return await request.read()
 
 
 async def _xml_document(request: web.Request) -> etree._Element:
     """The request's XML body, parsed safely; 415, 413 or 400 problems otherwise."""
-    body = await _xml_body(request)
+    body = await xml_body(request)
     try:
         return parse(body, LIMITS)
     except PayloadTooLarge as exc:
-        raise _refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
+        raise refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
     except XmlRejected as exc:
-        raise _refusal(web.HTTPBadRequest, exc.message) from None
+        raise refusal(web.HTTPBadRequest, exc.message) from None
 
 
 async def get_banks(request: web.Request) -> web.Response:
     """``GET /api/JournalInterface/GetBanks?systemIdentifier=…``."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["GetBanks"] += 1
-    database_id, _ = await _authorize(request)
+    database_id, _ = await authorize(request)
     system_identifier = request.query.get("systemIdentifier", "")
     if not system_identifier:
-        raise _refusal(web.HTTPBadRequest, "the systemIdentifier query parameter is required")
+        raise refusal(web.HTTPBadRequest, "the systemIdentifier query parameter is required")
     banks = await state.banks(database_id, system_identifier)
     if banks is None:
-        raise _refusal(
+        raise refusal(
             web.HTTPNotFound,
             "no payment system with that identifier is set up in this database",
         )
@@ -127,7 +127,7 @@ async def post_journals(request: web.Request) -> web.Response:
     """``POST /api/JournalInterface/PostJournals`` with a ``ControlAccounts`` document."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["PostJournals"] += 1
-    database_id, _ = await _authorize(request)
+    database_id, _ = await authorize(request)
     root = await _xml_document(request)
     system_identifier, submission_id = header_attributes(root)
     issues = request.app[SCHEMAS].issues(CONTROL_ACCOUNTS_XSD, root)
@@ -156,14 +156,14 @@ async def post_audit_message(request: web.Request) -> web.Response:
     """``POST /api/JournalInterface/PostAuditMessage`` with ``<AuditMessage>text</…>``."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["PostAuditMessage"] += 1
-    database_id, client_id = await _authorize(request)
-    body = await _xml_body(request)
+    database_id, client_id = await authorize(request)
+    body = await xml_body(request)
     try:
         root = parse(body, LIMITS)
     except XmlRejected as exc:
-        raise _refusal(web.HTTPBadRequest, exc.message) from None
+        raise refusal(web.HTTPBadRequest, exc.message) from None
     if root.tag != "AuditMessage" or len(root) or root.attrib:
-        raise _refusal(web.HTTPBadRequest, "the body must be <AuditMessage>text</AuditMessage>")
+        raise refusal(web.HTTPBadRequest, "the body must be <AuditMessage>text</AuditMessage>")
     message = root.text or ""
     if len(message) > AUDIT_MESSAGE_LIMIT:
         error = RuleError(
@@ -192,14 +192,14 @@ async def export_gl_account(request: web.Request) -> web.Response:
     """``GET /api/BudgetInterface/ExportGlAccount?date=dd/MM/yyyy``: a year's chart."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["ExportGlAccount"] += 1
-    database_id, _ = await _authorize(request)
+    database_id, _ = await authorize(request)
     text = request.query.get("date", "")
     day = _query_date(text)
     if day is None:
-        raise _refusal(web.HTTPBadRequest, f"the date must be dd/MM/yyyy; {text!r} is not")
+        raise refusal(web.HTTPBadRequest, f"the date must be dd/MM/yyyy; {text!r} is not")
     chart = await state.chart(database_id, day)
     if chart is None:
-        raise _refusal(
+        raise refusal(
             web.HTTPNotFound, f"no financial year of this database contains {day:%d/%m/%Y}"
         )
     return documents.xml_response(
@@ -211,7 +211,7 @@ async def export_financial_years(request: web.Request) -> web.Response:
     """``GET /api/BudgetInterface/ExportFinancialYears``: the years and their periods."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["ExportFinancialYears"] += 1
-    database_id, client_id = await _authorize(request)
+    database_id, client_id = await authorize(request)
     found = await state.financial_years(database_id)
     return documents.xml_response(budget_documents.fiscal_year_document(found, user=client_id))
 
@@ -220,7 +220,7 @@ async def import_budget(request: web.Request) -> web.Response:
     """``POST /api/BudgetInterface/ImportBudget`` with a budget ``Message`` document."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["ImportBudget"] += 1
-    database_id, client_id = await _authorize(request)
+    database_id, client_id = await authorize(request)
     root = await _xml_document(request)
     issues = request.app[SCHEMAS].issues(BUDGET_IMPORT_XSD, root)
     if issues:

@@ -45,6 +45,8 @@ from gateway.sandbox.budget import (
 from gateway.sandbox.budget import check as check_budget
 from gateway.sandbox.engine import create_engine, load_or_create_signing_key
 from gateway.sandbox.journal import MAPPING_KINDS, BankLedger, Journal, RuleError, check
+from gateway.sandbox.procurement import PortalCounters
+from gateway.sandbox.procurement_state import ProcurementState
 
 #: The FNG calls the sandbox counts.
 OPERATIONS: Final = (
@@ -54,6 +56,9 @@ OPERATIONS: Final = (
     "ExportGlAccount",
     "ExportFinancialYears",
     "ImportBudget",
+    "PostDocument",
+    "AuthorisedOrders",
+    "MarkOrderSent",
 )
 
 #: The longest code FMS keeps (ledger, fund, CFR and cost-centre codes).
@@ -71,12 +76,22 @@ class SandboxStats:
     journal_lines: int = 0
     audit_messages: int = 0
     budgets_imported: int = 0
+    #: Distinct eProcurement documents FNG stored, and authorised orders marked sent.
+    documents_received: int = 0
+    orders_sent: int = 0
+    #: Per supplier portal, by name (a portal appears once it is called or reset).
+    portals: dict[str, PortalCounters] = field(default_factory=dict)
+
+    def portal(self, name: str) -> PortalCounters:
+        return self.portals.setdefault(name, PortalCounters())
 
     def reset(self) -> None:
         self.token_requests = self.tokens_issued = 0
         self.requests = dict.fromkeys(OPERATIONS, 0)
         self.posted_submissions = self.journal_lines = self.audit_messages = 0
         self.budgets_imported = 0
+        self.documents_received = self.orders_sent = 0
+        self.portals = {}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +102,9 @@ class SandboxStats:
             "journal_lines": self.journal_lines,
             "audit_messages": self.audit_messages,
             "budgets_imported": self.budgets_imported,
+            "documents_received": self.documents_received,
+            "orders_sent": self.orders_sent,
+            "portals": {name: c.as_dict() for name, c in sorted(self.portals.items())},
         }
 
 
@@ -117,8 +135,9 @@ def canonical_guid(value: str) -> str:
     return str(uuid.UUID(value.strip()))
 
 
-class SandboxState:
-    """The sandbox's SIMS ID and FNG state. Open with :meth:`open`, then :meth:`close`."""
+class SandboxState(ProcurementState):
+    """The sandbox's SIMS ID, FNG and supplier portal state. Open with :meth:`open`, then
+    :meth:`close`."""
 
     def __init__(self, engine: AsyncEngine, *, in_memory: bool, signing_key: RSAKey) -> None:
         self._engine = engine

@@ -233,3 +233,77 @@ budget_allocations = sa.Table(
     sa.Column("amount", sa.String(64), nullable=False),
     sa.Column("profile", sa.String(200), nullable=True),
 )
+
+# -- eProcurement ----------------------------------------------------------------------------
+
+#: Documents the gateway delivered to FNG from supplier portals, one per (source, id).
+eproc_documents = sa.Table(
+    "eproc_documents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id"), nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("document_id", sa.String(100), nullable=False),
+    # order, invoice or creditnote.
+    sa.Column("doc_type", sa.String(20), nullable=False),
+    # The body exactly as delivered, and its SHA-256 (hex) to recognise a redelivery.
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("database_id", "source", "document_id"),
+)
+
+#: Orders authorised in FNG, to be sent to their suppliers; sent once sent_at is set.
+authorised_orders = sa.Table(
+    "authorised_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id"), nullable=False),
+    # FNG's id for the order, unique within its database.
+    sa.Column("order_id", sa.String(100), nullable=False),
+    sa.Column("supplier_duns", sa.String(13), nullable=False),
+    sa.Column("order_xml", sa.Text, nullable=False),
+    sa.Column("authorised_at", sa.String(40), nullable=False),
+    sa.Column("sent_at", sa.String(40), nullable=True),
+    sa.UniqueConstraint("database_id", "order_id"),
+)
+
+#: Supplier portals (EProcurementService), each with the one account a school holds there.
+portals = sa.Table(
+    "portals",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("username", sa.String(50), nullable=False),
+    # Kept in clear: the portal must hand it back from ChangePassword and to the control API.
+    sa.Column("password", sa.String(256), nullable=False),
+    sa.Column("supplier_duns", sa.String(13), nullable=False),
+    sa.Column("refuse_auth", sa.Boolean, nullable=False, default=False),
+)
+
+#: The documents a portal queues for collection: content orders, invoices, credit notes, quotes.
+portal_documents = sa.Table(
+    "portal_documents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("portal", sa.ForeignKey("portals.name"), nullable=False),
+    sa.Column("uuid", sa.String(100), nullable=False),
+    # order, invoice, creditnote or quote.
+    sa.Column("doc_type", sa.String(20), nullable=False),
+    # The text FetchDoc returns, as given (it need not be well-formed).
+    sa.Column("xml", sa.Text, nullable=False),
+    # UTC, to the millisecond: 2026-11-20T09:30:00.000Z (so text order is time order).
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("processed", sa.Boolean, nullable=False, default=False),
+    sa.UniqueConstraint("portal", "uuid"),
+)
+
+#: Authorised orders a portal received with SendOrder, as sent.
+portal_orders = sa.Table(
+    "portal_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("portal", sa.ForeignKey("portals.name"), nullable=False),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("buyers_order_number", sa.String(200), nullable=True),
+    sa.Column("xml", sa.Text, nullable=False),
+)

@@ -1,14 +1,26 @@
-"""Apply the gateway's migrations (``fng-gateway migrate``, or at start-up)."""
+"""Apply the gateway's migrations (``fng-gateway migrate``, or at start-up).
+
+Safe to run from several processes at once: on PostgreSQL an advisory lock (in env.py) lets
+one replica migrate while the others wait and then find nothing left to do; on SQLite a lock
+file beside the database does the same; within one process a lock does.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Alembic keeps its context in module globals: one migration at a time per process.
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def alembic_config(url: str) -> Config:
@@ -19,10 +31,27 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@contextlib.contextmanager
+def _sqlite_file_lock(url: str) -> Iterator[None]:
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock = Path(f"{database}.migrate-lock")
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def upgrade_sync(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    with _ONE_AT_A_TIME, _sqlite_file_lock(url):
+        command.upgrade(alembic_config(url), "head")
 
 
 async def upgrade(url: str) -> None:
-    """Migrate to the newest revision; safe to run from several replicas at once."""
+    """Migrate to the newest revision."""
     await asyncio.to_thread(upgrade_sync, url)

@@ -66,6 +66,9 @@ schools = sa.Table(
     sa.Column("la_number", sa.String(3), nullable=False),
     sa.Column("establishment_number", sa.String(4), nullable=False),
     sa.Column("duns", sa.String(13), nullable=True),
+    # The school's system parameters that eProcurement documents must match.
+    sa.Column("language", sa.String(8), nullable=False, server_default="en"),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="GBP"),
     _created(),
     sa.UniqueConstraint("la_number", "establishment_number", name="uq_schools_dfe"),
 )
@@ -150,6 +153,72 @@ ledger = sa.Table(
     sa.UniqueConstraint(
         "database_id", "interface", "scope", "submission_id", name="uq_ledger_submission"
     ),
+)
+
+portals = sa.Table(
+    "portals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id", ondelete="CASCADE"), nullable=False),
+    # Unique per database; FNG knows the portal's documents by it (their "source").
+    sa.Column("name", sa.String(40), nullable=False),
+    sa.Column("url", sa.String(500), nullable=False),
+    sa.Column("username", sa.String(50), nullable=False),
+    sa.Column("password_enc", sa.Text, nullable=False),
+    sa.Column("supplier_duns", sa.String(13), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("poll_seconds", sa.Integer, nullable=False),
+    # Change the password with ChangePassword this often (at least 60 days); None: never.
+    sa.Column("password_days", sa.Integer, nullable=True),
+    sa.Column("password_changed_at", UtcDateTime(), nullable=False),
+    sa.Column("next_poll_at", UtcDateTime(), nullable=False),
+    sa.Column("last_success_at", UtcDateTime(), nullable=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    # The replica polling it, until when.
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    _created(),
+    sa.UniqueConstraint("database_id", "name", name="uq_portals_database_name"),
+)
+
+eproc_documents = sa.Table(
+    "eproc_documents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("portal_id", sa.ForeignKey("portals.id", ondelete="CASCADE"), nullable=False),
+    # The portal's id for the document (FetchIndex's uuid).
+    sa.Column("document_id", sa.String(100), nullable=False),
+    # order | invoice | creditnote
+    sa.Column("doc_type", sa.String(16), nullable=False),
+    # fetched | delivered | acknowledged | quarantined | released
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("rule", sa.String(40), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    _created(),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("portal_id", "document_id", name="uq_eproc_documents_portal_document"),
+)
+
+eproc_orders = sa.Table(
+    "eproc_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("database_id", sa.ForeignKey("databases.id", ondelete="CASCADE"), nullable=False),
+    # FNG's id for the authorised order.
+    sa.Column("order_id", sa.String(100), nullable=False),
+    sa.Column("portal_id", sa.ForeignKey("portals.id", ondelete="SET NULL"), nullable=True),
+    # sending | delivered | sent | quarantined | released
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("rule", sa.String(40), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    _created(),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("database_id", "order_id", name="uq_eproc_orders_database_order"),
 )
 
 audit_log = sa.Table(

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -118,7 +119,7 @@ class Registry:
             row = None
             systems: frozenset[str] = frozenset()
             if account is not None and digest:
-                row = (await conn.execute(_target_query(digest, account.id, interface))).first()
+                row = (await conn.execute(_inbound_query(digest, account.id, interface))).first()
                 systems = frozenset(
                     (
                         await conn.execute(
@@ -128,16 +129,6 @@ class Registry:
                         )
                     ).scalars()
                 )
-            active_key = None
-            if row is not None:
-                active_key = (
-                    await conn.execute(
-                        sa.select(partner_keys.c.key_enc).where(
-                            partner_keys.c.database_id == row.database_id,
-                            partner_keys.c.state == KeyState.ACTIVE.value,
-                        )
-                    )
-                ).scalar_one_or_none()
 
         password_ok = await verify_password_async(
             password, account.password_hash if account is not None else dummy_hash()
@@ -148,7 +139,7 @@ class Registry:
             or not account.enabled
             or row is None
             or not row.granted
-            or active_key is None
+            or row.active_key_enc is None
             or (
                 row.key_state == KeyState.RETIRING
                 and (row.retire_at is None or row.retire_at <= now)
@@ -159,35 +150,83 @@ class Registry:
         caller = Caller(
             account_id=account.id,
             username=username,
-            target=DatabaseTarget(
-                database_id=row.database_id,
-                database_name=row.database_name,
-                school_id=row.school_id,
-                school_name=row.school_name,
-                la_number=row.la_number,
-                establishment_number=row.establishment_number,
-                vendor=VendorCredentials(
-                    vendor_id=row.vendor_id,
-                    token_url=row.token_url,
-                    client_id=row.client_id,
-                    auth_method=AuthMethod(row.auth_method),
-                    credential=self._box.decrypt(row.credential_enc),
-                ),
-                fng_key=self._box.decrypt(row.fng_key_enc),
-                partner_key=self._box.decrypt(active_key),
-            ),
+            target=self._target(row),
             system_identifiers=systems,
         )
         return caller, row.retire_at if row.key_state == KeyState.RETIRING else None
+
+    async def database_target(self, database_id: int) -> DatabaseTarget | None:
+        """A database and its keys, for the gateway's own calls (its eProcurement work)."""
+        async with self._store.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(*_TARGET_COLUMNS)
+                    .select_from(_TARGET_FROM)
+                    .where(databases.c.id == database_id)
+                )
+            ).first()
+        if row is None or row.active_key_enc is None:
+            return None
+        return self._target(row)
+
+    def _target(self, row: Any) -> DatabaseTarget:
+        return DatabaseTarget(
+            database_id=row.database_id,
+            database_name=row.database_name,
+            school_id=row.school_id,
+            school_name=row.school_name,
+            la_number=row.la_number,
+            establishment_number=row.establishment_number,
+            vendor=VendorCredentials(
+                vendor_id=row.vendor_id,
+                token_url=row.token_url,
+                client_id=row.client_id,
+                auth_method=AuthMethod(row.auth_method),
+                credential=self._box.decrypt(row.credential_enc),
+            ),
+            fng_key=self._box.decrypt(row.fng_key_enc),
+            partner_key=self._box.decrypt(row.active_key_enc),
+        )
 
     def forget(self) -> None:
         """Drop every cached resolution (after a change made through this process)."""
         self._cache.clear()
 
 
-def _target_query(
+_active = partner_keys.alias("active_key")
+_ACTIVE_KEY = (
+    sa.select(_active.c.key_enc)
+    .where(_active.c.database_id == databases.c.id, _active.c.state == KeyState.ACTIVE.value)
+    .correlate(databases)
+    .scalar_subquery()
+)
+
+#: Everything that makes a DatabaseTarget, the active partner key included.
+_TARGET_COLUMNS = (
+    databases.c.id.label("database_id"),
+    databases.c.name.label("database_name"),
+    databases.c.fng_key_enc,
+    schools.c.id.label("school_id"),
+    schools.c.name.label("school_name"),
+    schools.c.la_number,
+    schools.c.establishment_number,
+    vendors.c.id.label("vendor_id"),
+    vendors.c.token_url,
+    vendors.c.client_id,
+    vendors.c.auth_method,
+    vendors.c.credential_enc,
+    _ACTIVE_KEY.label("active_key_enc"),
+)
+_TARGET_FROM = databases.join(schools, databases.c.school_id == schools.c.id).join(
+    vendors, databases.c.vendor_id == vendors.c.id
+)
+
+
+def _inbound_query(
     digest: str, account_id: int, interface: Interface
 ) -> sa.Select[tuple[object, ...]]:
+    """The database a presented key names, whether the account is granted it, and the key's
+    state."""
     granted = (
         sa.select(sa.literal(True))
         .where(
@@ -199,26 +238,11 @@ def _target_query(
     )
     return (
         sa.select(
-            databases.c.id.label("database_id"),
-            databases.c.name.label("database_name"),
-            databases.c.fng_key_enc,
-            schools.c.id.label("school_id"),
-            schools.c.name.label("school_name"),
-            schools.c.la_number,
-            schools.c.establishment_number,
-            vendors.c.id.label("vendor_id"),
-            vendors.c.token_url,
-            vendors.c.client_id,
-            vendors.c.auth_method,
-            vendors.c.credential_enc,
+            *_TARGET_COLUMNS,
             partner_keys.c.state.label("key_state"),
             partner_keys.c.retire_at,
             granted.label("granted"),
         )
-        .select_from(
-            partner_keys.join(databases, partner_keys.c.database_id == databases.c.id)
-            .join(schools, databases.c.school_id == schools.c.id)
-            .join(vendors, databases.c.vendor_id == vendors.c.id)
-        )
+        .select_from(_TARGET_FROM.join(partner_keys, partner_keys.c.database_id == databases.c.id))
         .where(partner_keys.c.digest == digest)
     )

@@ -27,6 +27,7 @@ from gateway.store.tables import (
     databases,
     grants,
     partner_keys,
+    portals,
     schools,
     vendors,
 )
@@ -57,6 +58,8 @@ class CreatedAccount:
 
 _LA = re.compile(r"^\d{3}$")
 _ESTABLISHMENT = re.compile(r"^\d{4}$")
+_DUNS = re.compile(r"^(\d{9}|\d{13})$")
+_PORTAL_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 
 
 async def _audit(
@@ -123,12 +126,27 @@ class RegistryService:
         return vendor_id
 
     async def add_school(
-        self, name: str, *, la_number: str, establishment_number: str, duns: str | None = None
+        self,
+        name: str,
+        *,
+        la_number: str,
+        establishment_number: str,
+        duns: str | None = None,
+        language: str = "en",
+        currency: str = "GBP",
     ) -> int:
+        """A school; its DUNS, language and currency are what its suppliers' documents must
+        match."""
         if not _LA.match(la_number):
             raise RegistryError("the LA number must be 3 digits")
         if not _ESTABLISHMENT.match(establishment_number):
             raise RegistryError("the establishment number must be 4 digits")
+        if duns is not None and not _DUNS.match(duns):
+            raise RegistryError("a DUNS number has 9 digits (or a GLN 13)")
+        if not re.match(r"^[A-Za-z]{2}(-[A-Za-z]{2})?$", language):
+            raise RegistryError("the language is a code such as en or en-GB")
+        if not re.match(r"^[A-Z]{3}$", currency):
+            raise RegistryError("the currency is a three-letter code such as GBP")
         async with self._store.write() as conn:
             school_id = await _insert(
                 conn,
@@ -137,6 +155,8 @@ class RegistryService:
                     la_number=la_number,
                     establishment_number=establishment_number,
                     duns=duns,
+                    language=language,
+                    currency=currency,
                     created_at=datetime.now(UTC),
                 ),
                 f"a school {la_number}/{establishment_number}",
@@ -275,6 +295,66 @@ class RegistryService:
                 interfaces=[interface.value for interface in interfaces],
                 system_identifiers=list(system_identifiers),
             )
+
+    async def add_portal(
+        self,
+        database_id: int,
+        *,
+        name: str,
+        url: str,
+        username: str,
+        password: str,
+        supplier_duns: str,
+        poll_seconds: int = 300,
+        password_days: int | None = None,
+        enabled: bool = True,
+    ) -> int:
+        """A supplier's eProcurement portal for one school database."""
+        if not _PORTAL_NAME.match(name):
+            raise RegistryError("a portal name is 1 to 40 lower-case letters, digits or hyphens")
+        if not re.match(r"^https?://[^\s]+$", url):
+            raise RegistryError("the portal URL must be an http(s) URL")
+        if not 1 <= len(username) <= 50 or not 1 <= len(password) <= 256:
+            raise RegistryError("a portal username has up to 50 characters, a password 256")
+        if not _DUNS.match(supplier_duns):
+            raise RegistryError("a DUNS number has 9 digits (or a GLN 13)")
+        if poll_seconds < 10:
+            raise RegistryError("a portal is polled at most every 10 seconds")
+        if password_days is not None and password_days < 60:
+            raise RegistryError("a portal password lives at least 60 days")
+        now = datetime.now(UTC)
+        async with self._store.write() as conn:
+            portal_id = await _insert(
+                conn,
+                portals.insert().values(
+                    database_id=database_id,
+                    name=name,
+                    url=url,
+                    username=username,
+                    password_enc=self._box.encrypt(password),
+                    supplier_duns=supplier_duns,
+                    enabled=enabled,
+                    poll_seconds=poll_seconds,
+                    password_days=password_days,
+                    password_changed_at=now,
+                    next_poll_at=now,
+                    failures=0,
+                    created_at=now,
+                ),
+                f"a portal named {name!r} for this database",
+            )
+            await _audit(
+                conn,
+                self.actor,
+                "portal.add",
+                f"portal:{portal_id}",
+                database_id=database_id,
+                name=name,
+                url=url,
+                username=username,
+                supplier_duns=supplier_duns,
+            )
+        return portal_id
 
     async def find_account(self, username: str) -> int | None:
         async with self._store.read() as conn:

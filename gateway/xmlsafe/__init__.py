@@ -1,6 +1,14 @@
 """Hardened XML: bounded, DTD-free parsing and schemas compiled once."""
 
-from gateway.xmlsafe.parser import Limits, parse, parse_text
+from gateway.xmlsafe.parser import Limits, as_utf8_document, parse, parse_text
 from gateway.xmlsafe.schemas import SchemaIssue, SchemaRegistry, shipped_schemas_dir
 
-__all__ = ["Limits", "SchemaIssue", "SchemaRegistry", "parse", "parse_text", "shipped_schemas_dir"]
+__all__ = [
+    "Limits",
+    "SchemaIssue",
+    "SchemaRegistry",
+    "as_utf8_document",
+    "parse",
+    "parse_text",
+    "shipped_schemas_dir",
+]

@@ -136,6 +136,12 @@ def check_shape(root: etree._Element, limits: Limits) -> None:
         raise XmlRejected(f"the document has more than {limits.max_elements} elements")
 
 
+def as_utf8_document(text: str) -> bytes:
+    """A document received as a string, as UTF-8 bytes with a declaration that says so."""
+    body = _DECLARATION.sub(b"", text.encode("utf-8"), count=1).lstrip()
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
+
+
 def parse_text(text: str, limits: Limits) -> etree._Element:
     """Parse a document that arrived as a string (XML sent escaped inside a SOAP field)."""
     data = _DECLARATION.sub(b"", text.encode("utf-8"), count=1)

@@ -107,6 +107,29 @@ def run_budget_demo(info: dict[str, Any], version: str, serial: int) -> list[dic
     return budgets
 
 
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url) as response:
+        return json.loads(response.read())
+
+
+def eproc_settled(info: dict[str, Any], seconds: float) -> tuple[list[str], list[str], Any]:
+    """Wait for the demo portal's valid documents to reach FNG; what FNG holds, what the
+    portal has had acknowledged, and the portal's state."""
+    valid = sorted(d["id"] for d in info["eproc"]["documents"] if d["expected"] == "valid")
+    deadline = time.monotonic() + seconds
+    while True:
+        delivered = sorted(
+            d["document_id"] for d in get_json(f"{info['sandbox_url']}/_sandbox/eproc/documents")
+        )
+        portal = get_json(f"{info['sandbox_url']}/_sandbox/portals/{info['eproc']['portal']}")
+        acknowledged = sorted(d["uuid"] for d in portal["documents"] if d["processed"])
+        if (
+            delivered == valid and acknowledged == valid and portal["orders"]
+        ) or time.monotonic() > deadline:
+            return delivered, acknowledged, portal
+        time.sleep(0.25)
+
+
 class TestQuickstart:
     async def test_sandbox_command_serves_a_soap_client(self, tmp_path: Path) -> None:
         info_file = tmp_path / "info.json"
@@ -129,6 +152,14 @@ class TestQuickstart:
             assert [str(budget["serial_number"]) for budget in budgets] == ["1"]
             budgets = await asyncio.to_thread(run_budget_demo, info, "1.2", 2)
             assert [str(budget["serial_number"]) for budget in budgets] == ["1", "2"]
+            # Within one poll interval of starting, the demo portal's valid documents are in
+            # FNG and acknowledged; the invalid ones are not; the authorised order was sent.
+            delivered, acknowledged, portal = await asyncio.to_thread(
+                eproc_settled, info, info["eproc"]["poll_seconds"] + 5
+            )
+            valid = sorted(d["id"] for d in info["eproc"]["documents"] if d["expected"] == "valid")
+            assert delivered == valid and acknowledged == valid
+            assert len(portal["orders"]) == 1
         finally:
             process.send_signal(signal.SIGTERM)
             stdout, stderr = await asyncio.to_thread(process.communicate, timeout=30)

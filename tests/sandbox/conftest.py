@@ -121,6 +121,9 @@ class Sandbox:
         headers = {**self.headers(token, **keys), "Content-Type": "application/xml"}
         return await self.client.post(f"{BUDGET}/ImportBudget", data=body, headers=headers)
 
+    def url(self, path: str) -> str:
+        return str(self.client.make_url(path))
+
     async def control(self, method: str, path: str, json: Any = None) -> Any:
         response = await self.client.request(method, f"/_sandbox{path}", json=json)
         assert response.status == 200, await response.text()
@@ -145,6 +148,10 @@ def schemas() -> SchemaRegistry:
             "budget/GLAccounts.xsd",
             "budget/FiscalYear.xsd",
             "budget/BudgetResult.xsd",
+            "eproc/FetchIndex.xsd",
+            "eproc/FngEProcurement.xsd",
+            "eproc/profile/Order.xsd",
+            "eproc/profile/Invoice.xsd",
         ],
     )
 

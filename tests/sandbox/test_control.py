@@ -13,6 +13,9 @@ ZERO = {
     "ExportGlAccount": 0,
     "ExportFinancialYears": 0,
     "ImportBudget": 0,
+    "PostDocument": 0,
+    "AuthorisedOrders": 0,
+    "MarkOrderSent": 0,
 }
 
 
@@ -47,11 +50,17 @@ class TestStats:
                 "ExportGlAccount": 3,
                 "ExportFinancialYears": 1,
                 "ImportBudget": 3,
+                "PostDocument": 0,
+                "AuthorisedOrders": 0,
+                "MarkOrderSent": 0,
             },
             "posted_submissions": 1,
             "journal_lines": 2,
             "audit_messages": 1,
             "budgets_imported": 1,
+            "documents_received": 0,
+            "orders_sent": 0,
+            "portals": {},
         }
 
     async def test_reset_keeps_state(self, sandbox: Sandbox) -> None:

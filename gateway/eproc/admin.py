@@ -1,0 +1,175 @@
+"""What operators do with eProcurement work the gateway set aside: list it, read it, retry it,
+release it. The CLI and the admin API both call these; the running gateway does the rest at
+the portal's next poll. Every change is audited."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.eproc.pipeline import DocState, OrderState
+from gateway.errors import NotFound
+from gateway.store import Store
+from gateway.store.tables import audit_log, eproc_documents, eproc_orders, portals
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A quarantined document or order."""
+
+    kind: str  # document | order
+    id: int
+    portal: str
+    reference: str  # the portal's document id, or FNG's order id
+    doc_type: str
+    rule: str | None
+    reason: str | None
+    since: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "portal": self.portal,
+            "reference": self.reference,
+            "type": self.doc_type,
+            "rule": self.rule,
+            "reason": self.reason,
+            "since": self.since.isoformat(),
+        }
+
+
+async def _audit(conn: AsyncConnection, actor: str, action: str, subject: str) -> None:
+    await conn.execute(
+        audit_log.insert().values(
+            at=datetime.now(UTC),
+            actor=actor,
+            action=action,
+            subject=subject,
+            detail=json.dumps({}),
+        )
+    )
+
+
+class EprocAdmin:
+    def __init__(self, store: Store, actor: str) -> None:
+        self._store = store
+        self.actor = actor
+
+    async def quarantined(self) -> list[Held]:
+        async with self._store.read() as conn:
+            documents = await conn.execute(
+                sa.select(eproc_documents, portals.c.name.label("portal"))
+                .join(portals, eproc_documents.c.portal_id == portals.c.id)
+                .where(eproc_documents.c.state == DocState.QUARANTINED.value)
+                .order_by(eproc_documents.c.id)
+            )
+            held = [
+                Held(
+                    "document",
+                    row.id,
+                    row.portal,
+                    row.document_id,
+                    row.doc_type,
+                    row.rule,
+                    row.reason,
+                    row.updated_at,
+                )
+                for row in documents
+            ]
+            orders = await conn.execute(
+                sa.select(eproc_orders, portals.c.name.label("portal"))
+                .join(portals, eproc_orders.c.portal_id == portals.c.id, isouter=True)
+                .where(eproc_orders.c.state == OrderState.QUARANTINED.value)
+                .order_by(eproc_orders.c.id)
+            )
+            held += [
+                Held(
+                    "order",
+                    row.id,
+                    row.portal or "-",
+                    row.order_id,
+                    "authorised order",
+                    row.rule,
+                    row.reason,
+                    row.updated_at,
+                )
+                for row in orders
+            ]
+        return held
+
+    async def document(self, document_id: int) -> tuple[Held, bytes]:
+        """A quarantined document with its content, as the portal sent it."""
+        for item in await self.quarantined():
+            if item.kind == "document" and item.id == document_id:
+                async with self._store.read() as conn:
+                    content = await conn.scalar(
+                        sa.select(eproc_documents.c.content).where(
+                            eproc_documents.c.id == document_id
+                        )
+                    )
+                return item, bytes(content or b"")
+        raise NotFound(f"no quarantined document {document_id}")
+
+    async def _move_document(self, document_id: int, state: DocState, action: str) -> None:
+        now = datetime.now(UTC)
+        async with self._store.write() as conn:
+            moved = await conn.execute(
+                eproc_documents.update()
+                .where(
+                    eproc_documents.c.id == document_id,
+                    eproc_documents.c.state == DocState.QUARANTINED.value,
+                )
+                .values(
+                    state=state.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    **({"rule": None, "reason": None} if state is DocState.FETCHED else {}),
+                )
+            )
+            if moved.rowcount != 1:
+                raise NotFound(f"no quarantined document {document_id}")
+            await _audit(conn, self.actor, action, f"eproc_document:{document_id}")
+
+    async def retry_document(self, document_id: int) -> None:
+        """Check it again at the portal's next poll (after its rule or the school's set-up
+        was put right); it is delivered if it passes."""
+        await self._move_document(document_id, DocState.FETCHED, "eproc.document.retry")
+
+    async def release_document(self, document_id: int) -> None:
+        """Give it up: acknowledge it to the portal at the next poll without delivering it."""
+        await self._move_document(document_id, DocState.RELEASING, "eproc.document.release")
+
+    async def retry_order(self, order_id: int) -> None:
+        """Send it again at the next poll (the supplier confirmed it never arrived)."""
+        async with self._store.write() as conn:
+            gone = await conn.execute(
+                eproc_orders.delete().where(
+                    eproc_orders.c.id == order_id,
+                    eproc_orders.c.state == OrderState.QUARANTINED.value,
+                )
+            )
+            if gone.rowcount != 1:
+                raise NotFound(f"no quarantined order {order_id}")
+            await _audit(conn, self.actor, "eproc.order.retry", f"eproc_order:{order_id}")
+
+    async def release_order(self, order_id: int) -> None:
+        """Count it as sent (the supplier confirmed it arrived): FNG is told at the next poll."""
+        async with self._store.write() as conn:
+            moved = await conn.execute(
+                eproc_orders.update()
+                .where(
+                    eproc_orders.c.id == order_id,
+                    eproc_orders.c.state == OrderState.QUARANTINED.value,
+                )
+                .values(state=OrderState.DELIVERED.value, updated_at=datetime.now(UTC))
+            )
+            if moved.rowcount != 1:
+                raise NotFound(f"no quarantined order {order_id}")
+            await _audit(conn, self.actor, "eproc.order.release", f"eproc_order:{order_id}")

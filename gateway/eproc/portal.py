@@ -1,0 +1,235 @@
+"""The client of suppliers' eProcurement portals: zeep, carried by the gateway's aiohttp session.
+
+The portal standard's WSDL (schemas/eproc/EProcurementService.wsdl) is loaded once, at
+start-up, from the file; each portal is a service bound to its own address. Every call
+carries the AuthHeader. Answers are screened by the gateway's hardened parser before zeep
+reads them, and every failure leaves here as a :class:`~gateway.errors.PortalError`: the
+standard's three exceptions as their own types, everything else (timeouts, HTTP errors,
+answers that are not SOAP) as the base type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+from lxml import etree
+from requests import Response
+from zeep import AsyncClient, Settings
+from zeep.exceptions import Error as ZeepError
+from zeep.exceptions import Fault
+from zeep.proxy import AsyncServiceProxy
+from zeep.transports import Transport
+from zeep.wsdl.utils import etree_to_string
+
+from gateway import ns
+from gateway.errors import (
+    PortalAuthenticationFailed,
+    PortalDocumentMissing,
+    PortalError,
+    PortalRejectedXml,
+    XmlRejected,
+)
+from gateway.xmlsafe import Limits, SchemaRegistry, as_utf8_document, parse, parse_text
+
+BINDING: Final = f"{{{ns.OTS}}}EProcurementServiceSoap"
+INDEX_SCHEMA: Final = "eproc/FetchIndex.xsd"
+#: The code of a PortalError raised before anything reached the portal.
+UNREACHABLE: Final = "PORTAL_UNREACHABLE"
+
+_EXCEPTIONS: Final = {
+    "AuthenticationException": PortalAuthenticationFailed,
+    "DocumentNotExistException": PortalDocumentMissing,
+    "InvalidXmlException": PortalRejectedXml,
+}
+
+
+class AiohttpTransport(Transport):
+    """zeep's transport over the gateway's own aiohttp session (one HTTP stack per process).
+
+    Only operations travel through it; the WSDL is a local file, read once by zeep."""
+
+    def __init__(self, session: aiohttp.ClientSession, timeout: float, limits: Limits) -> None:
+        super().__init__()
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._limits = limits
+
+    async def post_xml(
+        self, address: str, envelope: etree._Element, headers: dict[str, str]
+    ) -> Response:
+        message = etree_to_string(envelope)
+        try:
+            async with self._session.post(
+                address, data=message, headers=headers, timeout=self._timeout, middlewares=()
+            ) as answer:
+                body = await answer.read()
+                status = answer.status
+                content_type = answer.headers.get("Content-Type", "text/xml")
+        except TimeoutError:
+            raise PortalError("the portal did not answer in time", code="PORTAL_TIMEOUT") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise PortalError(
+                f"the portal could not be reached: {type(exc).__name__}", code=UNREACHABLE
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise PortalError(
+                f"the connection to the portal failed: {type(exc).__name__}",
+                code="PORTAL_CONNECTION_LOST",
+            ) from None
+        try:
+            parse(body, self._limits)
+        except XmlRejected as exc:
+            raise PortalError(
+                f"the portal answered HTTP {status} with something that is not SOAP: {exc.message}",
+                code="PORTAL_GARBAGE",
+            ) from None
+        response = Response()
+        response._content = body
+        response.status_code = status
+        response.headers["Content-Type"] = content_type
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    document_id: str
+    doc_type: str
+    created: datetime
+
+
+@dataclass(slots=True)
+class Portal:
+    """One supplier portal, as the client calls it."""
+
+    name: str
+    url: str
+    username: str
+    password: str = field(repr=False)
+
+
+class PortalClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        wsdl: Path,
+        *,
+        timeout: float,
+        limits: Limits,
+        schemas: SchemaRegistry,
+    ) -> None:
+        self._schemas = schemas
+        settings = Settings(
+            strict=True,
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
+            xml_huge_tree=False,
+        )
+        self._client = AsyncClient(
+            str(wsdl), transport=AiohttpTransport(session, timeout, limits), settings=settings
+        )
+        self._binding = self._client.wsdl.bindings[BINDING]
+        self._limits = limits
+        self._services: dict[str, AsyncServiceProxy] = {}
+
+    def _service(self, url: str) -> AsyncServiceProxy:
+        service = self._services.get(url)
+        if service is None:
+            service = AsyncServiceProxy(self._client, self._binding, address=url)
+            self._services[url] = service
+        return service
+
+    async def _call(self, portal: Portal, operation: str, **arguments: Any) -> Any:
+        header = {"AuthHeader": {"Username": portal.username, "Password": portal.password}}
+        method = getattr(self._service(portal.url), operation)
+        try:
+            return await method(**arguments, _soapheaders=header)
+        except Fault as fault:
+            message = str(fault.message or "")
+            kind, _, text = message.partition(":")
+            error = _EXCEPTIONS.get(kind.strip(), PortalError)
+            raise error(f"{operation}: {text.strip() or message}") from None
+        except ZeepError as exc:
+            raise PortalError(
+                f"{operation}: the portal's answer is not what the standard describes "
+                f"({type(exc).__name__})",
+                code="PORTAL_GARBAGE",
+            ) from None
+
+    def _index(self, xml: str | None) -> list[IndexEntry]:
+        if not xml:
+            return []
+        try:
+            root = parse_text(xml, self._limits)
+        except XmlRejected as exc:
+            raise PortalError(
+                f"the index is not XML: {exc.message}", code="PORTAL_GARBAGE"
+            ) from None
+        issues = self._schemas.issues(INDEX_SCHEMA, root)
+        if issues:
+            raise PortalError(f"the index is not a doclist: {issues[0]}", code="PORTAL_GARBAGE")
+        entries = []
+        for item in root.iterfind("document"):
+            document_id, doc_type = item.get("uuid", ""), item.get("type", "")
+            try:
+                created = datetime.fromisoformat(item.get("date", ""))
+            except ValueError:
+                raise PortalError(
+                    "an index entry has no readable date", code="PORTAL_GARBAGE"
+                ) from None
+            if not document_id or " " in document_id or len(document_id) > 100:
+                raise PortalError(
+                    f"an index entry has an invalid id {document_id!r}", code="PORTAL_GARBAGE"
+                )
+            entries.append(IndexEntry(document_id, doc_type, created))
+        return entries
+
+    async def fetch_index(self, portal: Portal) -> list[IndexEntry]:
+        return self._index(await self._call(portal, "FetchIndex"))
+
+    async def fetch_index_from_date(self, portal: Portal, since: datetime) -> list[IndexEntry]:
+        return self._index(await self._call(portal, "FetchIndexFromDate", BeginDate=since))
+
+    async def fetch_doc(self, portal: Portal, document_id: str) -> bytes:
+        """The document, as UTF-8 bytes: the string the portal returns may declare the
+        encoding of the string writer that made it (UTF-16, from .NET), which no longer
+        applies once it is text."""
+        return as_utf8_document(await self._call(portal, "FetchDoc", DocID=document_id) or "")
+
+    async def update_document_status(
+        self, portal: Portal, document_id: str, processed: bool
+    ) -> None:
+        if (
+            await self._call(portal, "UpdateDocumentStatus", DocID=document_id, Processed=processed)
+            is not True
+        ):
+            raise PortalError("UpdateDocumentStatus did not answer true", code="PORTAL_GARBAGE")
+
+    async def send_order(self, portal: Portal, document: str) -> None:
+        if await self._call(portal, "SendOrder", Document=document) is not True:
+            raise PortalError("SendOrder did not answer true", code="PORTAL_GARBAGE")
+
+    async def change_password(self, portal: Portal) -> str:
+        password = await self._call(portal, "ChangePassword")
+        if not isinstance(password, str) or not password or len(password) > 256:
+            raise PortalError("ChangePassword returned no usable password", code="PORTAL_GARBAGE")
+        return password
+
+
+async def load_client(
+    session: aiohttp.ClientSession,
+    wsdl: Path,
+    *,
+    call_seconds: float,
+    limits: Limits,
+    schemas: SchemaRegistry,
+) -> PortalClient:
+    """Build the client off the event loop: zeep reads and compiles the WSDL synchronously."""
+    return await asyncio.to_thread(
+        PortalClient, session, wsdl, timeout=call_seconds, limits=limits, schemas=schemas
+    )

@@ -1,0 +1,249 @@
+"""The eProcurement scheduler: every replica runs one; portals are leased, never polled twice.
+
+Each tick it leases the portals that are due (a compare-and-set on the portal's row, under
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas share the work without a leader) and
+polls each in its own task, at most ``max_concurrent_portals`` at a time and each within
+``poll_timeout_seconds``: a slow or broken portal holds up nobody else. A failed poll is
+retried after a delay that doubles each time, up to ``max_backoff_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from gateway.config import EprocSettings
+from gateway.eproc.pipeline import DocState, OrderState, Pipeline, PortalJob
+from gateway.eproc.rules import Expectations
+from gateway.errors import GatewayError, PortalError
+from gateway.observability.metrics import Metrics
+from gateway.store import Store
+from gateway.store.tables import databases, eproc_documents, eproc_orders, portals, schools
+from gateway.tenancy.secrets import SecretBox
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        box: SecretBox,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        settings: EprocSettings,
+    ) -> None:
+        self._store = store
+        self._box = box
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._settings = settings
+        self.owner = uuid.uuid4().hex
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self._run(), name="eproc-scheduler")
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Take no more work; let running polls finish for ``grace`` seconds, then cancel."""
+        self._stopping.set()
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        if self._running:
+            _done, pending = await asyncio.wait(self._running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.tick()
+            except GatewayError as exc:
+                log.warning(
+                    "the scheduler could not look for due portals", extra={"error": exc.message}
+                )
+            await asyncio.sleep(self._settings.tick_seconds)
+
+    async def tick(self) -> int:
+        """Lease and start polls of due portals; the number started."""
+        free = self._settings.max_concurrent_portals - len(self._running)
+        if free <= 0:
+            return 0
+        jobs = await self._lease(free)
+        for job in jobs:
+            task = asyncio.create_task(self._poll(job), name=f"eproc-poll-{job.label}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        await self._gauges()
+        return len(jobs)
+
+    async def run_once(self) -> None:
+        """Poll every due portal now and wait for the polls (for tests and the CLI)."""
+        await self.tick()
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _lease(self, limit: int) -> list[PortalJob]:
+        now = _now()
+        # Long enough for the poll, short enough that a dead replica's portals soon move on.
+        timeout = self._settings.poll_timeout_seconds
+        until = now + timedelta(seconds=timeout + min(30.0, timeout))
+        due = (
+            sa.select(portals.c.id)
+            .where(
+                portals.c.enabled.is_(True),
+                portals.c.next_poll_at <= now,
+                sa.or_(portals.c.lease_until.is_(None), portals.c.lease_until < now),
+            )
+            .order_by(portals.c.next_poll_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._store.write() as conn:
+            ids = list((await conn.execute(due)).scalars())
+            leased = []
+            for portal_id in ids:
+                taken = await conn.execute(
+                    portals.update()
+                    .where(
+                        portals.c.id == portal_id,
+                        sa.or_(portals.c.lease_until.is_(None), portals.c.lease_until < now),
+                    )
+                    .values(lease_owner=self.owner, lease_until=until)
+                )
+                if taken.rowcount == 1:
+                    leased.append(portal_id)
+            if not leased:
+                return []
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        portals,
+                        schools.c.language,
+                        schools.c.currency,
+                        schools.c.duns.label("school_duns"),
+                    )
+                    .select_from(
+                        portals.join(databases, portals.c.database_id == databases.c.id).join(
+                            schools, databases.c.school_id == schools.c.id
+                        )
+                    )
+                    .where(portals.c.id.in_(leased))
+                )
+            ).all()
+        return [
+            PortalJob(
+                portal_id=row.id,
+                database_id=row.database_id,
+                name=row.name,
+                url=row.url,
+                username=row.username,
+                password=self._box.decrypt(row.password_enc),
+                supplier_duns=row.supplier_duns,
+                password_days=row.password_days,
+                password_changed_at=row.password_changed_at,
+                last_success_at=row.last_success_at,
+                expect=Expectations(
+                    language=row.language,
+                    currency=row.currency,
+                    school_duns=row.school_duns,
+                    supplier_duns=row.supplier_duns,
+                ),
+            )
+            for row in rows
+        ]
+
+    async def _poll(self, job: PortalJob) -> None:
+        error: GatewayError | None = None
+        try:
+            async with asyncio.timeout(self._settings.poll_timeout_seconds):
+                await self._pipeline.poll(job)
+        except TimeoutError:
+            error = PortalError("the poll took longer than allowed", code="POLL_TIMEOUT")
+        except GatewayError as exc:
+            error = exc
+        except Exception:
+            log.exception("a portal poll failed unexpectedly", extra={"portal": job.label})
+            error = PortalError("the poll failed unexpectedly", code="POLL_FAILED")
+        try:
+            await self._release(job, error)
+        except GatewayError as exc:
+            log.error(
+                "a portal's lease could not be released; it lapses by itself",
+                extra={"portal": job.label, "error": exc.message},
+            )
+
+    async def _release(self, job: PortalJob, error: GatewayError | None) -> None:
+        now = _now()
+        async with self._store.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(portals.c.poll_seconds, portals.c.failures).where(
+                        portals.c.id == job.portal_id
+                    )
+                )
+            ).one()
+            if error is None:
+                values: dict[str, object] = {
+                    "failures": 0,
+                    "last_error": None,
+                    "last_success_at": now,
+                    "next_poll_at": now + timedelta(seconds=row.poll_seconds),
+                }
+            else:
+                failures = row.failures + 1
+                delay = min(
+                    self._settings.max_backoff_seconds, row.poll_seconds * 2 ** min(failures, 16)
+                )
+                values = {
+                    "failures": failures,
+                    "last_error": f"{error.code}: {error.message}"[:500],
+                    "next_poll_at": now + timedelta(seconds=delay),
+                }
+            await conn.execute(
+                portals.update()
+                .where(portals.c.id == job.portal_id, portals.c.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None, **values)
+            )
+        outcome = "ok" if error is None else "failed"
+        self._metrics.portal_polls.labels(job.label, outcome).inc()
+        if error is not None:
+            self._metrics.portal_errors.labels(job.label, error.code).inc()
+            log.warning(
+                "a portal poll failed",
+                extra={"portal": job.label, "code": error.code, "error": error.message},
+            )
+
+    async def _gauges(self) -> None:
+        async with self._store.read() as conn:
+            quarantined = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(eproc_documents)
+                .where(eproc_documents.c.state == DocState.QUARANTINED.value)
+            )
+            orders = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(eproc_orders)
+                .where(eproc_orders.c.state == OrderState.QUARANTINED.value)
+            )
+            queued = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(eproc_documents)
+                .where(eproc_documents.c.state.in_([DocState.FETCHED, DocState.DELIVERED]))
+            )
+        self._metrics.quarantined.set(int(quarantined or 0) + int(orders or 0))
+        self._metrics.queue_depth.set(int(queued or 0))

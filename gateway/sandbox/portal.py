@@ -1,0 +1,324 @@
+"""Supplier portals: the ``EProcurementService`` of the FMS eProcurement web service
+standard, which FMS (now the gateway) calls as a SOAP client.
+
+Each portal lives at ``/portals/{name}/EProcurementService.asmx`` and behaves as the ASMX
+services suppliers run: document/literal wrapped in namespace :data:`OTS`, SOAP 1.1
+(``text/xml``, SOAPAction required) and 1.2 (``application/soap+xml``, ``action``
+optional), the ``AuthHeader`` on every call, and ``GET …?wsdl`` with the portal's own
+address. Faults are in the caller's SOAP version and read ``[ExceptionType]:[Message]``:
+``AuthenticationException``, ``DocumentNotExistException`` or ``InvalidXmlException``.
+
+It is strict where the real services are (element namespaces, the SOAPAction), so a
+client that only works against a lenient server is found out here.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+from aiohttp.helpers import parse_mimetype
+from lxml import etree
+
+from gateway import ns
+from gateway.errors import (
+    AuthenticationFailed,
+    CallerError,
+    GatewayError,
+    MalformedRequest,
+    NotFound,
+    UnknownOperation,
+    VersionMismatch,
+    XmlRejected,
+)
+from gateway.sandbox.appkeys import PORTAL_WSDL, SANDBOX_STATE
+from gateway.sandbox.procurement import PORTAL_METHODS, IndexEntry, PortalAccount, portal_path
+from gateway.sandbox.state import SandboxState
+from gateway.soap.envelope import SoapVersion, envelope, fault, fault_status, read_message
+from gateway.xmlsafe import Limits, parse, parse_text
+
+#: The namespace of the standard's web service (FMS will call nothing else).
+OTS: Final = ns.OTS
+NAME_PATTERN: Final = "[a-z0-9-]{1,40}"
+WSDL_FILE: Final = Path("eproc") / "EProcurementService.wsdl"
+
+LIMITS: Final = Limits(
+    max_bytes=16 * 1024 * 1024, max_depth=64, max_elements=1_000_000, max_attributes=4_000_000
+)
+
+_DATE_TIME: Final = re.compile(
+    r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+_BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
+
+
+class DocumentNotExist(NotFound):
+    """No such document, or not one of the authenticated user's."""
+
+    exception_type = "DocumentNotExistException"
+    code = "DOCUMENT_NOT_EXIST"
+
+
+class InvalidOrderXml(CallerError):
+    """The order SendOrder received is not an authorised eBIS-XML order."""
+
+    exception_type = "InvalidXmlException"
+    code = "INVALID_XML"
+
+
+def load_wsdl(schemas_dir: Path) -> etree._ElementTree:
+    """The standard's WSDL, parsed once at start-up; each portal answers a copy."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.parse(str(schemas_dir / WSDL_FILE), parser)
+
+
+@dataclass(frozen=True, slots=True)
+class PortalCall:
+    """One authenticated call: the state, the portal, and the operation's element."""
+
+    state: SandboxState
+    account: PortalAccount
+    element: etree._Element
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+    def parameter(self, name: str) -> str | None:
+        child = self.element.find(f"{{{OTS}}}{name}")
+        return None if child is None else (child.text or "")
+
+
+# -- the methods ---------------------------------------------------------------------------
+
+
+def _doclist(entries: Sequence[IndexEntry]) -> str:
+    """The FetchIndex XML, declared UTF-16 as .NET's string writers declare it."""
+    root = etree.Element("doclist")
+    for entry in entries:
+        attributes = {"uuid": entry.uuid, "type": entry.doc_type, "date": entry.created_at}
+        etree.SubElement(root, "document", attributes)
+    body = etree.tostring(root, encoding="unicode")
+    return '<?xml version="1.0" encoding="utf-16"?>' + body
+
+
+def _doc_id(call: PortalCall) -> str:
+    doc_id = call.parameter("DocID")
+    if not doc_id:
+        raise DocumentNotExist("no DocID was given")
+    return doc_id
+
+
+async def change_password(call: PortalCall) -> str | bool:
+    return await call.state.change_portal_password(call.name)
+
+
+async def fetch_index(call: PortalCall) -> str | bool:
+    return _doclist(await call.state.portal_index(call.name))
+
+
+async def fetch_index_from_date(call: PortalCall) -> str | bool:
+    text = (call.parameter("BeginDate") or "").strip()
+    if not _DATE_TIME.fullmatch(text):
+        raise MalformedRequest(f"BeginDate must be an xs:dateTime; {text!r} is not")
+    try:
+        begin = datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedRequest(f"BeginDate must be an xs:dateTime; {text!r} is not") from None
+    return _doclist(await call.state.portal_index(call.name, after=begin))
+
+
+async def update_document_status(call: PortalCall) -> str | bool:
+    doc_id = _doc_id(call)
+    processed = _BOOLEANS.get((call.parameter("Processed") or "").strip())
+    if processed is None:
+        raise MalformedRequest("Processed must be an xs:boolean")
+    if not await call.state.set_portal_document_processed(call.name, doc_id, processed):
+        raise DocumentNotExist(f"there is no document {doc_id}")
+    return True
+
+
+async def fetch_doc(call: PortalCall) -> str | bool:
+    doc_id = _doc_id(call)
+    text = await call.state.portal_document(call.name, doc_id)
+    if text is None:
+        raise DocumentNotExist(f"there is no document {doc_id}")
+    return text
+
+
+async def send_order(call: PortalCall) -> str | bool:
+    child = call.element.find(f"{{{OTS}}}Document")
+    if child is None or not (child.text or "").strip():
+        raise InvalidOrderXml("no order document was sent")
+    if len(child):
+        raise InvalidOrderXml("the Document parameter is a string holding the order's XML")
+    text = child.text or ""
+    try:
+        root = parse_text(text.strip(), LIMITS)
+    except XmlRejected as exc:
+        raise InvalidOrderXml(exc.message) from None
+    if root.tag != "Order":
+        raise InvalidOrderXml(f"the document is not an eBIS-XML Order but {root.tag!r}")
+    order_type = root.find("OrderHead/OrderType")
+    code = None if order_type is None else order_type.get("Code")
+    if code != "PUO":
+        raise InvalidOrderXml(f"an authorised order has OrderType Code PUO, not {code!r}")
+    supplier = (root.findtext("Supplier/SupplierReferences/DUNS") or "").strip()
+    if supplier != call.account.supplier_duns:
+        raise InvalidOrderXml(
+            f"the order is for supplier DUNS {supplier or '(none)'}, not this portal's "
+            f"{call.account.supplier_duns}"
+        )
+    number = root.findtext("OrderReferences/BuyersOrderNumber")
+    await call.state.receive_portal_order(call.name, text, number.strip() if number else None)
+    return True
+
+
+async def reset_all(call: PortalCall) -> str | bool:
+    await call.state.reset_portal(call.name)
+    return True
+
+
+Method = Callable[[PortalCall], Awaitable[str | bool]]
+
+METHODS: Final[Mapping[str, Method]] = {
+    "ChangePassword": change_password,
+    "FetchIndex": fetch_index,
+    "FetchIndexFromDate": fetch_index_from_date,
+    "UpdateDocumentStatus": update_document_status,
+    "FetchDoc": fetch_doc,
+    "SendOrder": send_order,
+    "ResetAll": reset_all,
+}
+assert tuple(METHODS) == PORTAL_METHODS
+
+
+# -- the SOAP plumbing ----------------------------------------------------------------------
+
+
+def _operation(body: etree._Element) -> str:
+    qname = etree.QName(body)
+    if qname.namespace != OTS or qname.localname not in METHODS:
+        raise UnknownOperation(
+            f"the service has no operation {{{qname.namespace or ''}}}{qname.localname}"
+        )
+    return qname.localname
+
+
+def _check_action(request: web.Request, version: SoapVersion, operation: str) -> None:
+    """SOAP 1.1 dispatches on the SOAPAction header; SOAP 1.2's action is optional."""
+    expected = f"{OTS}/{operation}"
+    if version is SoapVersion.V11:
+        sent = request.headers.get("SOAPAction")
+        if sent is None:
+            raise UnknownOperation("the SOAPAction header is required")
+    else:
+        sent = parse_mimetype(request.headers.get("Content-Type", "")).parameters.get("action")
+        if sent is None:
+            return
+    if sent.strip().strip('"') != expected:
+        raise UnknownOperation(f"the server did not recognise the SOAPAction {sent!r}")
+
+
+def _authenticate(account: PortalAccount, headers: Sequence[etree._Element]) -> None:
+    if account.refuse_auth:
+        raise AuthenticationFailed("the portal refuses every login (its refuse_auth switch)")
+    auth = next((h for h in headers if h.tag == f"{{{OTS}}}AuthHeader"), None)
+    if auth is None:
+        raise AuthenticationFailed("the AuthHeader SOAP header is required")
+    username = auth.findtext(f"{{{OTS}}}Username") or ""
+    password = auth.findtext(f"{{{OTS}}}Password") or ""
+    good_user = hmac.compare_digest(username.encode(), account.username.encode())
+    good_password = hmac.compare_digest(password.encode(), account.password.encode())
+    if not (good_user and good_password):
+        raise AuthenticationFailed("the username or password is not valid")
+
+
+def _result(operation: str, value: str | bool) -> bytes:
+    # ASMX writes its answers in the default namespace.
+    nsmap: dict[Any, str] = {None: OTS}
+    response = etree.Element(f"{{{OTS}}}{operation}Response", nsmap=nsmap)
+    result = etree.SubElement(response, f"{{{OTS}}}{operation}Result")
+    result.text = ("true" if value else "false") if isinstance(value, bool) else value
+    return etree.tostring(response, encoding="utf-8")
+
+
+def _soap_response(version: SoapVersion, body: bytes, status: int = 200) -> web.Response:
+    return web.Response(
+        body=envelope(version, body), status=status, headers={"Content-Type": version.content_type}
+    )
+
+
+async def _account(request: web.Request) -> PortalAccount:
+    name = request.match_info["name"]
+    account = await request.app[SANDBOX_STATE].portal_account(name)
+    if account is None:
+        raise web.HTTPNotFound(text=f"there is no portal {name}")
+    return account
+
+
+async def service(request: web.Request) -> web.Response:
+    """``POST /portals/{name}/EProcurementService.asmx``: one SOAP call."""
+    account = await _account(request)
+    declared = SoapVersion.from_content_type(request.headers.get("Content-Type", ""))
+    if declared is None:
+        raise web.HTTPUnsupportedMediaType(
+            text="a SOAP call is text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"
+        )
+    state = request.app[SANDBOX_STATE]
+    try:
+        message = read_message(parse(await request.read(), LIMITS), frozenset({OTS}))
+        if message.version is not declared:
+            raise VersionMismatch(
+                f"a SOAP {message.version.value} envelope was sent as {request.content_type}"
+            )
+        operation = _operation(message.body)
+        _check_action(request, declared, operation)
+        state.stats.portal(account.name).calls[operation] += 1
+        _authenticate(account, message.headers)
+        value = await METHODS[operation](PortalCall(state, account, message.body))
+    except GatewayError as exc:
+        body = fault(declared, exc, uuid.uuid4().hex)
+        return web.Response(
+            body=body,
+            status=fault_status(declared, exc),
+            headers={"Content-Type": declared.content_type},
+        )
+    return _soap_response(declared, _result(operation, value))
+
+
+async def describe(request: web.Request) -> web.Response:
+    """``GET …/EProcurementService.asmx?wsdl``: the WSDL at this portal's address (without
+    ``?wsdl``, a short page naming the operations, as ASMX shows)."""
+    await _account(request)
+    address = f"{request.scheme}://{request.host}{request.path}"
+    if "wsdl" not in {key.lower() for key in request.query}:
+        items = "".join(f"<li>{name}</li>" for name in METHODS)
+        page = (
+            "<html><head><title>EProcurementService</title></head><body>"
+            f"<h1>EProcurementService</h1><p>{escape(address)}</p><ul>{items}</ul>"
+            f'<p><a href="{escape(address)}?wsdl">Service description</a></p></body></html>'
+        )
+        return web.Response(text=page, content_type="text/html")
+    tree = copy.deepcopy(request.app[PORTAL_WSDL])
+    for tag in (f"{{{ns.WSDL_SOAP11}}}address", f"{{{ns.WSDL_SOAP12}}}address"):
+        for element in tree.iter(tag):
+            element.set("location", address)
+    body = etree.tostring(tree, xml_declaration=True, encoding="utf-8")
+    return web.Response(body=body, content_type="text/xml", charset="utf-8")
+
+
+def add_routes(app: web.Application, schemas_dir: Path) -> None:
+    app[PORTAL_WSDL] = load_wsdl(schemas_dir)
+    path = portal_path(f"{{name:{NAME_PATTERN}}}")
+    app.router.add_post(path, service)
+    app.router.add_get(path, describe, allow_head=False)

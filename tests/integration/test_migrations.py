@@ -1,0 +1,65 @@
+"""Migrations build exactly the tables the code declares, and replicas may run them together."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from gateway.store import create_store
+from gateway.store.migrate import upgrade
+from gateway.store.tables import metadata
+
+
+def _differences(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+class TestMigrations:
+    async def test_head_matches_the_tables_in_code(self, database_url: str) -> None:
+        await upgrade(database_url)
+        store = create_store(database_url)
+        try:
+            async with store.engine.connect() as conn:
+                assert await conn.run_sync(_differences) == []
+        finally:
+            await store.close()
+
+    async def test_replicas_migrating_at_once(self, database_url: str) -> None:
+        """Three replicas running ``fng-gateway migrate`` together all succeed."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FNG_GATEWAY_")}
+        env["FNG_GATEWAY_DATABASE_URL"] = database_url
+        command = str(Path(sys.executable).with_name("fng-gateway"))
+        processes = [
+            await asyncio.create_subprocess_exec(
+                command,
+                "migrate",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(3)
+        ]
+        results = [await process.communicate() for process in processes]
+        assert [process.returncode for process in processes] == [0, 0, 0], results
+        store = create_store(database_url)
+        try:
+            async with store.engine.connect() as conn:
+                assert await conn.run_sync(_differences) == []
+        finally:
+            await store.close()

@@ -7,7 +7,11 @@ services built on them. Handlers reach them through typed application keys.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -15,6 +19,7 @@ import aiohttp
 from aiocache.base import BaseCache
 from aiohttp import web
 
+from gateway.admin.api import create_admin_app
 from gateway.budget.documents import CHART_SCHEMA, IMPORT_SCHEMA, RESULT_SCHEMA, YEARS_SCHEMA
 from gateway.budget.service import BudgetService
 from gateway.budget.soap import budget_soap_service
@@ -25,6 +30,7 @@ from gateway.eproc.pipeline import FNG_SCHEMA, Pipeline
 from gateway.eproc.portal import INDEX_SCHEMA, load_client
 from gateway.eproc.rules import EBIS_INVOICE, EBIS_ORDER, INVOICE_PROFILE, ORDER_PROFILE
 from gateway.eproc.scheduler import Scheduler
+from gateway.errors import ConfigurationError
 from gateway.fng import FngClient
 from gateway.observability import context
 from gateway.observability.health import Health
@@ -36,11 +42,15 @@ from gateway.soap.service import SoapService, service_routes
 from gateway.store import Store, create_store
 from gateway.store.cache import CACHE_ERRORS, ReadThrough, create_cache
 from gateway.store.ledger import Ledger
-from gateway.store.migrate import upgrade
-from gateway.tenancy.model import Caller, Interface
+from gateway.store.migrate import ensure_current
+from gateway.store.shared import FailedLogins, SharedLocks, redis_client
+from gateway.tenancy.model import Caller, DatabaseTarget, Interface
 from gateway.tenancy.registry import Registry
+from gateway.tenancy.rotation import KeyRotation
 from gateway.tenancy.secrets import SecretBox
 from gateway.xmlsafe import Limits, SchemaRegistry, shipped_schemas_dir
+
+log = logging.getLogger(__name__)
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 BOX: Final = web.AppKey("box", SecretBox)
@@ -56,6 +66,8 @@ FNG: Final = web.AppKey("fng", FngClient)
 EJOURNAL: Final = web.AppKey("ejournal", SoapService[Any])
 BUDGET: Final = web.AppKey("budget", SoapService[Any])
 METRICS: Final = web.AppKey("metrics", Metrics)
+LOCKS: Final = web.AppKey("locks", SharedLocks)
+FAILED_LOGINS: Final = web.AppKey("failed_logins", FailedLogins)
 SCHEDULER: Final = web.AppKey("scheduler", Scheduler)
 
 SCHEMA_NAMES: Final = (
@@ -84,11 +96,35 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+async def _keys_file_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow a mounted master keys file: Kubernetes replaces it by swapping a symlink."""
+    settings = app[SETTINGS]
+    box = app[BOX]
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(settings.master_keys_reload_seconds)
+            try:
+                if await asyncio.to_thread(box.reload_if_changed):
+                    log.info("the master keys file changed; its keys are now in use")
+            except ConfigurationError as exc:
+                log.error(
+                    "the master keys file could not be used; the keys in use stay",
+                    extra={"error": exc.message},
+                )
+
+    task = asyncio.create_task(watch(), name="master-keys-watch")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    if settings.auto_migrate:
-        await upgrade(settings.database_url)
     store = create_store(settings.database_url)
+    if settings.auto_migrate:
+        await ensure_current(store, settings.database_url)
     app[STORE] = store
     app[HEALTH].add_check("store", store.ping)
     yield
@@ -97,8 +133,17 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    cache = create_cache(settings.cache_url)
+    cache = create_cache(settings.redis_url)
     app[CACHE] = cache
+    client = redis_client(settings.redis_url)
+    app[LOCKS] = SharedLocks(
+        client,
+        timeout=settings.simsid.timeout_seconds * 3,
+        wait=settings.simsid.timeout_seconds * 2,
+    )
+    app[FAILED_LOGINS] = FailedLogins(
+        client, limit=settings.auth.max_failures, window=settings.auth.failure_window_seconds
+    )
 
     async def cache_ok() -> bool:
         try:
@@ -113,18 +158,25 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
     app[SESSION] = session
-    tokens = TokenProvider(session, cache, app[BOX], settings.simsid)
+    tokens = TokenProvider(session, cache, app[BOX], settings.simsid, shared_lock=app[LOCKS].hold)
     app[TOKENS] = tokens
     yield
     await tokens.close()
     await session.close()
     await cache.close()
+    if client is not None:
+        await client.aclose()
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     limits = limits_from(settings)
-    registry = Registry(app[STORE], app[BOX], cache_seconds=settings.auth.registry_cache_seconds)
+    registry = Registry(
+        app[STORE],
+        app[BOX],
+        cache_seconds=settings.auth.registry_cache_seconds,
+        failures=app[FAILED_LOGINS],
+    )
     app[REGISTRY] = registry
     ledger = Ledger(
         app[STORE],
@@ -132,13 +184,32 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         wait_seconds=settings.ledger.wait_seconds,
     )
     app[LEDGER] = ledger
-    fng = FngClient(app[SESSION], app[TOKENS], settings.fng)
+    rotation = KeyRotation(app[STORE], app[BOX], actor="gateway")
+    grace = timedelta(seconds=settings.keys.retire_grace_seconds)
+
+    class Keys:
+        async def fresh(self, database_id: int) -> DatabaseTarget | None:
+            return await registry.database_target(database_id)
+
+        async def accepted(
+            self, target: DatabaseTarget, *, fng_next: bool, partner_next: bool
+        ) -> None:
+            await rotation.promote_accepted(
+                target.database_id, fng_key=fng_next, partner_key=partner_next, grace=grace
+            )
+            registry.forget()
+
+    fng = FngClient(app[SESSION], app[TOKENS], settings.fng, Keys())
     app[FNG] = fng
 
     def authenticator(interface: Interface) -> Callable[[Credentials], Awaitable[Caller]]:
         async def authenticate(credentials: Credentials) -> Caller:
             caller = await registry.authenticate(
-                credentials.username, credentials.password, credentials.database_key, interface
+                credentials.username,
+                credentials.password,
+                credentials.database_key,
+                interface,
+                credentials.remote,
             )
             target = caller.target
             context.school.set(f"{target.la_number}/{target.establishment_number}")
@@ -225,5 +296,12 @@ def create_app(settings: Settings, *, box: SecretBox | None = None) -> web.Appli
     app.router.add_get("/metrics", app[METRICS].handler)
     app.router.add_routes(service_routes("ejournal", EJOURNAL))
     app.router.add_routes(service_routes("budget", BUDGET))
-    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _services_ctx, _eproc_ctx])
+    app.cleanup_ctx.extend([_keys_file_ctx, _store_ctx, _client_ctx, _services_ctx, _eproc_ctx])
+    if settings.admin.enabled:
+        app.add_subapp(
+            "/admin/",
+            create_admin_app(
+                settings.admin, settings.keys, store=STORE, box=BOX, registry=REGISTRY
+            ),
+        )
     return app

@@ -113,9 +113,27 @@ class EprocSettings(_Section):
     ebis_schema_dir: Path | None = None
 
 
+class KeySettings(_Section):
+    #: How long a partner key stays accepted from callers after its successor is promoted.
+    retire_grace_seconds: float = Field(14 * 86400.0, ge=0)
+    #: How long an account's old password stays accepted after a change.
+    password_overlap_seconds: float = Field(14 * 86400.0, ge=0)
+
+
 class AuthSettings(_Section):
-    credential_cache_seconds: float = Field(60.0, ge=0)
     registry_cache_seconds: float = Field(5.0, ge=0)
+    #: Failed logins allowed per account and per client address in the window; 0: no limit.
+    max_failures: int = Field(10, ge=0)
+    failure_window_seconds: float = Field(900.0, gt=0)
+
+
+class AdminSettings(_Section):
+    """The operators' HTTP API under /admin/ (bearer tokens: ``fng-gateway admin-tokens``)."""
+
+    #: Off unless asked for: the API can change every school's keys and accounts.
+    enabled: bool = False
+    #: The largest request body it reads (a CSV import of schools is the largest).
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
 
 
 class Settings(BaseSettings):
@@ -129,9 +147,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///fng-gateway.db"
-    cache_url: str = "memory://"
+    #: Redis (redis://host:6379/0), shared by replicas: the token and read caches, locks,
+    #: and failed-login counts. Without it they live in the process.
+    redis_url: str | None = None
     master_keys: SecretStr | None = None
     master_keys_file: Path | None = None
+    #: How often a master keys file is checked for changes.
+    master_keys_reload_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = True
     trusted_proxies: tuple[str, ...] = ()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -143,7 +165,9 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     budget: BudgetSettings = BudgetSettings()
     eproc: EprocSettings = EprocSettings()
+    keys: KeySettings = KeySettings()
     auth: AuthSettings = AuthSettings()
+    admin: AdminSettings = AdminSettings()
 
     @classmethod
     def settings_customise_sources(

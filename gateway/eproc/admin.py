@@ -4,18 +4,17 @@ the portal's next poll. Every change is audited."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.eproc.pipeline import DocState, OrderState
 from gateway.errors import NotFound
 from gateway.store import Store
-from gateway.store.tables import audit_log, eproc_documents, eproc_orders, portals
+from gateway.store.tables import eproc_documents, eproc_orders, portals
+from gateway.tenancy.service import audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +41,6 @@ class Held:
             "reason": self.reason,
             "since": self.since.isoformat(),
         }
-
-
-async def _audit(conn: AsyncConnection, actor: str, action: str, subject: str) -> None:
-    await conn.execute(
-        audit_log.insert().values(
-            at=datetime.now(UTC),
-            actor=actor,
-            action=action,
-            subject=subject,
-            detail=json.dumps({}),
-        )
-    )
 
 
 class EprocAdmin:
@@ -135,7 +122,7 @@ class EprocAdmin:
             )
             if moved.rowcount != 1:
                 raise NotFound(f"no quarantined document {document_id}")
-            await _audit(conn, self.actor, action, f"eproc_document:{document_id}")
+            await audit(conn, self.actor, action, f"eproc_document:{document_id}")
 
     async def retry_document(self, document_id: int) -> None:
         """Check it again at the portal's next poll (after its rule or the school's set-up
@@ -157,7 +144,7 @@ class EprocAdmin:
             )
             if gone.rowcount != 1:
                 raise NotFound(f"no quarantined order {order_id}")
-            await _audit(conn, self.actor, "eproc.order.retry", f"eproc_order:{order_id}")
+            await audit(conn, self.actor, "eproc.order.retry", f"eproc_order:{order_id}")
 
     async def release_order(self, order_id: int) -> None:
         """Count it as sent (the supplier confirmed it arrived): FNG is told at the next poll."""
@@ -172,4 +159,4 @@ class EprocAdmin:
             )
             if moved.rowcount != 1:
                 raise NotFound(f"no quarantined order {order_id}")
-            await _audit(conn, self.actor, "eproc.order.release", f"eproc_order:{order_id}")
+            await audit(conn, self.actor, "eproc.order.release", f"eproc_order:{order_id}")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+from pydantic import SecretStr
 
 from gateway.config import FngSettings
 from gateway.errors import OutcomeUnknown, UpstreamError, UpstreamRefused, UpstreamTimeout
@@ -32,41 +33,90 @@ class FngResponse:
     body: bytes
 
 
+class KeyChanges(Protocol):
+    """Where the FNG client learns of keys being rotated (the registry, in the gateway)."""
+
+    async def fresh(self, database_id: int) -> DatabaseTarget | None:
+        """The database's keys as they are now, current and next."""
+
+    async def accepted(self, target: DatabaseTarget, *, fng_next: bool, partner_next: bool) -> None:
+        """FNG accepted the next key(s): make them current."""
+
+
 class _FngAuth:
-    """Client middleware for one call: token, keys, scope and request id; one retry on 401."""
+    """Client middleware for one call: token, keys, scope and request id.
 
-    __slots__ = ("_headers", "_target", "_tokens")
+    On a 401 the token is refreshed once and the call sent again. On a 403 the database's
+    keys are read afresh and each other pair (current and next, FNG's key and ours) is tried
+    in turn: a key rotated in FNG's set-up screen, or by another replica, is followed at
+    once, and a next key FNG accepts becomes current. FNG refused these calls, so sending
+    them again cannot post anything twice.
+    """
 
-    def __init__(self, tokens: TokenProvider, target: DatabaseTarget, settings: FngSettings):
+    __slots__ = ("_headers", "_keys", "_target", "_tokens")
+
+    def __init__(
+        self,
+        tokens: TokenProvider,
+        target: DatabaseTarget,
+        settings: FngSettings,
+        keys: KeyChanges | None,
+    ):
         self._tokens = tokens
         self._target = target
         self._headers = settings.headers
+        self._keys = keys
+
+    def _use_keys(self, request: ClientRequest, fng_key: SecretStr, partner_key: SecretStr) -> None:
+        request.headers[self._headers.psk] = fng_key.get_secret_value()
+        request.headers[self._headers.client_id] = partner_key.get_secret_value()
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         names = self._headers
-        request.headers[names.psk] = self._target.fng_key.get_secret_value()
-        request.headers[names.client_id] = self._target.partner_key.get_secret_value()
+        self._use_keys(request, self._target.fng_key, self._target.partner_key)
         request.headers[names.scope] = "fngapi"
         request.headers[names.request_id] = context.request_id.get()
         token = await self._tokens.get(self._target.vendor)
         request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
         response = await handler(request)
-        if response.status != 401:
+        if response.status == 401:
+            response.release()
+            await self._tokens.invalidate(self._target.vendor, token)
+            token = await self._tokens.get(self._target.vendor)
+            request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
+            response = await handler(request)
+        if response.status != 403 or self._keys is None:
             return response
-        response.release()
-        await self._tokens.invalidate(self._target.vendor, token)
-        token = await self._tokens.get(self._target.vendor)
-        request.headers["Authorization"] = f"Bearer {token.value.get_secret_value()}"
-        return await handler(request)
+        fresh = await self._keys.fresh(self._target.database_id)
+        if fresh is None:
+            return response
+        tried = {(self._target.fng_key, self._target.partner_key)}
+        for fng_key, partner_key, fng_next, partner_next in fresh.key_pairs():
+            if (fng_key, partner_key) in tried:
+                continue
+            tried.add((fng_key, partner_key))
+            response.release()
+            self._use_keys(request, fng_key, partner_key)
+            response = await handler(request)
+            if response.status != 403:
+                if fng_next or partner_next:
+                    await self._keys.accepted(fresh, fng_next=fng_next, partner_next=partner_next)
+                return response
+        return response
 
 
 class FngClient:
     def __init__(
-        self, session: aiohttp.ClientSession, tokens: TokenProvider, settings: FngSettings
+        self,
+        session: aiohttp.ClientSession,
+        tokens: TokenProvider,
+        settings: FngSettings,
+        keys: KeyChanges | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
         self._settings = settings
+        self._keys = keys
         self._timeout = aiohttp.ClientTimeout(
             total=settings.timeout_seconds, connect=settings.connect_timeout_seconds
         )
@@ -174,7 +224,7 @@ class FngClient:
                 data=data,
                 headers=headers,
                 timeout=self._timeout,
-                middlewares=(_FngAuth(self._tokens, target, self._settings),),
+                middlewares=(_FngAuth(self._tokens, target, self._settings, self._keys),),
             ) as response:
                 body = await response.read()
                 return FngResponse(response.status, body)

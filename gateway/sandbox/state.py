@@ -264,6 +264,17 @@ class SandboxState(ProcurementState):
             if result.rowcount != 1:
                 raise LookupError(f"no database {database_id}")
 
+    async def set_fng_key(self, database_id: int, fng_key: str) -> None:
+        """Issue the database a new FNG key (X-PSK); the old one is refused from then on."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(t.databases)
+                .where(t.databases.c.id == database_id)
+                .values(fng_key=canonical_guid(fng_key))
+            )
+            if result.rowcount != 1:
+                raise LookupError(f"no database {database_id}")
+
     async def add_payment_system(
         self,
         database_id: int,

@@ -18,6 +18,8 @@ class Credentials:
     username: str
     password: str = field(repr=False)
     database_key: str
+    #: The client's address, for throttling failed logins.
+    remote: str | None = None
 
 
 def _child_text(parent: etree._Element, localname: str) -> str | None:

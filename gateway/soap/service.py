@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 from xml.sax.saxutils import escape, quoteattr
@@ -196,7 +196,9 @@ class SoapService(Generic[CallerT]):
         request[SOAP_VERSION] = message.version
         operation = self._operation_for(message.body)
         self._check_action(request, message.version, operation.name)
-        credentials = from_soap_headers(message.headers, self.namespace)
+        credentials = replace(
+            from_soap_headers(message.headers, self.namespace), remote=request.remote
+        )
         caller = await self._authenticate(credentials)
         answer = await operation.handler(Call(caller, operation.name, message.body, self._limits))
         return web.Response(
@@ -211,8 +213,11 @@ class SoapService(Generic[CallerT]):
             raise UnknownOperation(
                 f"{self.name} has no operation {request.match_info['operation']!r}"
             )
-        credentials = from_http_basic(
-            request.headers.get("Authorization"), request.headers.get("X-School-Key")
+        credentials = replace(
+            from_http_basic(
+                request.headers.get("Authorization"), request.headers.get("X-School-Key")
+            ),
+            remote=request.remote,
         )
         data = await read_body(request, self._limits)
         element = self._plain_element(operation, data, request)

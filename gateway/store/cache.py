@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 CACHE_ERRORS: Final = (OSError, ConnectionError, TimeoutError, RedisError)
 
 
-def create_cache(url: str) -> BaseCache:
-    """``memory://`` or ``redis://host:port/db``; values are strings."""
-    cache = Cache.from_url(url)
+def create_cache(redis_url: str | None) -> BaseCache:
+    """In this process's memory, or in Redis when there is one; values are strings."""
+    cache = Cache.from_url(redis_url or "memory://")
     cache.serializer = StringSerializer()
     return cache
 

@@ -82,6 +82,8 @@ databases = sa.Table(
     sa.Column("name", sa.String(100), nullable=False),
     # The key FNG issued for this database (sent as X-PSK); encrypted.
     sa.Column("fng_key_enc", sa.Text, nullable=False),
+    # A replacement FNG has issued, tried when FNG refuses the current one; encrypted.
+    sa.Column("fng_key_next_enc", sa.Text, nullable=True),
     _created(),
     sa.UniqueConstraint("school_id", "name", name="uq_databases_school_name"),
 )
@@ -108,6 +110,9 @@ accounts = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("username", sa.String(100), nullable=False, unique=True),
     sa.Column("password_hash", sa.String(200), nullable=False),
+    # After a password change the old one is still accepted until this deadline.
+    sa.Column("previous_password_hash", sa.String(200), nullable=True),
+    sa.Column("previous_valid_until", UtcDateTime(), nullable=True),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     _created(),
 )
@@ -219,6 +224,18 @@ eproc_orders = sa.Table(
     _created(),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("database_id", "order_id", name="uq_eproc_orders_database_order"),
+)
+
+admin_tokens = sa.Table(
+    "admin_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    # SHA-256 of the token (random, so a fast hash is enough); the token is shown once.
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("last_used_at", UtcDateTime(), nullable=True),
+    _created(),
 )
 
 audit_log = sa.Table(

@@ -54,6 +54,24 @@ class DatabaseTarget:
     vendor: VendorCredentials
     fng_key: SecretStr  # FNG's key for the database, sent as X-PSK
     partner_key: SecretStr  # our active key for the database, sent as X-Client-Id
+    #: Replacements on their way in, tried when FNG refuses the current keys.
+    fng_key_next: SecretStr | None = None
+    partner_key_next: SecretStr | None = None
+    #: The partner key just retired, within its grace: FNG may not have the new one yet.
+    partner_key_previous: SecretStr | None = None
+
+    def key_pairs(self) -> list[tuple[SecretStr, SecretStr, bool, bool]]:
+        """Every (FNG key, partner key) to try, current first, each with whether it uses the
+        next FNG key and the next partner key."""
+        fng = [(self.fng_key, False)]
+        if self.fng_key_next is not None:
+            fng.append((self.fng_key_next, True))
+        partner = [(self.partner_key, False)]
+        if self.partner_key_next is not None:
+            partner.append((self.partner_key_next, True))
+        if self.partner_key_previous is not None:
+            partner.append((self.partner_key_previous, False))
+        return [(f, p, f_next, p_next) for f, f_next in fng for p, p_next in partner]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.errors import AuthenticationFailed
+from gateway.errors import AuthenticationFailed, TooManyAttempts
 from gateway.store import Store
+from gateway.store.shared import FailedLogins
 from gateway.store.tables import (
+    UtcDateTime,
     account_systems,
     accounts,
     databases,
@@ -59,10 +61,17 @@ class _Cached:
 
 class Registry:
     def __init__(
-        self, store: Store, box: SecretBox, *, cache_seconds: float, cache_size: int = 10_000
+        self,
+        store: Store,
+        box: SecretBox,
+        *,
+        cache_seconds: float,
+        failures: FailedLogins | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         self._store = store
         self._box = box
+        self._failures = failures
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
@@ -74,7 +83,12 @@ class Registry:
         return hmac.new(self._pepper, material, hashlib.sha256).digest()
 
     async def authenticate(
-        self, username: str, password: str, partner_key: str, interface: Interface
+        self,
+        username: str,
+        password: str,
+        partner_key: str,
+        interface: Interface,
+        remote: str | None = None,
     ) -> Caller:
         normalised = normalise_key(partner_key)
         digest = key_digest(normalised) if normalised else ""
@@ -86,13 +100,21 @@ class Registry:
             ):
                 return hit.caller
             self._cache.pop(cache_key, None)
+        throttled = (f"account:{username}", f"address:{remote or '-'}")
+        if self._failures is not None and await self._failures.blocked(*throttled):
+            raise TooManyAttempts("too many failed logins; try again later")
         # Identical calls arriving together share one resolution (and one scrypt).
         pending = self._pending.get(cache_key)
         if pending is None:
             pending = asyncio.ensure_future(self._resolve(username, password, digest, interface))
             self._pending[cache_key] = pending
             pending.add_done_callback(lambda _f: self._pending.pop(cache_key, None))
-        caller, retire_at = await asyncio.shield(pending)
+        try:
+            caller, retire_at = await asyncio.shield(pending)
+        except AuthenticationFailed:
+            if self._failures is not None:
+                await self._failures.failed(*throttled)
+            raise
         if self._cache_seconds > 0:
             self._cache[cache_key] = _Cached(
                 caller=caller,
@@ -111,15 +133,21 @@ class Registry:
         async with self._store.read() as conn:
             account = (
                 await conn.execute(
-                    sa.select(accounts.c.id, accounts.c.password_hash, accounts.c.enabled).where(
-                        accounts.c.username == username
-                    )
+                    sa.select(
+                        accounts.c.id,
+                        accounts.c.password_hash,
+                        accounts.c.previous_password_hash,
+                        accounts.c.previous_valid_until,
+                        accounts.c.enabled,
+                    ).where(accounts.c.username == username)
                 )
             ).one_or_none()
             row = None
             systems: frozenset[str] = frozenset()
             if account is not None and digest:
-                row = (await conn.execute(_inbound_query(digest, account.id, interface))).first()
+                row = (
+                    await conn.execute(_inbound_query(digest, account.id, interface), {"now": now})
+                ).first()
                 systems = frozenset(
                     (
                         await conn.execute(
@@ -133,6 +161,15 @@ class Registry:
         password_ok = await verify_password_async(
             password, account.password_hash if account is not None else dummy_hash()
         )
+        if (
+            not password_ok
+            and account is not None
+            and account.previous_password_hash is not None
+            and account.previous_valid_until is not None
+            and account.previous_valid_until > now
+        ):
+            # The password before a change, during its overlap.
+            password_ok = await verify_password_async(password, account.previous_password_hash)
         if (
             account is None
             or not password_ok
@@ -162,7 +199,8 @@ class Registry:
                 await conn.execute(
                     sa.select(*_TARGET_COLUMNS)
                     .select_from(_TARGET_FROM)
-                    .where(databases.c.id == database_id)
+                    .where(databases.c.id == database_id),
+                    {"now": datetime.now(UTC)},
                 )
             ).first()
         if row is None or row.active_key_enc is None:
@@ -186,6 +224,11 @@ class Registry:
             ),
             fng_key=self._box.decrypt(row.fng_key_enc),
             partner_key=self._box.decrypt(row.active_key_enc),
+            fng_key_next=self._box.decrypt(row.fng_key_next_enc) if row.fng_key_next_enc else None,
+            partner_key_next=self._box.decrypt(row.next_key_enc) if row.next_key_enc else None,
+            partner_key_previous=(
+                self._box.decrypt(row.retiring_key_enc) if row.retiring_key_enc else None
+            ),
         )
 
     def forget(self) -> None:
@@ -193,19 +236,37 @@ class Registry:
         self._cache.clear()
 
 
-_active = partner_keys.alias("active_key")
-_ACTIVE_KEY = (
-    sa.select(_active.c.key_enc)
-    .where(_active.c.database_id == databases.c.id, _active.c.state == KeyState.ACTIVE.value)
+def _key_in_state(state: KeyState) -> sa.ScalarSelect[str]:
+    key = partner_keys.alias(f"{state.value}_key")
+    return (
+        sa.select(key.c.key_enc)
+        .where(key.c.database_id == databases.c.id, key.c.state == state.value)
+        .correlate(databases)
+        .scalar_subquery()
+    )
+
+
+#: Everything that makes a DatabaseTarget, the active partner key included.
+_retiring = partner_keys.alias("retiring_key")
+#: The most recently retired key still within its grace (FNG may not have the new one yet).
+_RETIRING_KEY = (
+    sa.select(_retiring.c.key_enc)
+    .where(
+        _retiring.c.database_id == databases.c.id,
+        _retiring.c.state == KeyState.RETIRING.value,
+        _retiring.c.retire_at > sa.bindparam("now", type_=UtcDateTime()),
+    )
     .correlate(databases)
+    .order_by(_retiring.c.retire_at.desc())
+    .limit(1)
     .scalar_subquery()
 )
 
-#: Everything that makes a DatabaseTarget, the active partner key included.
 _TARGET_COLUMNS = (
     databases.c.id.label("database_id"),
     databases.c.name.label("database_name"),
     databases.c.fng_key_enc,
+    databases.c.fng_key_next_enc,
     schools.c.id.label("school_id"),
     schools.c.name.label("school_name"),
     schools.c.la_number,
@@ -215,7 +276,9 @@ _TARGET_COLUMNS = (
     vendors.c.client_id,
     vendors.c.auth_method,
     vendors.c.credential_enc,
-    _ACTIVE_KEY.label("active_key_enc"),
+    _key_in_state(KeyState.ACTIVE).label("active_key_enc"),
+    _key_in_state(KeyState.NEXT).label("next_key_enc"),
+    _RETIRING_KEY.label("retiring_key_enc"),
 )
 _TARGET_FROM = databases.join(schools, databases.c.school_id == schools.c.id).join(
     vendors, databases.c.vendor_id == vendors.c.id

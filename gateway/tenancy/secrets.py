@@ -1,7 +1,9 @@
 """Secrets at rest: MultiFernet under master keys from the environment or a mounted file.
 
 The first key encrypts; every key decrypts, so a new master key is put first, secrets are
-re-encrypted, and then the old key is removed.
+re-encrypted (``fng-gateway secrets reencrypt``), and then the old key is removed. A keys
+file is re-read when it changes, as Kubernetes changes a mounted secret: by swapping the
+symlink the file's path goes through.
 """
 
 from __future__ import annotations
@@ -25,31 +27,60 @@ def parse_master_keys(text: str) -> list[bytes]:
     return keys
 
 
+def _fernet(keys: Sequence[bytes]) -> MultiFernet:
+    if not keys:
+        raise ConfigurationError(
+            "no master key is configured: set FNG_GATEWAY_MASTER_KEYS or "
+            "FNG_GATEWAY_MASTER_KEYS_FILE (generate one with `fng-gateway secrets new-key`)"
+        )
+    try:
+        return MultiFernet([Fernet(key) for key in keys])
+    except ValueError:
+        raise ConfigurationError("a master key is not a valid Fernet key") from None
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    status = path.stat()  # through symlinks: a swapped link changes what this sees
+    return status.st_ino, status.st_mtime_ns, status.st_size
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"the master keys file cannot be read: {exc}") from None
+
+
 class SecretBox:
     """Encrypts and decrypts the gateway's stored secrets."""
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
-        if not keys:
-            raise ConfigurationError(
-                "no master key is configured: set FNG_GATEWAY_MASTER_KEYS or "
-                "FNG_GATEWAY_MASTER_KEYS_FILE (generate one with `fng-gateway secrets new-key`)"
-            )
-        try:
-            self._fernet = MultiFernet([Fernet(key) for key in keys])
-        except ValueError:
-            raise ConfigurationError("a master key is not a valid Fernet key") from None
+    def __init__(self, keys: Sequence[bytes], keys_file: Path | None = None) -> None:
+        self._fernet = _fernet(keys)
+        self._file = keys_file
+        self._seen = _signature(keys_file) if keys_file is not None else None
 
     @classmethod
     def from_sources(cls, keys: SecretStr | None, keys_file: Path | None) -> SecretBox:
-        text = ""
         if keys is not None:
-            text = keys.get_secret_value()
-        elif keys_file is not None:
-            try:
-                text = keys_file.read_text()
-            except OSError as exc:
-                raise ConfigurationError(f"the master keys file cannot be read: {exc}") from None
-        return cls(parse_master_keys(text))
+            return cls(parse_master_keys(keys.get_secret_value()))
+        if keys_file is not None:
+            return cls(parse_master_keys(_read(keys_file)), keys_file)
+        return cls([])
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the keys file if it changed; True when new keys are in use. A file that
+        is missing or holds no valid key leaves the current keys in use (and raises)."""
+        if self._file is None:
+            return False
+        try:
+            seen = _signature(self._file)
+        except OSError as exc:
+            raise ConfigurationError(f"the master keys file cannot be read: {exc}") from None
+        if seen == self._seen:
+            return False
+        self._fernet = _fernet(parse_master_keys(_read(self._file)))
+        self._seen = seen
+        return True
 
     @staticmethod
     def new_key() -> str:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import CallerError
+from gateway.errors import CallerError, NotFound
 from gateway.store import Store
 from gateway.store.tables import (
     account_systems,
@@ -56,13 +56,13 @@ class CreatedAccount:
     password: str  # shown once
 
 
-_LA = re.compile(r"^\d{3}$")
-_ESTABLISHMENT = re.compile(r"^\d{4}$")
-_DUNS = re.compile(r"^(\d{9}|\d{13})$")
+_LA = re.compile(r"^[0-9]{3}$")
+_ESTABLISHMENT = re.compile(r"^[0-9]{4}$")
+_DUNS = re.compile(r"^([0-9]{9}|[0-9]{13})$")
 _PORTAL_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 
 
-async def _audit(
+async def audit(
     conn: AsyncConnection, actor: str, action: str, subject: str, **detail: Any
 ) -> None:
     await conn.execute(
@@ -76,7 +76,7 @@ async def _audit(
     )
 
 
-async def _insert(conn: AsyncConnection, statement: sa.Insert, what: str) -> int:
+async def insert_unique(conn: AsyncConnection, statement: sa.Insert, what: str) -> int:
     try:
         result = await conn.execute(statement)
     except IntegrityError:
@@ -102,7 +102,7 @@ class RegistryService:
         auth_method: AuthMethod = AuthMethod.CLIENT_SECRET_BASIC,
     ) -> int:
         async with self._store.write() as conn:
-            vendor_id = await _insert(
+            vendor_id = await insert_unique(
                 conn,
                 vendors.insert().values(
                     name=name,
@@ -114,7 +114,7 @@ class RegistryService:
                 ),
                 f"a vendor named {name!r}",
             )
-            await _audit(
+            await audit(
                 conn,
                 self.actor,
                 "vendor.add",
@@ -137,18 +137,18 @@ class RegistryService:
     ) -> int:
         """A school; its DUNS, language and currency are what its suppliers' documents must
         match."""
-        if not _LA.match(la_number):
+        if not _LA.fullmatch(la_number):
             raise RegistryError("the LA number must be 3 digits")
-        if not _ESTABLISHMENT.match(establishment_number):
+        if not _ESTABLISHMENT.fullmatch(establishment_number):
             raise RegistryError("the establishment number must be 4 digits")
-        if duns is not None and not _DUNS.match(duns):
+        if duns is not None and not _DUNS.fullmatch(duns):
             raise RegistryError("a DUNS number has 9 digits (or a GLN 13)")
-        if not re.match(r"^[A-Za-z]{2}(-[A-Za-z]{2})?$", language):
+        if not re.fullmatch(r"[A-Za-z]{2}(-[A-Za-z]{2})?", language):
             raise RegistryError("the language is a code such as en or en-GB")
-        if not re.match(r"^[A-Z]{3}$", currency):
+        if not re.fullmatch(r"[A-Z]{3}", currency):
             raise RegistryError("the currency is a three-letter code such as GBP")
         async with self._store.write() as conn:
-            school_id = await _insert(
+            school_id = await insert_unique(
                 conn,
                 schools.insert().values(
                     name=name,
@@ -161,7 +161,7 @@ class RegistryService:
                 ),
                 f"a school {la_number}/{establishment_number}",
             )
-            await _audit(
+            await audit(
                 conn,
                 self.actor,
                 "school.add",
@@ -189,7 +189,7 @@ class RegistryService:
         if key is None:
             raise RegistryError("the partner key must be a GUID")
         async with self._store.write() as conn:
-            database_id = await _insert(
+            database_id = await insert_unique(
                 conn,
                 databases.insert().values(
                     school_id=school_id,
@@ -200,7 +200,7 @@ class RegistryService:
                 ),
                 f"a database named {name!r} for this school",
             )
-            await _insert(
+            await insert_unique(
                 conn,
                 partner_keys.insert().values(
                     database_id=database_id,
@@ -211,7 +211,7 @@ class RegistryService:
                 ),
                 "that partner key",
             )
-            await _audit(
+            await audit(
                 conn,
                 self.actor,
                 "database.add",
@@ -226,7 +226,7 @@ class RegistryService:
         password = password or generate_password()
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self._store.write() as conn:
-            account_id = await _insert(
+            account_id = await insert_unique(
                 conn,
                 accounts.insert().values(
                     username=username,
@@ -236,24 +236,8 @@ class RegistryService:
                 ),
                 f"an account named {username!r}",
             )
-            await _audit(
-                conn, self.actor, "account.add", f"account:{account_id}", username=username
-            )
+            await audit(conn, self.actor, "account.add", f"account:{account_id}", username=username)
         return CreatedAccount(account_id=account_id, password=password)
-
-    async def set_password(self, username: str, password: str | None = None) -> str:
-        password = password or generate_password()
-        password_hash = await asyncio.to_thread(hash_password, password)
-        async with self._store.write() as conn:
-            result = await conn.execute(
-                accounts.update()
-                .where(accounts.c.username == username)
-                .values(password_hash=password_hash)
-            )
-            if result.rowcount != 1:
-                raise RegistryError(f"there is no account named {username!r}")
-            await _audit(conn, self.actor, "account.password", f"account:{username}")
-        return password
 
     async def grant(
         self,
@@ -264,7 +248,7 @@ class RegistryService:
     ) -> None:
         async with self._store.write() as conn:
             for interface in interfaces:
-                await _insert(
+                await insert_unique(
                     conn,
                     grants.insert().values(
                         account_id=account_id, database_id=database_id, interface=interface.value
@@ -286,7 +270,7 @@ class RegistryService:
                             account_id=account_id, system_identifier=system
                         )
                     )
-            await _audit(
+            await audit(
                 conn,
                 self.actor,
                 "account.grant",
@@ -310,13 +294,13 @@ class RegistryService:
         enabled: bool = True,
     ) -> int:
         """A supplier's eProcurement portal for one school database."""
-        if not _PORTAL_NAME.match(name):
+        if not _PORTAL_NAME.fullmatch(name):
             raise RegistryError("a portal name is 1 to 40 lower-case letters, digits or hyphens")
-        if not re.match(r"^https?://[^\s]+$", url):
+        if not re.fullmatch(r"https?://[^\s]+", url):
             raise RegistryError("the portal URL must be an http(s) URL")
         if not 1 <= len(username) <= 50 or not 1 <= len(password) <= 256:
             raise RegistryError("a portal username has up to 50 characters, a password 256")
-        if not _DUNS.match(supplier_duns):
+        if not _DUNS.fullmatch(supplier_duns):
             raise RegistryError("a DUNS number has 9 digits (or a GLN 13)")
         if poll_seconds < 10:
             raise RegistryError("a portal is polled at most every 10 seconds")
@@ -324,7 +308,7 @@ class RegistryService:
             raise RegistryError("a portal password lives at least 60 days")
         now = datetime.now(UTC)
         async with self._store.write() as conn:
-            portal_id = await _insert(
+            portal_id = await insert_unique(
                 conn,
                 portals.insert().values(
                     database_id=database_id,
@@ -343,7 +327,7 @@ class RegistryService:
                 ),
                 f"a portal named {name!r} for this database",
             )
-            await _audit(
+            await audit(
                 conn,
                 self.actor,
                 "portal.add",
@@ -362,3 +346,189 @@ class RegistryService:
                 sa.select(accounts.c.id).where(accounts.c.username == username)
             )
         return int(value) if value is not None else None
+
+    # -- reading the registry (no secret is ever returned) -----------------------------------
+
+    async def _rows(self, statement: sa.Select[Any]) -> list[dict[str, Any]]:
+        async with self._store.read() as conn:
+            return [
+                {
+                    key: value.isoformat() if isinstance(value, datetime) else value
+                    for key, value in row._mapping.items()
+                }
+                for row in await conn.execute(statement)
+            ]
+
+    async def vendors(self) -> list[dict[str, Any]]:
+        return await self._rows(
+            sa.select(
+                vendors.c.id,
+                vendors.c.name,
+                vendors.c.token_url,
+                vendors.c.client_id,
+                vendors.c.auth_method,
+                vendors.c.created_at,
+            ).order_by(vendors.c.id)
+        )
+
+    async def schools(self) -> list[dict[str, Any]]:
+        return await self._rows(
+            sa.select(
+                schools.c.id,
+                schools.c.name,
+                schools.c.la_number,
+                schools.c.establishment_number,
+                schools.c.duns,
+                schools.c.language,
+                schools.c.currency,
+                schools.c.created_at,
+            ).order_by(schools.c.id)
+        )
+
+    async def databases(self) -> list[dict[str, Any]]:
+        return await self._rows(
+            sa.select(
+                databases.c.id,
+                databases.c.school_id,
+                databases.c.vendor_id,
+                databases.c.name,
+                databases.c.fng_key_next_enc.is_not(None).label("fng_key_pending"),
+                databases.c.created_at,
+            ).order_by(databases.c.id)
+        )
+
+    async def accounts(self) -> list[dict[str, Any]]:
+        listed = await self._rows(
+            sa.select(
+                accounts.c.id,
+                accounts.c.username,
+                accounts.c.enabled,
+                accounts.c.previous_valid_until.label("old_password_until"),
+                accounts.c.created_at,
+            ).order_by(accounts.c.id)
+        )
+        granted = await self._rows(sa.select(grants).order_by(grants.c.database_id))
+        systems = await self._rows(sa.select(account_systems))
+        for account in listed:
+            account["grants"] = [
+                {"database_id": g["database_id"], "interface": g["interface"]}
+                for g in granted
+                if g["account_id"] == account["id"]
+            ]
+            account["system_identifiers"] = sorted(
+                s["system_identifier"] for s in systems if s["account_id"] == account["id"]
+            )
+        return listed
+
+    async def portals(self) -> list[dict[str, Any]]:
+        return await self._rows(
+            sa.select(
+                portals.c.id,
+                portals.c.database_id,
+                portals.c.name,
+                portals.c.url,
+                portals.c.username,
+                portals.c.supplier_duns,
+                portals.c.enabled,
+                portals.c.poll_seconds,
+                portals.c.password_days,
+                portals.c.password_changed_at,
+                portals.c.last_success_at,
+                portals.c.failures,
+                portals.c.last_error,
+            ).order_by(portals.c.id)
+        )
+
+    async def audit_entries(
+        self, *, subject: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        statement = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if subject is not None:
+            statement = statement.where(audit_log.c.subject == subject)
+        if since is not None:
+            statement = statement.where(audit_log.c.at >= since)
+        rows = await self._rows(statement)
+        for row in rows:
+            row["detail"] = json.loads(row["detail"])
+        return rows
+
+    # -- changing credentials that need no overlap ------------------------------------------
+
+    async def set_vendor_credential(self, vendor_id: int, credential: str) -> None:
+        """A vendor's new client secret (or private key), as SIMS ID now knows it."""
+        async with self._store.write() as conn:
+            changed = await conn.execute(
+                vendors.update()
+                .where(vendors.c.id == vendor_id)
+                .values(credential_enc=self._box.encrypt(credential))
+            )
+            if changed.rowcount != 1:
+                raise NotFound(f"there is no vendor {vendor_id}")
+            await audit(conn, self.actor, "vendor.credential", f"vendor:{vendor_id}")
+
+    async def set_portal_password(self, portal_id: int, password: str) -> None:
+        """A portal's password changed by other means (the supplier reset it)."""
+        if not 1 <= len(password) <= 256:
+            raise RegistryError("a portal password has 1 to 256 characters")
+        async with self._store.write() as conn:
+            changed = await conn.execute(
+                portals.update()
+                .where(portals.c.id == portal_id)
+                .values(
+                    password_enc=self._box.encrypt(password),
+                    password_changed_at=datetime.now(UTC),
+                )
+            )
+            if changed.rowcount != 1:
+                raise NotFound(f"there is no portal {portal_id}")
+            await audit(conn, self.actor, "portal.password", f"portal:{portal_id}")
+
+    async def set_portal_enabled(self, portal_id: int, enabled: bool) -> None:
+        async with self._store.write() as conn:
+            changed = await conn.execute(
+                portals.update().where(portals.c.id == portal_id).values(enabled=enabled)
+            )
+            if changed.rowcount != 1:
+                raise NotFound(f"there is no portal {portal_id}")
+            await audit(
+                conn,
+                self.actor,
+                "portal.enable" if enabled else "portal.disable",
+                f"portal:{portal_id}",
+            )
+
+    async def revoke(self, account_id: int, database_id: int, interfaces: list[Interface]) -> None:
+        async with self._store.write() as conn:
+            for interface in interfaces:
+                await conn.execute(
+                    grants.delete().where(
+                        grants.c.account_id == account_id,
+                        grants.c.database_id == database_id,
+                        grants.c.interface == interface.value,
+                    )
+                )
+            await audit(
+                conn,
+                self.actor,
+                "account.revoke",
+                f"account:{account_id}",
+                database_id=database_id,
+                interfaces=[interface.value for interface in interfaces],
+            )
+
+    async def set_account_enabled(self, username: str, enabled: bool) -> None:
+        async with self._store.write() as conn:
+            account_id = await conn.scalar(
+                sa.select(accounts.c.id).where(accounts.c.username == username)
+            )
+            if account_id is None:
+                raise NotFound(f"there is no account named {username!r}")
+            await conn.execute(
+                accounts.update().where(accounts.c.id == account_id).values(enabled=enabled)
+            )
+            await audit(
+                conn,
+                self.actor,
+                "account.enable" if enabled else "account.disable",
+                f"account:{account_id}",
+            )

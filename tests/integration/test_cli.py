@@ -85,13 +85,14 @@ class TestRegistration:
             "--system",
             "TPPCS",
         )
-        assert granted == {"granted": True}
+        assert granted == {"username": "payments-ltd-hill", "done": "grant"}
         store = Path(env["FNG_GATEWAY_DATABASE_URL"].split("///", 1)[1]).read_bytes()
         assert secret.encode() not in store  # encrypted at rest
         assert b"0f8fad5b-d9cb-469f-a165-70867728950e" not in store
         assert account["password"].encode() not in store
 
-    def test_mistakes_are_refused_with_exit_code_1(self, env: dict[str, str]) -> None:
+    def test_mistakes_are_refused_with_meaningful_exit_codes(self, env: dict[str, str]) -> None:
+        """1: refused; 3: not found (2 is argparse's, for usage)."""
         bad_la = run(env, "schools", "add", "X", "--la", "12", "--establishment", "0456")
         assert bad_la.returncode == 1 and "LA number must be 3 digits" in bad_la.stderr
         ok(env, "schools", "add", "X", "--la", "123", "--establishment", "0456")
@@ -100,7 +101,7 @@ class TestRegistration:
         no_account = run(
             env, "accounts", "grant", "ghost", "--database", "1", "--interface", "ejournal"
         )
-        assert no_account.returncode == 1 and "no account named 'ghost'" in no_account.stderr
+        assert no_account.returncode == 3 and "no account named 'ghost'" in no_account.stderr
 
     def test_usage_errors_exit_2(self, env: dict[str, str]) -> None:
         assert run(env, "schools", "add").returncode == 2
@@ -108,4 +109,82 @@ class TestRegistration:
     def test_no_master_key(self, env: dict[str, str]) -> None:
         without = {key: value for key, value in env.items() if key != "FNG_GATEWAY_MASTER_KEYS"}
         result = run(without, "schools", "add", "X", "--la", "123", "--establishment", "0456")
-        assert result.returncode == 1 and "no master key is configured" in result.stderr
+        assert result.returncode == 4 and "no master key is configured" in result.stderr
+
+
+def registered(env: dict[str, str]) -> dict[str, Any]:
+    vendor = ok(
+        env,
+        "vendors",
+        "add",
+        "V",
+        "--token-url",
+        "https://simsid.example/connect/token",
+        "--client-id",
+        "v",
+        "--secret-stdin",
+        stdin="vendor-secret-value",
+    )
+    school = ok(env, "schools", "add", "S", "--la", "123", "--establishment", "4567")
+    database = ok(
+        env,
+        "databases",
+        "add",
+        str(school["school_id"]),
+        "--vendor",
+        str(vendor["vendor_id"]),
+        "--name",
+        "Public funds",
+        "--fng-key-stdin",
+        stdin="0f8fad5b-d9cb-469f-a165-70867728950e",
+    )
+    return {**vendor, **school, **database}
+
+
+class TestOperations:
+    def test_keys_rotate_promote_and_list(self, env: dict[str, str]) -> None:
+        database = str(registered(env)["database_id"])
+        rotated = ok(env, "keys", "rotate", database)
+        assert len(rotated["next_key"]) == 36
+        twice = run(env, "keys", "rotate", database)
+        assert twice.returncode == 1 and "already has a next key" in twice.stderr
+        promoted = ok(env, "keys", "promote", database, "--grace-seconds", "60")
+        assert "old_key_refused_from" in promoted
+        states = [key["state"] for key in ok(env, "keys", "list", database)]
+        assert states == ["retiring", "active"]
+        assert rotated["next_key"] not in run(env, "keys", "list", database).stdout
+
+    def test_password_change_secrets_reencrypt_and_audit(self, env: dict[str, str]) -> None:
+        registered(env)
+        ok(env, "accounts", "add", "acct")
+        changed = ok(env, "accounts", "password", "acct", "--overlap-seconds", "60")
+        assert len(changed["password"]) >= 20
+        new_key = run(env, "secrets", "new-key").stdout.strip()
+        rotated_env = {
+            **env,
+            "FNG_GATEWAY_MASTER_KEYS": f"{new_key},{env['FNG_GATEWAY_MASTER_KEYS']}",
+        }
+        assert ok(rotated_env, "secrets", "reencrypt")["reencrypted"] == 3
+        only_new = {**env, "FNG_GATEWAY_MASTER_KEYS": new_key}
+        assert ok(only_new, "vendors", "list")[0]["client_id"] == "v"
+        actions = [entry["action"] for entry in ok(only_new, "audit")]
+        assert actions[:3] == ["secrets.reencrypt", "account.password", "account.add"]
+        audit_text = run(only_new, "audit", "--limit", "1000").stdout
+        assert "vendor-secret-value" not in audit_text and changed["password"] not in audit_text
+
+    def test_admin_tokens(self, env: dict[str, str]) -> None:
+        created = ok(env, "admin-tokens", "create", "alice")
+        assert created["token"].startswith("fgwa_")
+        listed = ok(env, "admin-tokens", "list")
+        assert listed[0]["name"] == "alice" and created["token"] not in json.dumps(listed)
+        ok(env, "admin-tokens", "revoke", "alice")
+        assert ok(env, "admin-tokens", "list")[0]["revoked"] is True
+        again = run(env, "admin-tokens", "revoke", "alice")
+        assert again.returncode == 3
+
+    def test_tables_for_people(self, env: dict[str, str]) -> None:
+        registered(env)
+        table = run(env, "schools", "list")
+        header, row = table.stdout.splitlines()[:2]
+        assert header.split()[:3] == ["id", "name", "la_number"]
+        assert row.split()[:3] == ["1", "S", "123"]

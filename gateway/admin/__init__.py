@@ -1,0 +1,1 @@
+"""The operators' HTTP API (a sub-application under /admin/) and its bearer tokens."""

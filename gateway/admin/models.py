@@ -1,0 +1,447 @@
+"""What the admin API accepts and returns, as pydantic models.
+
+Requests are strict (JSON types as declared, no unknown fields) and mirror the registry's own
+rules, with ASCII patterns and bounds that every store accepts, so whatever reaches a service
+function is something it can store. Responses name their fields: a secret can only appear in
+one where a field says so (a key or password shown once, when it is made).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from gateway.tenancy.keys import normalise_key
+from gateway.tenancy.model import AuthMethod, Interface
+
+#: Row ids: PostgreSQL's INTEGER.
+MAX_ID: Final = 2**31 - 1
+#: The longest grace or overlap an operator may give (ten years).
+MAX_SECONDS: Final = 10 * 366 * 86400.0
+
+#: Printable text on one line: no control characters.
+_LINE = r"^[^\x00-\x1f\x7f]*$"
+#: A secret may span lines (a PEM private key) but holds no other control character.
+_SECRET = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_GUID = r"^\{?[0-9A-Fa-f]{8}(-?[0-9A-Fa-f]{4}){3}-?[0-9A-Fa-f]{12}\}?$"
+_DUNS = r"^([0-9]{9}|[0-9]{13})$"
+_URL = r"^https?://[!-~]+$"
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer; so does the API (but not "5", nor true)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _decimal(value: Any) -> Any:
+    """An integer in a URL is written in decimal digits only (not +1, 1_0 or 0x1)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,20}", value):
+        raise ValueError("not an integer in decimal digits")
+    return value
+
+
+# Integers in a JSON body: 5 or 5.0; in a URL: 5. (The bounds come before the validator, or
+# pydantic's JSON Schema would lose them.)
+_INTEGRAL = BeforeValidator(_integral)
+UrlId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_decimal)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID), _INTEGRAL]
+PollSeconds = Annotated[int, Field(ge=10, le=7 * 86400), _INTEGRAL]
+PasswordDays = Annotated[int, Field(ge=60, le=3660), _INTEGRAL]
+
+
+def _line(max_length: int, min_length: int = 1) -> Any:
+    return StringConstraints(min_length=min_length, max_length=max_length, pattern=_LINE)
+
+
+def _guid(value: str) -> str:
+    normalised = normalise_key(value)
+    if normalised is None:
+        raise ValueError("not a GUID")
+    return normalised
+
+
+Guid = Annotated[
+    str, StringConstraints(min_length=32, max_length=38, pattern=_GUID), AfterValidator(_guid)
+]
+Name = Annotated[str, _line(100)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+Password = Annotated[str, _line(256, 12)]
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 date-time (as the document says), not a number or a date alone."""
+    if not isinstance(value, str):
+        return value
+    found = _DATE_TIME.fullmatch(value)
+    if found is None:
+        raise ValueError("not an RFC 3339 date-time, such as 2024-09-01T00:00:00Z")
+    # A leap second, which Python's datetime cannot hold, is taken as the second before it.
+    return value[:17] + "59" + value[19:] if found.group("second") == "60" else value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """The time in UTC, if it can be one."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("the time is out of range in UTC") from None
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class _Response(BaseModel):
+    # What the store holds is returned as it is, even where a request would be refused today.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- path and query parameters (strings in the URL, so not strict) --------------------------
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+class VendorRef(_Parameters):
+    vendor_id: UrlId
+
+
+class DatabaseRef(_Parameters):
+    database_id: UrlId
+
+
+class AccountRef(_Parameters):
+    account_id: UrlId
+
+
+class PortalRef(_Parameters):
+    portal_id: UrlId
+
+
+class DocumentRef(_Parameters):
+    document_id: UrlId
+
+
+class OrderRef(_Parameters):
+    order_id: UrlId
+
+
+class AuditQuery(_Parameters):
+    subject: Annotated[str, _line(200)] | None = Field(
+        None, description="Only entries about this subject, e.g. database:3 or account:name."
+    )
+    since: Annotated[datetime | None, BeforeValidator(_rfc3339), AfterValidator(_utc)] = Field(
+        None, description="Only entries from this time on (RFC 3339, e.g. 2024-09-01T08:00:00Z)."
+    )
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_decimal)] = Field(
+        100, description="At most this many, newest first."
+    )
+
+
+class ImportQuery(_Parameters):
+    generate_keys: bool = Field(
+        True,
+        description="Generate a partner key for a new database whose row gives none "
+        "(returned once); false refuses such rows.",
+    )
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+class NewVendor(_Request):
+    name: Name
+    token_url: Annotated[str, StringConstraints(max_length=500, pattern=_URL)] = Field(
+        description="SIMS ID's token endpoint."
+    )
+    client_id: Annotated[str, _line(200)]
+    secret: Annotated[str, StringConstraints(min_length=1, max_length=16384, pattern=_SECRET)] = (
+        Field(description="The client secret, or the PEM private key for private_key_jwt.")
+    )
+    auth_method: AuthMethod = AuthMethod.CLIENT_SECRET_BASIC
+
+
+class VendorSecret(_Request):
+    secret: Annotated[str, StringConstraints(min_length=1, max_length=16384, pattern=_SECRET)]
+
+
+class NewSchool(_Request):
+    name: Annotated[str, _line(200)]
+    la_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
+    establishment_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+    duns: Annotated[str, StringConstraints(pattern=_DUNS)] | None = None
+    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}(-[A-Za-z]{2})?$")] = "en"
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "GBP"
+
+
+class NewDatabase(_Request):
+    school_id: Id
+    vendor_id: Id
+    name: Name
+    fng_key: Guid = Field(description="The key FNG issued for the database (X-PSK).")
+    partner_key: Guid | None = Field(
+        None, description="Our key for the database, if it has one already; else one is made."
+    )
+
+
+class RotateKey(_Request):
+    key: Guid | None = Field(None, description="The next key, instead of a generated one.")
+
+
+class PromoteKey(_Request):
+    grace_seconds: Seconds | None = Field(
+        None, description="How long callers may still use the old key (default: the setting)."
+    )
+
+
+class FngKey(_Request):
+    key: Guid = Field(description="FNG's new key for the database.")
+
+
+class NewAccount(_Request):
+    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._@+-]{1,100}$")]
+    password: Password | None = Field(None, description="Its password; else one is generated.")
+
+
+class Grant(_Request):
+    database_id: Id
+    interfaces: list[Interface] = Field(default_factory=list, max_length=len(Interface))
+    system_identifiers: list[Annotated[str, _line(100)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Payment systems the account may post journals for.",
+    )
+
+
+class Revoke(_Request):
+    database_id: Id
+    interfaces: list[Interface] = Field(min_length=1, max_length=len(Interface))
+
+
+class NewPassword(_Request):
+    password: Password | None = Field(None, description="The new password; else one is generated.")
+    overlap_seconds: Seconds | None = Field(
+        None, description="How long the old password still works (default: the setting)."
+    )
+
+
+class NewPortal(_Request):
+    database_id: Id
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
+    url: Annotated[str, StringConstraints(max_length=500, pattern=_URL)] = Field(
+        description="The portal's EProcurementService address."
+    )
+    username: Annotated[str, _line(50)]
+    password: Annotated[str, _line(256)]
+    supplier_duns: Annotated[str, StringConstraints(pattern=_DUNS)]
+    poll_seconds: PollSeconds = 300
+    password_days: PasswordDays | None = Field(
+        None, description="Change the password with ChangePassword this often."
+    )
+    enabled: bool = True
+
+
+class PortalPassword(_Request):
+    password: Annotated[str, _line(256)]
+
+
+class TokenName(_Request):
+    name: Annotated[str, _line(100)]
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+class Vendor(_Response):
+    id: int
+    name: str
+    token_url: str
+    client_id: str
+    auth_method: str
+    created_at: datetime
+
+
+class School(_Response):
+    id: int
+    name: str
+    la_number: str
+    establishment_number: str
+    duns: str | None
+    language: str
+    currency: str
+    created_at: datetime
+
+
+class Database(_Response):
+    id: int
+    school_id: int
+    vendor_id: int
+    name: str
+    fng_key_pending: bool = Field(description="FNG's next key is stored, waiting to be used.")
+    created_at: datetime
+
+
+class PartnerKey(_Response):
+    state: str = Field(description="active, next or retiring.")
+    fingerprint: str = Field(description="The start of the key's SHA-256, never the key.")
+    created_at: datetime
+    retire_at: datetime | None
+
+
+class GrantedInterface(_Response):
+    database_id: int
+    interface: str
+
+
+class Account(_Response):
+    id: int
+    username: str
+    enabled: bool
+    old_password_until: datetime | None
+    created_at: datetime
+    grants: list[GrantedInterface]
+    system_identifiers: list[str]
+
+
+class Portal(_Response):
+    id: int
+    database_id: int
+    name: str
+    url: str
+    username: str
+    supplier_duns: str
+    enabled: bool
+    poll_seconds: int
+    password_days: int | None
+    password_changed_at: datetime
+    last_success_at: datetime | None
+    failures: int
+    last_error: str | None
+
+
+class Held(_Response):
+    kind: str = Field(description="document or order.")
+    id: int
+    portal: str
+    reference: str = Field(description="The portal's document id, or FNG's order id.")
+    type: str
+    rule: str | None
+    reason: str | None
+    since: datetime
+
+
+class HeldDocument(Held):
+    content: str = Field(description="The document as the portal sent it (UTF-8).")
+
+
+class AuditEntry(_Response):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+
+
+class AdminToken(_Response):
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class Created(_Response):
+    id: int
+
+
+class CreatedDatabase(_Response):
+    id: int
+    partner_key: str = Field(description="The database's active partner key: shown this once.")
+
+
+class CreatedAccount(_Response):
+    id: int
+    username: str
+    password: str | None = Field(description="The generated password, shown this once.")
+
+
+class NextKey(_Response):
+    database_id: int
+    next_key: str = Field(description="Shown this once: enter it in FNG's set-up screen.")
+
+
+class Promoted(_Response):
+    database_id: int
+    old_key_refused_from: datetime
+
+
+class PasswordChanged(_Response):
+    account_id: int
+    old_password_refused_from: datetime
+    password: str | None = Field(description="The generated password, shown this once.")
+
+
+class Done(_Response):
+    subject: str = Field(description="What was changed, as the audit log names it.")
+    done: str
+
+
+class Reencrypted(_Response):
+    reencrypted: int = Field(description="How many stored secrets now use the newest key.")
+
+
+class ImportCounts(_Response):
+    created: int
+    updated: int
+    unchanged: int
+
+
+class GeneratedKey(_Response):
+    la_number: str
+    establishment_number: str
+    database: str
+    database_id: int
+    partner_key: str = Field(description="Shown this once.")
+
+
+class Imported(_Response):
+    rows: int
+    schools: ImportCounts
+    databases: ImportCounts
+    generated_keys: list[GeneratedKey]
+
+
+class ProblemItem(_Response):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the field.")
+    msg: str
+    type: str
+
+
+class Problem(_Response):
+    """An RFC 9457 problem: every error the admin API returns."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    requestId: str
+    errors: list[ProblemItem] | None = None

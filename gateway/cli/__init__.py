@@ -1,0 +1,65 @@
+"""The ``fng-gateway`` command line.
+
+    fng-gateway sandbox             the gateway and its sandbox in one process, demo seeded
+    fng-gateway serve               the gateway, configured by the environment
+    fng-gateway migrate             bring the store's schema up to date
+    fng-gateway vendors …           SIMS ID client registrations
+    fng-gateway schools …           schools (one at a time, or a CSV file of them)
+    fng-gateway databases …         schools' FNG databases
+    fng-gateway keys …              partner keys: rotate, promote, cancel, retire, list
+    fng-gateway fng-key …           FNG's keys: store the next one, promote it
+    fng-gateway accounts …          integration accounts, grants, passwords
+    fng-gateway portals …           suppliers' eProcurement portals
+    fng-gateway eproc …             quarantined documents and orders
+    fng-gateway secrets …           master keys: a new one, re-encrypt every secret
+    fng-gateway audit               the audit log
+    fng-gateway admin-tokens …      operators' tokens for the admin API
+
+Lists print as tables, or JSON with ``--json``. Secrets are read from standard input or an
+environment variable, never from arguments (which other users of the machine can see).
+Exit codes: 0 done, 1 refused, 2 wrong usage, 3 not found, 4 the store, a setting or a master
+key is missing or unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
+
+from gateway.cli import bulk, registry, run
+from gateway.cli.common import exit_code
+from gateway.errors import GatewayError
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="fng-gateway",
+        description="fng-gateway: FMS 6 interfaces for FNG.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2] if __doc__ else None,
+    )
+    commands = top.add_subparsers(dest="command", required=True)
+    groups = registry.register(commands)
+    bulk.register(groups)
+    run.register(commands, groups)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = asyncio.run(args.run(args))
+        return code
+    except GatewayError as exc:
+        print(f"fng-gateway: {exc.message}", file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

@@ -1,0 +1,501 @@
+"""Operators' commands over the registry: the same service functions the admin API calls."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from gateway.cli.common import actor, secret, secret_options, settings, with_json, with_store
+from gateway.errors import NotFound
+from gateway.tenancy.model import AuthMethod, Interface
+
+if TYPE_CHECKING:
+    from gateway.store import Store
+    from gateway.tenancy.secrets import SecretBox
+    from gateway.tenancy.service import RegistryService
+
+# The service modules are imported by the commands that use them, so that the command line
+# starts quickly.
+
+Namespace = argparse.Namespace
+
+
+def _registry(store: Store, box: SecretBox) -> RegistryService:
+    from gateway.tenancy.service import RegistryService
+
+    return RegistryService(store, box, actor=actor())
+
+
+async def _account_id(service: RegistryService, username: str) -> int:
+    account_id = await service.find_account(username)
+    if account_id is None:
+        raise NotFound(f"there is no account named {username!r}")
+    return account_id
+
+
+# -- vendors ---------------------------------------------------------------------------------
+
+
+async def vendors_add(args: Namespace) -> int:
+    credential = secret(args, "secret")
+    assert credential is not None
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        vendor_id = await _registry(store, box).add_vendor(
+            args.name,
+            token_url=args.token_url,
+            client_id=args.client_id,
+            credential=credential,
+            auth_method=AuthMethod(args.auth_method),
+        )
+        return {"vendor_id": vendor_id}
+
+    return await with_store(action, args)
+
+
+async def vendors_list(args: Namespace) -> int:
+    return await with_store(lambda store, box: _registry(store, box).vendors(), args)
+
+
+async def vendors_set_secret(args: Namespace) -> int:
+    credential = secret(args, "secret")
+    assert credential is not None
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        await _registry(store, box).set_vendor_credential(args.vendor, credential)
+        return {"vendor_id": args.vendor, "secret": "changed"}
+
+    return await with_store(action, args)
+
+
+# -- schools and databases -----------------------------------------------------------------------
+
+
+async def schools_add(args: Namespace) -> int:
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        school_id = await _registry(store, box).add_school(
+            args.name,
+            la_number=args.la,
+            establishment_number=args.establishment,
+            duns=args.duns,
+            language=args.language,
+            currency=args.currency,
+        )
+        return {"school_id": school_id}
+
+    return await with_store(action, args)
+
+
+async def schools_list(args: Namespace) -> int:
+    return await with_store(lambda store, box: _registry(store, box).schools(), args)
+
+
+async def databases_add(args: Namespace) -> int:
+    fng_key = secret(args, "fng key")
+    assert fng_key is not None
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        created = await _registry(store, box).add_database(
+            args.school, vendor_id=args.vendor, name=args.name, fng_key=fng_key
+        )
+        return {"database_id": created.database_id, "partner_key": created.partner_key}
+
+    return await with_store(action, args)
+
+
+async def databases_list(args: Namespace) -> int:
+    return await with_store(lambda store, box: _registry(store, box).databases(), args)
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+async def keys(args: Namespace) -> int:
+    grace = timedelta(
+        seconds=args.grace_seconds
+        if getattr(args, "grace_seconds", None) is not None
+        else settings().keys.retire_grace_seconds
+    )
+    given = secret(args, "key", required=False) if args.action == "rotate" else None
+
+    async def action(store: Store, box: SecretBox) -> Any:
+        from gateway.tenancy.rotation import KeyRotation
+
+        rotation = KeyRotation(store, box, actor())
+        if args.action == "list":
+            return await rotation.partner_keys(args.database)
+        if args.action == "rotate":
+            key = await rotation.rotate_partner_key(args.database, given)
+            return {
+                "database_id": args.database,
+                "next_key": key,
+                "note": "enter it in FNG's application set-up screen, then promote it",
+            }
+        if args.action == "promote":
+            deadline = await rotation.promote_partner_key(args.database, grace)
+            return {"database_id": args.database, "old_key_refused_from": deadline.isoformat()}
+        if args.action == "cancel":
+            await rotation.cancel_partner_key(args.database)
+        else:
+            await rotation.retire_now(args.database)
+        return {"database_id": args.database, "done": args.action}
+
+    return await with_store(action, args)
+
+
+async def fng_key(args: Namespace) -> int:
+    key = secret(args, "key") if args.action == "set" else None
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        from gateway.tenancy.rotation import KeyRotation
+
+        rotation = KeyRotation(store, box, actor())
+        if key is not None:
+            await rotation.set_next_fng_key(args.database, key)
+            return {
+                "database_id": args.database,
+                "next_fng_key": "stored",
+                "note": "used as soon as FNG refuses the current key",
+            }
+        await rotation.promote_fng_key(args.database)
+        return {"database_id": args.database, "fng_key": "promoted"}
+
+    return await with_store(action, args)
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+async def accounts_add(args: Namespace) -> int:
+    password = secret(args, "password", required=False)
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        created = await _registry(store, box).add_account(args.username, password)
+        result: dict[str, Any] = {"account_id": created.account_id}
+        if password is None:
+            result["password"] = created.password
+        return result
+
+    return await with_store(action, args)
+
+
+async def accounts_list(args: Namespace) -> int:
+    return await with_store(lambda store, box: _registry(store, box).accounts(), args)
+
+
+async def accounts_grant(args: Namespace) -> int:
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        service = _registry(store, box)
+        account_id = await _account_id(service, args.username)
+        interfaces = [Interface(item) for item in args.interface or []]
+        if args.action == "grant":
+            await service.grant(account_id, args.database, interfaces, args.system or [])
+        else:
+            await service.revoke(account_id, args.database, interfaces)
+        return {"username": args.username, "done": args.action}
+
+    return await with_store(action, args)
+
+
+async def accounts_password(args: Namespace) -> int:
+    password = secret(args, "password", required=False)
+    overlap = timedelta(
+        seconds=args.overlap_seconds
+        if args.overlap_seconds is not None
+        else settings().keys.password_overlap_seconds
+    )
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        from gateway.tenancy.rotation import KeyRotation
+
+        new = await KeyRotation(store, box, actor()).change_password(
+            args.username, overlap, password
+        )
+        result: dict[str, Any] = {
+            "username": args.username,
+            "old_password_refused_from": (datetime.now(UTC) + overlap).isoformat(),
+        }
+        if password is None:
+            result["password"] = new
+        return result
+
+    return await with_store(action, args)
+
+
+async def accounts_enable(args: Namespace) -> int:
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        await _registry(store, box).set_account_enabled(args.username, args.action == "enable")
+        return {"username": args.username, "done": args.action}
+
+    return await with_store(action, args)
+
+
+# -- portals and eProcurement work ------------------------------------------------------------
+
+
+async def portals_add(args: Namespace) -> int:
+    password = secret(args, "password")
+    assert password is not None
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        portal_id = await _registry(store, box).add_portal(
+            args.database,
+            name=args.name,
+            url=args.url,
+            username=args.username,
+            password=password,
+            supplier_duns=args.supplier_duns,
+            poll_seconds=args.poll_seconds,
+            password_days=args.password_days,
+        )
+        return {"portal_id": portal_id}
+
+    return await with_store(action, args)
+
+
+async def portals_list(args: Namespace) -> int:
+    return await with_store(lambda store, box: _registry(store, box).portals(), args)
+
+
+async def portals_change(args: Namespace) -> int:
+    password = secret(args, "password") if args.action == "password" else None
+
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        service = _registry(store, box)
+        if password is not None:
+            await service.set_portal_password(args.portal, password)
+        else:
+            await service.set_portal_enabled(args.portal, args.action == "enable")
+        return {"portal_id": args.portal, "done": args.action}
+
+    return await with_store(action, args)
+
+
+async def eproc(args: Namespace) -> int:
+    async def action(store: Store, _box: SecretBox) -> Any:
+        from gateway.eproc.admin import EprocAdmin
+
+        admin = EprocAdmin(store, actor())
+        if args.action == "quarantine":
+            return [item.as_dict() for item in await admin.quarantined()]
+        if args.action == "show":
+            item, content = await admin.document(args.id)
+            return {**item.as_dict(), "content": content.decode("utf-8", "replace")}
+        operation = {
+            ("retry", False): admin.retry_document,
+            ("release", False): admin.release_document,
+            ("retry", True): admin.retry_order,
+            ("release", True): admin.release_order,
+        }[(args.action, args.order)]
+        await operation(args.id)
+        return {"id": args.id, "done": args.action}
+
+    return await with_store(action, args)
+
+
+# -- secrets, audit, operators' tokens ---------------------------------------------------------
+
+
+async def secrets_reencrypt(args: Namespace) -> int:
+    async def action(store: Store, box: SecretBox) -> dict[str, Any]:
+        from gateway.tenancy.reencrypt import reencrypt
+
+        return {"reencrypted": await reencrypt(store, box, actor())}
+
+    return await with_store(action, args)
+
+
+async def audit(args: Namespace) -> int:
+    since = datetime.fromisoformat(args.since) if args.since else None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+
+    async def action(store: Store, box: SecretBox) -> list[dict[str, Any]]:
+        return await _registry(store, box).audit_entries(
+            subject=args.subject, since=since, limit=args.limit
+        )
+
+    return await with_store(action, args)
+
+
+async def admin_tokens(args: Namespace) -> int:
+    async def action(store: Store, _box: SecretBox) -> Any:
+        from gateway.admin.tokens import AdminTokens
+
+        tokens = AdminTokens(store, actor())
+        if args.action == "create":
+            return {
+                "name": args.name,
+                "token": await tokens.create(args.name),
+                "note": "shown once: send it as 'Authorization: Bearer <token>'",
+            }
+        if args.action == "revoke":
+            await tokens.revoke(args.name)
+            return {"name": args.name, "revoked": True}
+        return await tokens.list()
+
+    return await with_store(action, args)
+
+
+# -- the parsers -----------------------------------------------------------------------------------
+
+
+def register(commands: Any) -> dict[str, Any]:
+    """Add the registry's commands; return the command groups, for others to add to."""
+
+    def group(name: str, text: str) -> Any:
+        return commands.add_parser(name, help=text).add_subparsers(dest="action", required=True)
+
+    def command(parent: Any, name: str, text: str, run: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = with_json(parent.add_parser(name, help=text))
+        parser.set_defaults(run=run)
+        return parser
+
+    vendors = group("vendors", "SIMS ID client registrations")
+    add = command(vendors, "add", "add a vendor", vendors_add)
+    add.add_argument("name")
+    add.add_argument("--token-url", required=True)
+    add.add_argument("--client-id", required=True)
+    add.add_argument(
+        "--auth-method",
+        choices=[m.value for m in AuthMethod],
+        default=AuthMethod.CLIENT_SECRET_BASIC.value,
+    )
+    secret_options(add, "secret", "the client secret (or private key)")
+    command(vendors, "list", "list vendors", vendors_list)
+    change = command(vendors, "set-secret", "a vendor's new client secret", vendors_set_secret)
+    change.add_argument("vendor", type=int)
+    secret_options(change, "secret", "the client secret (or private key)")
+
+    schools = group("schools", "schools")
+    add = command(schools, "add", "add a school", schools_add)
+    add.add_argument("name")
+    add.add_argument("--la", required=True, help="LA number (3 digits)")
+    add.add_argument("--establishment", required=True, help="establishment number (4 digits)")
+    add.add_argument("--duns", help="the school's DUNS number, for eProcurement")
+    add.add_argument("--language", default="en", help="documents' language (default en)")
+    add.add_argument("--currency", default="GBP", help="documents' currency (default GBP)")
+    command(schools, "list", "list schools", schools_list)
+
+    databases = group("databases", "schools' FNG databases")
+    add = command(databases, "add", "add a database; prints its partner key once", databases_add)
+    add.add_argument("school", type=int, help="the school's id")
+    add.add_argument("--vendor", type=int, required=True, help="the vendor's id")
+    add.add_argument("--name", required=True)
+    secret_options(add, "fng key", "FNG's key for the database")
+    command(databases, "list", "list databases", databases_list)
+
+    key_commands = group("keys", "partner keys: rotate, promote, cancel, retire, list")
+    for name, text in (
+        ("list", "a database's keys and their states (never their values)"),
+        ("rotate", "issue a next key (shown once) to enter in FNG's set-up screen"),
+        ("promote", "make the next key active; the old one retires after a grace"),
+        ("cancel", "drop the next key"),
+        ("retire", "end the retiring key's grace now"),
+    ):
+        parser = command(key_commands, name, text, keys)
+        parser.add_argument("database", type=int)
+        if name == "rotate":
+            secret_options(parser, "key", "the next key, instead of a new one")
+        if name == "promote":
+            parser.add_argument(
+                "--grace-seconds",
+                type=float,
+                default=None,
+                help="how long callers may still use the old key",
+            )
+
+    fng_keys = group("fng-key", "FNG's keys: store the next one, promote it")
+    parser = command(fng_keys, "set", "store FNG's new key as next (before FNG uses it)", fng_key)
+    parser.add_argument("database", type=int)
+    secret_options(parser, "key", "FNG's new key")
+    parser = command(fng_keys, "promote", "make the next FNG key current", fng_key)
+    parser.add_argument("database", type=int)
+
+    accounts = group("accounts", "integration accounts")
+    add = command(accounts, "add", "add an account; prints a generated password once", accounts_add)
+    add.add_argument("username")
+    secret_options(add, "password", "its password, instead of a generated one")
+    command(accounts, "list", "accounts, their grants and payment systems", accounts_list)
+    for name, text in (
+        ("grant", "let an account use a database"),
+        ("revoke", "stop an account using a database"),
+    ):
+        parser = command(accounts, name, text, accounts_grant)
+        parser.add_argument("username")
+        parser.add_argument("--database", type=int, required=True)
+        parser.add_argument(
+            "--interface",
+            action="append",
+            required=name == "revoke",
+            choices=[i.value for i in Interface],
+        )
+        if name == "grant":
+            parser.add_argument(
+                "--system", action="append", help="a payment system it may post for (repeatable)"
+            )
+    parser = command(
+        accounts, "password", "a new password; the old one works a while longer", accounts_password
+    )
+    parser.add_argument("username")
+    parser.add_argument("--overlap-seconds", type=float, default=None)
+    secret_options(parser, "password", "the new password, instead of a generated one")
+    for name in ("enable", "disable"):
+        command(accounts, name, f"{name} an account", accounts_enable).add_argument("username")
+
+    portal_commands = group("portals", "suppliers' eProcurement portals")
+    add = command(portal_commands, "add", "add a school database's portal", portals_add)
+    add.add_argument("database", type=int, help="the school database's id")
+    add.add_argument("--name", required=True, help="unique for the database: a-z, 0-9, -")
+    add.add_argument("--url", required=True, help="the portal's EProcurementService URL")
+    add.add_argument("--username", required=True)
+    add.add_argument("--supplier-duns", required=True)
+    add.add_argument("--poll-seconds", type=int, default=300)
+    add.add_argument(
+        "--password-days",
+        type=int,
+        default=None,
+        help="change the password this often with ChangePassword (>= 60)",
+    )
+    secret_options(add, "password", "the portal password")
+    command(portal_commands, "list", "portals and their health", portals_list)
+    parser = command(
+        portal_commands, "password", "a portal's password, changed elsewhere", portals_change
+    )
+    parser.add_argument("portal", type=int)
+    secret_options(parser, "password", "the portal password")
+    for name in ("enable", "disable"):
+        command(portal_commands, name, f"{name} polling a portal", portals_change).add_argument(
+            "portal", type=int
+        )
+
+    work = group("eproc", "eProcurement work set aside for operators")
+    command(work, "quarantine", "quarantined documents and orders", eproc)
+    for name, text in (
+        ("show", "a quarantined document and its content"),
+        ("retry", "check a document again (or send an order again) at the next poll"),
+        ("release", "acknowledge a document without delivering it (or count an order as sent)"),
+    ):
+        parser = command(work, name, text, eproc)
+        parser.add_argument("id", type=int)
+        parser.add_argument("--order", action="store_true", help="the id is an order's")
+
+    secrets = group("secrets", "master keys and stored secrets")
+    command(
+        secrets, "reencrypt", "move every stored secret to the newest master key", secrets_reencrypt
+    )
+
+    parser = with_json(commands.add_parser("audit", help="the audit log, newest first"))
+    parser.add_argument("--subject", help="e.g. database:3, account:name")
+    parser.add_argument("--since", help="an ISO date or date-time")
+    parser.add_argument("--limit", type=int, default=100)
+    parser.set_defaults(run=audit)
+
+    tokens = group("admin-tokens", "operators' tokens for the admin API")
+    command(tokens, "create", "a token for an operator, shown once", admin_tokens).add_argument(
+        "name"
+    )
+    command(tokens, "revoke", "revoke an operator's token", admin_tokens).add_argument("name")
+    command(tokens, "list", "tokens (never their values)", admin_tokens)
+    return {"schools": schools, "secrets": secrets}

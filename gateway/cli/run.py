@@ -1,0 +1,214 @@
+"""Running the gateway: ``serve``, ``sandbox`` (with the sandbox and a demo school), ``migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.cli.common import DONE, settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+# The application is imported by the commands that run it, so that the command line starts
+# quickly.
+
+
+async def _serve_until_stopped(runners: Sequence[web.AppRunner]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    from aiohttp import web
+
+    from gateway.observability.logging import AccessLogger
+
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner, int(runner.addresses[0][1])  # the bound port, when 0 was asked for
+
+
+async def serve(_args: argparse.Namespace) -> int:
+    from gateway.app import create_app
+    from gateway.observability.logging import configure_logging
+
+    config = settings()
+    configure_logging(config.log_level, config.log_format)
+    runner, port = await _start(create_app(config), config.host, config.port)
+    print(f"fng-gateway listening on http://{config.host}:{port}", file=sys.stderr)
+    await _serve_until_stopped([runner])
+    return DONE
+
+
+async def migrate(_args: argparse.Namespace) -> int:
+    from gateway.store.migrate import upgrade
+
+    await upgrade(settings().database_url)
+    print("the store is up to date")
+    return DONE
+
+
+async def new_key(_args: argparse.Namespace) -> int:
+    from gateway.tenancy.secrets import SecretBox
+
+    print(SecretBox.new_key())
+    return DONE
+
+
+async def sandbox(args: argparse.Namespace) -> int:
+    from gateway.app import STORE, create_app
+    from gateway.observability.logging import configure_logging
+    from gateway.quickstart import register_demo
+    from gateway.sandbox import SandboxState, create_sandbox_app, seed_demo
+    from gateway.tenancy.secrets import SecretBox
+    from gateway.tenancy.service import RegistryService
+
+    with tempfile.TemporaryDirectory(prefix="fng-gateway-sandbox-") as data:
+        data_dir = Path(data)
+        state = await SandboxState.open(f"sqlite+aiosqlite:///{data_dir / 'sandbox.db'}")
+        demo = await seed_demo(state)
+        sandbox_port = (
+            args.sandbox_port
+            if args.sandbox_port is not None
+            else (args.port + 1 if args.port else 0)
+        )
+        sandbox_runner, sandbox_port = await _start(
+            create_sandbox_app(state), args.host, sandbox_port
+        )
+        sandbox_url = f"http://{_url_host(args.host)}:{sandbox_port}"
+        config = settings(
+            host=args.host,
+            port=args.port,
+            database_url=f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}",
+            fng={"base_url": f"{sandbox_url}/fng"},
+            # A person reads this console: plain text, unless asked otherwise.
+            log_format=os.environ.get("FNG_GATEWAY_LOG_FORMAT", "text"),
+        )
+        configure_logging(config.log_level, config.log_format)
+        box = SecretBox([SecretBox.new_key().encode()])
+        app = create_app(config, box=box)
+        runner, port = await _start(app, args.host, args.port)
+        try:
+            registered = await register_demo(
+                RegistryService(app[STORE], box, actor="sandbox"), demo, sandbox_url
+            )
+        except BaseException:
+            await runner.cleanup()
+            await sandbox_runner.cleanup()
+            await state.close()
+            raise
+        gateway_url = f"http://{_url_host(args.host)}:{port}"
+        info = {
+            "gateway_url": gateway_url,
+            "sandbox_url": sandbox_url,
+            "wsdl": {
+                "ejournal": f"{gateway_url}/soap/ejournal?wsdl",
+                "budget": f"{gateway_url}/soap/budget?wsdl",
+            },
+            **registered.info(demo),
+        }
+        if args.info_file:
+            await asyncio.to_thread(
+                _write_private, Path(args.info_file), json.dumps(info, indent=2)
+            )
+        _print_welcome(info)
+        try:
+            await _serve_until_stopped([sandbox_runner, runner])
+        finally:
+            await state.close()
+    return DONE
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming, not binding
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _print_welcome(info: dict[str, Any]) -> None:
+    school = info["schools"][0]
+    system = info["payment_system"]
+    budget = info["budget"]
+    eproc = info["eproc"]
+    codes = "\n".join(
+        f"    {label:<16} {', '.join(system[key])}"
+        for label, key in (
+            ("banks", "banks"),
+            ("products", "products"),
+            ("VAT", "vat_codes"),
+            ("charges", "charge_codes"),
+            ("VAT on charges", "charge_vat_codes"),
+        )
+    )
+    print(
+        "\nfng-gateway is running with its sandbox (SIMS ID and FNG stand-ins) and a demo school."
+        f"\n\n  E-Journal WSDL    {info['wsdl']['ejournal']}"
+        f"\n  Budget WSDL       {info['wsdl']['budget']}"
+        f"\n  Username          {info['account']['username']}"
+        f"\n  Password          {info['account']['password']}"
+        f"\n  Database key      {school['database_key']}"
+        f"\n  School            {school['name']} ({school['la_number']}/"
+        f"{school['establishment_number']}), {school['database']}"
+        f"\n  Payment system    {system['system_identifier']}, with these codes mapped:\n{codes}"
+        f"\n  Budget planning   years {', '.join(budget['financial_years'])} "
+        f"(open: {budget['open_year']}); ledger codes "
+        f"{', '.join(sorted({item['ledger_code'] for item in budget['fund_allocations']}))}; "
+        f"cost centres {', '.join(budget['cost_centres'])}"
+        f"\n  eProcurement      portal {eproc['portal']} (supplier DUNS {eproc['supplier_duns']}), "
+        f"polled every {eproc['poll_seconds']} s for the school (DUNS {eproc['school_duns']});"
+        f"\n                    {len(eproc['documents'])} documents waiting there, some valid, "
+        "some breaking one of FMS's import rules each"
+        f"\n  Sandbox           {info['sandbox_url']}/_sandbox/stats"
+        f"\n                    {info['sandbox_url']}/_sandbox/eproc/documents (what FNG received)"
+        f"\n                    {info['sandbox_url']}/_sandbox/portals/{eproc['portal']}"
+        "\n\nSend Username, Password and Database in the SOAP AuthHeader of each call."
+        "\nStop with Ctrl-C; the demo data lives as long as this process.\n",
+        flush=True,
+    )
+
+
+# -- parser --------------------------------------------------------------------------------
+
+
+def register(commands: Any, groups: dict[str, Any]) -> None:
+    parser = commands.add_parser(
+        "sandbox", help="run the gateway with its sandbox and a demo school"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="the gateway's port (0: any free)")
+    parser.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=None,
+        help="the sandbox's port (default: the gateway's plus one)",
+    )
+    parser.add_argument("--info-file", help="write the URLs and demo credentials here as JSON")
+    parser.set_defaults(run=sandbox)
+    commands.add_parser("serve", help="run the gateway").set_defaults(run=serve)
+    commands.add_parser("migrate", help="bring the store's schema up to date").set_defaults(
+        run=migrate
+    )
+    groups["secrets"].add_parser("new-key", help="print a new master key").set_defaults(run=new_key)

@@ -73,6 +73,7 @@ async def new_key(_args: argparse.Namespace) -> int:
 
 
 async def sandbox(args: argparse.Namespace) -> int:
+    from gateway.admin.tokens import AdminTokens
     from gateway.app import STORE, create_app
     from gateway.observability.logging import configure_logging
     from gateway.quickstart import register_demo
@@ -98,6 +99,7 @@ async def sandbox(args: argparse.Namespace) -> int:
             port=args.port,
             database_url=f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}",
             fng={"base_url": f"{sandbox_url}/fng"},
+            admin={"enabled": True},
             # A person reads this console: plain text, unless asked otherwise.
             log_format=os.environ.get("FNG_GATEWAY_LOG_FORMAT", "text"),
         )
@@ -109,6 +111,7 @@ async def sandbox(args: argparse.Namespace) -> int:
             registered = await register_demo(
                 RegistryService(app[STORE], box, actor="sandbox"), demo, sandbox_url
             )
+            admin_token = await AdminTokens(app[STORE], "sandbox").create("demo-operator")
         except BaseException:
             await runner.cleanup()
             await sandbox_runner.cleanup()
@@ -123,6 +126,7 @@ async def sandbox(args: argparse.Namespace) -> int:
                 "budget": f"{gateway_url}/soap/budget?wsdl",
             },
             **registered.info(demo),
+            "admin": {"url": f"{gateway_url}/admin/", "token": admin_token},
         }
         if args.info_file:
             await asyncio.to_thread(
@@ -181,6 +185,8 @@ def _print_welcome(info: dict[str, Any]) -> None:
         f"polled every {eproc['poll_seconds']} s for the school (DUNS {eproc['school_duns']});"
         f"\n                    {len(eproc['documents'])} documents waiting there, some valid, "
         "some breaking one of FMS's import rules each"
+        f"\n  Admin API         {info['admin']['url']}openapi.json"
+        f"\n                    bearer token {info['admin']['token']}"
         f"\n  Sandbox           {info['sandbox_url']}/_sandbox/stats"
         f"\n                    {info['sandbox_url']}/_sandbox/eproc/documents (what FNG received)"
         f"\n                    {info['sandbox_url']}/_sandbox/portals/{eproc['portal']}"

@@ -160,6 +160,12 @@ class TestQuickstart:
             valid = sorted(d["id"] for d in info["eproc"]["documents"] if d["expected"] == "valid")
             assert delivered == valid and acknowledged == valid
             assert len(portal["orders"]) == 1
+            request = urllib.request.Request(
+                f"{info['admin']['url']}schools",
+                headers={"Authorization": f"Bearer {info['admin']['token']}"},
+            )
+            with urllib.request.urlopen(request) as response:  # the operators' API is there too
+                assert [s["name"] for s in json.loads(response.read())] == ["Demo Primary School"]
         finally:
             process.send_signal(signal.SIGTERM)
             stdout, stderr = await asyncio.to_thread(process.communicate, timeout=30)

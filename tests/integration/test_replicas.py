@@ -81,7 +81,9 @@ async def cluster(
     postgres_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession
 ) -> AsyncIterator[Cluster]:
     require_service("Redis", "127.0.0.1", 6379)
-    redis_url = REDIS_URL.rsplit("/", 1)[0] + "/13"  # a Redis database of its own, emptied
+    # A Redis database of its own (one per test worker), emptied.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    redis_url = REDIS_URL.rsplit("/", 1)[0] + f"/{12 + int(worker or 0)}"
     import redis.asyncio as redis
 
     client = redis.Redis.from_url(redis_url)

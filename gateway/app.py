@@ -156,9 +156,18 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(
         limit=settings.fng.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
     )
-    session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+    session = aiohttp.ClientSession(
+        connector=connector, raise_for_status=False, trace_configs=[app[METRICS].trace_config()]
+    )
     app[SESSION] = session
-    tokens = TokenProvider(session, cache, app[BOX], settings.simsid, shared_lock=app[LOCKS].hold)
+    tokens = TokenProvider(
+        session,
+        cache,
+        app[BOX],
+        settings.simsid,
+        shared_lock=app[LOCKS].hold,
+        observe=app[METRICS],
+    )
     app[TOKENS] = tokens
     yield
     await tokens.close()
@@ -223,6 +232,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         schemas_dir=shipped_schemas_dir(),
         limits=limits,
         trusted_proxies=settings.trusted_proxies,
+        observe=app[METRICS].observe_call,
     )
     reads = ReadThrough(app[CACHE], ttl=settings.budget.cache_seconds, namespace="budget")
     app[BUDGET] = budget_soap_service(
@@ -231,6 +241,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         schemas_dir=shipped_schemas_dir(),
         limits=limits,
         trusted_proxies=settings.trusted_proxies,
+        observe=app[METRICS].observe_call,
     )
     yield
 
@@ -262,6 +273,15 @@ async def _eproc_ctx(app: web.Application) -> AsyncIterator[None]:
         scheduler.start()
     yield
     await scheduler.stop()
+
+
+def begin_draining(app: web.Application) -> None:
+    """The first step of a graceful shutdown: readiness 503, no new eProcurement work."""
+    app[HEALTH].draining = True
+    app[METRICS].draining.set(1)
+    if SCHEDULER in app:
+        app[SCHEDULER].pause()
+    log.info("draining: readiness now answers 503")
 
 
 def _schema_registry(settings: Settings) -> SchemaRegistry:

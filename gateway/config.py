@@ -120,6 +120,15 @@ class KeySettings(_Section):
     password_overlap_seconds: float = Field(14 * 86400.0, ge=0)
 
 
+class ShutdownSettings(_Section):
+    """On SIGTERM: readiness answers 503 at once and the scheduler takes no more work; after
+    ``drain_seconds`` (for load balancers to stop sending) the listener closes and calls in
+    flight have ``grace_seconds`` to finish."""
+
+    drain_seconds: float = Field(5.0, ge=0)
+    grace_seconds: float = Field(25.0, ge=0)
+
+
 class AuthSettings(_Section):
     registry_cache_seconds: float = Field(5.0, ge=0)
     #: Failed logins allowed per account and per client address in the window; 0: no limit.
@@ -166,6 +175,7 @@ class Settings(BaseSettings):
     budget: BudgetSettings = BudgetSettings()
     eproc: EprocSettings = EprocSettings()
     keys: KeySettings = KeySettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
     auth: AuthSettings = AuthSettings()
     admin: AdminSettings = AdminSettings()
 

@@ -22,6 +22,7 @@ def budget_soap_service(
     schemas_dir: Path,
     limits: Limits,
     trusted_proxies: Sequence[str],
+    observe: Callable[[str, str, str, float], None] | None = None,
 ) -> SoapService[Caller]:
     async def get_chart_of_accounts(call: Call[Caller]) -> bytes:
         text = (call.text("date") or "").strip()
@@ -58,4 +59,5 @@ def budget_soap_service(
         authenticate=authenticate,
         limits=limits,
         trusted_proxies=trusted_proxies,
+        observe=observe,
     )

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,38 +22,49 @@ if TYPE_CHECKING:
 # quickly.
 
 
-async def _serve_until_stopped(runners: Sequence[web.AppRunner]) -> None:
+async def _serve_until_stopped(
+    runners: Sequence[web.AppRunner], drain: Callable[[], None], drain_seconds: float
+) -> None:
+    """Run until SIGTERM or SIGINT; then drain (readiness 503 while load balancers catch up),
+    close the listeners, and let calls in flight finish within the runners' grace."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
+        drain()
+        await asyncio.sleep(drain_seconds)
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
 
 
-async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def _start(
+    app: web.Application, host: str, port: int, grace_seconds: float = 25.0
+) -> tuple[web.AppRunner, int]:
     from aiohttp import web
 
     from gateway.observability.logging import AccessLogger
 
-    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    runner = web.AppRunner(
+        app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=grace_seconds
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner, int(runner.addresses[0][1])  # the bound port, when 0 was asked for
 
 
 async def serve(_args: argparse.Namespace) -> int:
-    from gateway.app import create_app
+    from gateway.app import begin_draining, create_app
     from gateway.observability.logging import configure_logging
 
     config = settings()
     configure_logging(config.log_level, config.log_format)
-    runner, port = await _start(create_app(config), config.host, config.port)
+    app = create_app(config)
+    runner, port = await _start(app, config.host, config.port, config.shutdown.grace_seconds)
     print(f"fng-gateway listening on http://{config.host}:{port}", file=sys.stderr)
-    await _serve_until_stopped([runner])
+    await _serve_until_stopped([runner], lambda: begin_draining(app), config.shutdown.drain_seconds)
     return DONE
 
 
@@ -74,7 +85,7 @@ async def new_key(_args: argparse.Namespace) -> int:
 
 async def sandbox(args: argparse.Namespace) -> int:
     from gateway.admin.tokens import AdminTokens
-    from gateway.app import STORE, create_app
+    from gateway.app import STORE, begin_draining, create_app
     from gateway.observability.logging import configure_logging
     from gateway.quickstart import register_demo
     from gateway.sandbox import SandboxState, create_sandbox_app, seed_demo
@@ -134,7 +145,7 @@ async def sandbox(args: argparse.Namespace) -> int:
             )
         _print_welcome(info)
         try:
-            await _serve_until_stopped([sandbox_runner, runner])
+            await _serve_until_stopped([sandbox_runner, runner], lambda: begin_draining(app), 0)
         finally:
             await state.close()
     return DONE

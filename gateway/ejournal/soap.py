@@ -20,6 +20,7 @@ def ejournal_soap_service(
     schemas_dir: Path,
     limits: Limits,
     trusted_proxies: Sequence[str],
+    observe: Callable[[str, str, str, float], None] | None = None,
 ) -> SoapService[Caller]:
     async def get_banks(call: Call[Caller]) -> bytes:
         document, success = await service.get_banks(
@@ -51,4 +52,5 @@ def ejournal_soap_service(
         authenticate=authenticate,
         limits=limits,
         trusted_proxies=trusted_proxies,
+        observe=observe,
     )

@@ -64,8 +64,14 @@ class AiohttpTransport(Transport):
     ) -> Response:
         message = etree_to_string(envelope)
         try:
+            operation = headers.get("SOAPAction", "").strip('"').rsplit("/", 1)[-1] or "-"
             async with self._session.post(
-                address, data=message, headers=headers, timeout=self._timeout, middlewares=()
+                address,
+                data=message,
+                headers=headers,
+                timeout=self._timeout,
+                middlewares=(),
+                trace_request_ctx={"upstream": "portal", "operation": operation},
             ) as answer:
                 body = await answer.read()
                 status = answer.status

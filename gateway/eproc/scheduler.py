@@ -52,6 +52,10 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
+    def pause(self) -> None:
+        """Take no more portals (polls under way go on); used when the process drains."""
+        self._stopping.set()
+
     def start(self) -> None:
         self._loop = asyncio.create_task(self._run(), name="eproc-scheduler")
 

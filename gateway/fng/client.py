@@ -123,45 +123,70 @@ class FngClient:
 
     async def get_banks(self, target: DatabaseTarget, system_identifier: str) -> FngResponse:
         return await self._read(
-            target, self._settings.paths.get_banks, {"systemIdentifier": system_identifier}
+            target,
+            self._settings.paths.get_banks,
+            {"systemIdentifier": system_identifier},
+            operation="GetBanks",
         )
 
     async def post_journals(self, target: DatabaseTarget, document: bytes) -> FngResponse:
-        return await self._write(target, self._settings.paths.post_journals, document)
+        return await self._write(
+            target, self._settings.paths.post_journals, document, operation="PostJournals"
+        )
 
     async def post_audit_message(self, target: DatabaseTarget, document: bytes) -> FngResponse:
-        return await self._write(target, self._settings.paths.post_audit_message, document)
+        return await self._write(
+            target, self._settings.paths.post_audit_message, document, operation="PostAuditMessage"
+        )
 
     async def export_gl_account(self, target: DatabaseTarget, date: str) -> FngResponse:
         """The chart of accounts of the financial year containing ``date`` (dd/MM/yyyy)."""
-        return await self._read(target, self._settings.paths.export_gl_account, {"date": date})
+        return await self._read(
+            target,
+            self._settings.paths.export_gl_account,
+            {"date": date},
+            operation="ExportGlAccount",
+        )
 
     async def export_financial_years(self, target: DatabaseTarget) -> FngResponse:
-        return await self._read(target, self._settings.paths.export_financial_years, {})
+        return await self._read(
+            target,
+            self._settings.paths.export_financial_years,
+            {},
+            operation="ExportFinancialYears",
+        )
 
     async def import_budget(self, target: DatabaseTarget, document: bytes) -> FngResponse:
-        return await self._write(target, self._settings.paths.import_budget, document)
+        return await self._write(
+            target, self._settings.paths.import_budget, document, operation="ImportBudget"
+        )
 
     async def post_document(
         self, target: DatabaseTarget, *, source: str, document_id: str, doc_type: str, body: bytes
     ) -> FngResponse:
         """Deliver a portal's document; FNG keeps one per (source, document id)."""
         params = {"source": source, "documentId": document_id, "type": doc_type}
-        return await self._write(target, self._settings.paths.post_document, body, params)
+        return await self._write(
+            target, self._settings.paths.post_document, body, params, operation="PostDocument"
+        )
 
     async def authorised_orders(self, target: DatabaseTarget) -> FngResponse:
-        return await self._read(target, self._settings.paths.authorised_orders, {})
+        return await self._read(
+            target, self._settings.paths.authorised_orders, {}, operation="AuthorisedOrders"
+        )
 
     async def mark_order_sent(self, target: DatabaseTarget, order_id: str) -> FngResponse:
         path = self._settings.paths.mark_order_sent.format(id=quote(order_id, safe=""))
-        return await self._write(target, path, b"")
+        return await self._write(target, path, b"", operation="MarkOrderSent")
 
-    async def _read(self, target: DatabaseTarget, path: str, params: dict[str, str]) -> FngResponse:
+    async def _read(
+        self, target: DatabaseTarget, path: str, params: dict[str, str], *, operation: str
+    ) -> FngResponse:
         attempts = self._settings.read_retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = await self._send("GET", target, path, params=params)
+                response = await self._send("GET", target, path, params=params, operation=operation)
             except (UpstreamTimeout, UpstreamError) as exc:
                 if last or isinstance(exc, UpstreamRefused):
                     raise
@@ -177,9 +202,13 @@ class FngClient:
         path: str,
         document: bytes,
         params: dict[str, str] | None = None,
+        *,
+        operation: str,
     ) -> FngResponse:
         try:
-            response = await self._send("POST", target, path, data=document, params=params)
+            response = await self._send(
+                "POST", target, path, data=document, params=params, operation=operation
+            )
         except UpstreamTimeout:
             raise OutcomeUnknown("FNG did not answer in time; the outcome is not known") from None
         except _NotSent as exc:
@@ -212,6 +241,7 @@ class FngClient:
         *,
         params: dict[str, str] | None = None,
         data: bytes | None = None,
+        operation: str = "-",
     ) -> FngResponse:
         headers = {"Accept": XML}
         if data is not None:
@@ -225,6 +255,7 @@ class FngClient:
                 headers=headers,
                 timeout=self._timeout,
                 middlewares=(_FngAuth(self._tokens, target, self._settings, self._keys),),
+                trace_request_ctx={"upstream": "fng", "operation": operation},
             ) as response:
                 body = await response.read()
                 return FngResponse(response.status, body)

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiohttp
 from aiocache.base import BaseCache
@@ -55,6 +55,14 @@ class Token:
 SharedLock = Callable[[str], AbstractAsyncContextManager[None]]
 
 
+class TokenObserver(Protocol):
+    """Told of each token wanted (held already, or not) and each fetch's outcome."""
+
+    def looked_up(self, *, hit: bool) -> None: ...
+
+    def fetched(self, *, ok: bool) -> None: ...
+
+
 @contextlib.asynccontextmanager
 async def _no_shared_lock(_key: str) -> AsyncIterator[None]:
     yield
@@ -69,14 +77,14 @@ class TokenProvider:
         settings: SimsIdSettings,
         *,
         shared_lock: SharedLock = _no_shared_lock,
-        on_fetch: Callable[[str], None] | None = None,
+        observe: TokenObserver | None = None,
     ) -> None:
         self._session = session
         self._cache = cache
         self._box = box
         self._settings = settings
         self._shared_lock = shared_lock
-        self._on_fetch = on_fetch
+        self._observe = observe
         self._local: dict[str, Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
@@ -89,7 +97,11 @@ class TokenProvider:
         if token is not None and token.usable(now):
             if now >= token.refresh_at:
                 self._refresh_in_background(vendor, token)
+            if self._observe is not None:
+                self._observe.looked_up(hit=True)
             return token
+        if self._observe is not None:
+            self._observe.looked_up(hit=False)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             token = self._local.get(key)
@@ -151,8 +163,17 @@ class TokenProvider:
                 self._local[key] = Token(token.value, token.usable_until, retry_at)
 
     async def _fetch(self, vendor: VendorCredentials) -> Token:
-        if self._on_fetch is not None:
-            self._on_fetch(vendor.cache_key)
+        try:
+            token = await self._request(vendor)
+        except TokenUnavailable:
+            if self._observe is not None:
+                self._observe.fetched(ok=False)
+            raise
+        if self._observe is not None:
+            self._observe.fetched(ok=True)
+        return token
+
+    async def _request(self, vendor: VendorCredentials) -> Token:
         body = f"grant_type=client_credentials&scope={self._settings.scope}"
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
@@ -167,6 +188,7 @@ class TokenProvider:
                 headers=headers,
                 timeout=timeout,
                 middlewares=(),
+                trace_request_ctx={"upstream": "simsid", "operation": "token"},
             ) as response:
                 payload: Any = None
                 with contextlib.suppress(aiohttp.ContentTypeError, json.JSONDecodeError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from lxml import etree
 
 from gateway.errors import (
     BodyTimeout,
+    GatewayError,
     MalformedRequest,
     PayloadTooLarge,
     UnknownOperation,
@@ -37,6 +39,8 @@ CallerT = TypeVar("CallerT")
 
 #: The SOAP version of the request being handled, once known (read by the error middleware).
 SOAP_VERSION: Final = web.RequestKey("soap_version", SoapVersion)
+#: The operation a request named, once known (for the metrics).
+OPERATION: Final = web.RequestKey("operation", str)
 #: Set on requests to the plain XML binding, whose errors are RFC 7807 problem documents.
 PLAIN_XML: Final = web.RequestKey("plain_xml", bool)
 
@@ -164,7 +168,9 @@ class SoapService(Generic[CallerT]):
         authenticate: Callable[[Credentials], Awaitable[CallerT]],
         limits: Limits,
         trusted_proxies: Sequence[str] = (),
+        observe: Callable[[str, str, str, float], None] | None = None,
     ) -> None:
+        self._observe = observe
         self.name = name
         self.namespace = namespace
         self._operations = {operation.name: operation for operation in operations}
@@ -187,6 +193,31 @@ class SoapService(Generic[CallerT]):
         return web.Response(body=body, content_type="text/xml", charset="utf-8")
 
     async def soap(self, request: web.Request) -> web.Response:
+        return await self._observed(request, self._soap)
+
+    async def plain(self, request: web.Request) -> web.Response:
+        return await self._observed(request, self._plain)
+
+    async def _observed(
+        self, request: web.Request, handle: Callable[[web.Request], Awaitable[web.Response]]
+    ) -> web.Response:
+        """Time the call and count its outcome: ok, or the code of the fault it raised."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await handle(request)
+        except GatewayError as exc:
+            outcome = exc.code
+            raise
+        except Exception:
+            outcome = "INTERNAL_ERROR"
+            raise
+        finally:
+            if self._observe is not None:
+                operation = request.get(OPERATION, "-")
+                self._observe(self.name, operation, outcome, time.perf_counter() - started)
+
+    async def _soap(self, request: web.Request) -> web.Response:
         version = SoapVersion.from_content_type(request.content_type) or SoapVersion.V11
         request[SOAP_VERSION] = version
         data = await read_body(request, self._limits)
@@ -195,6 +226,7 @@ class SoapService(Generic[CallerT]):
         message = read_message(parse(data, self._limits), self._understood)
         request[SOAP_VERSION] = message.version
         operation = self._operation_for(message.body)
+        request[OPERATION] = operation.name
         self._check_action(request, message.version, operation.name)
         credentials = replace(
             from_soap_headers(message.headers, self.namespace), remote=request.remote
@@ -206,13 +238,14 @@ class SoapService(Generic[CallerT]):
             headers={"Content-Type": message.version.content_type},
         )
 
-    async def plain(self, request: web.Request) -> web.Response:
+    async def _plain(self, request: web.Request) -> web.Response:
         request[PLAIN_XML] = True
         operation = self._operations.get(request.match_info["operation"])
         if operation is None:
             raise UnknownOperation(
                 f"{self.name} has no operation {request.match_info['operation']!r}"
             )
+        request[OPERATION] = operation.name
         credentials = replace(
             from_http_basic(
                 request.headers.get("Authorization"), request.headers.get("X-School-Key")

@@ -269,6 +269,7 @@ async def _eproc_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     scheduler = Scheduler(app[STORE], app[BOX], pipeline, app[METRICS], eproc)
     app[SCHEDULER] = scheduler
+    app[METRICS].before_scrape.append(scheduler.refresh_gauges)
     if eproc.enabled:
         scheduler.start()
     yield

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 import sqlalchemy as sa
 from lxml import etree
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 FNG_SCHEMA: Final = "eproc/FngEProcurement.xsd"
 COLLECTED: Final = frozenset({"order", "invoice", "creditnote"})
 PASSWORD_MINIMUM_DAYS: Final = 60
+#: Ids per ``IN (...)`` list, well under every backend's limit on bound parameters.
+_IN_CHUNK: Final = 500
 
 
 class DocState(StrEnum):
@@ -98,6 +100,17 @@ class PortalJob:
     @property
     def label(self) -> str:
         return f"{self.database_id}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    """A row of the document ledger, as far as a step needs it."""
+
+    id: int
+    document_id: str
+    doc_type: str
+    state: DocState
+    content: bytes
 
 
 def _now() -> datetime:
@@ -147,8 +160,8 @@ class Pipeline:
         await self._change_password_if_due(job, portal)
         entries = await self._index(job, portal)
         for row_id in await self._pending(job.portal_id):
-            await self._advance(job, portal, target, row_id)
-        known = await self._known(job.portal_id)
+            await self._advance(job, portal, target, await self._load(row_id))
+        known = await self._known(job.portal_id, [entry.document_id for entry in entries])
         for entry in entries:
             if entry.doc_type not in COLLECTED:
                 continue  # quotes are not FMS's business
@@ -173,14 +186,19 @@ class Pipeline:
             return await self._client.fetch_index_from_date(portal, since)
         return await self._client.fetch_index(portal)
 
-    async def _known(self, portal_id: int) -> dict[str, DocState]:
+    async def _known(self, portal_id: int, document_ids: list[str]) -> dict[str, DocState]:
+        """The ledger's state of the documents the index lists (not of all the portal's)."""
+        known: dict[str, DocState] = {}
         async with self._store.read() as conn:
-            rows = await conn.execute(
-                sa.select(eproc_documents.c.document_id, eproc_documents.c.state).where(
-                    eproc_documents.c.portal_id == portal_id
+            for start in range(0, len(document_ids), _IN_CHUNK):
+                rows = await conn.execute(
+                    sa.select(eproc_documents.c.document_id, eproc_documents.c.state).where(
+                        eproc_documents.c.portal_id == portal_id,
+                        eproc_documents.c.document_id.in_(document_ids[start : start + _IN_CHUNK]),
+                    )
                 )
-            )
-            return {row.document_id: DocState(row.state) for row in rows}
+                known.update((row.document_id, DocState(row.state)) for row in rows)
+        return known
 
     async def _pending(self, portal_id: int) -> list[int]:
         async with self._store.read() as conn:
@@ -200,7 +218,21 @@ class Pipeline:
                 ).scalars()
             )
 
-    async def _collect(self, job: PortalJob, portal: Portal, entry: IndexEntry) -> int | None:
+    async def _load(self, row_id: int) -> _Doc:
+        async with self._store.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(
+                        eproc_documents.c.document_id,
+                        eproc_documents.c.doc_type,
+                        eproc_documents.c.state,
+                        eproc_documents.c.content,
+                    ).where(eproc_documents.c.id == row_id)
+                )
+            ).one()
+        return _Doc(row_id, row.document_id, row.doc_type, DocState(row.state), bytes(row.content))
+
+    async def _collect(self, job: PortalJob, portal: Portal, entry: IndexEntry) -> _Doc | None:
         """FetchDoc, and record the document before doing anything else with it."""
         try:
             content = await self._client.fetch_doc(portal, entry.document_id)
@@ -231,37 +263,33 @@ class Pipeline:
         key = result.inserted_primary_key
         assert key is not None
         self._metrics.documents.labels("collected").inc()
-        return int(key[0])
+        return _Doc(int(key[0]), entry.document_id, entry.doc_type, DocState.FETCHED, content)
 
     # -- one document, one step at a time ----------------------------------------------------
 
     async def _advance(
-        self, job: PortalJob, portal: Portal, target: DatabaseTarget, row_id: int
+        self, job: PortalJob, portal: Portal, target: DatabaseTarget, doc: _Doc
     ) -> None:
-        async with self._store.read() as conn:
-            row = (
-                await conn.execute(sa.select(eproc_documents).where(eproc_documents.c.id == row_id))
-            ).one()
-        state = DocState(row.state)
+        state = doc.state
         if state is DocState.FETCHED:
-            problems = self._check(job, row.doc_type, bytes(row.content))
+            problems = self._check(job, doc.doc_type, doc.content)
             if problems:
-                await self._quarantine(job, row_id, row.document_id, problems)
+                await self._quarantine(job, doc.id, doc.document_id, problems)
                 return
-            if not await self._deliver(job, target, row):
+            if not await self._deliver(job, target, doc):
                 return
             state = DocState.DELIVERED
         if state is DocState.DELIVERED:
-            await self._client.update_document_status(portal, row.document_id, True)
-            await self._set_state(row_id, DocState.DELIVERED, DocState.ACKNOWLEDGED)
+            await self._client.update_document_status(portal, doc.document_id, True)
+            await self._set_state(doc.id, DocState.DELIVERED, DocState.ACKNOWLEDGED)
             self._metrics.documents.labels("acknowledged").inc()
             log.info(
                 "document delivered and acknowledged",
-                extra={"portal": job.label, "document_id": row.document_id},
+                extra={"portal": job.label, "document_id": doc.document_id},
             )
         elif state is DocState.RELEASING:
-            await self._client.update_document_status(portal, row.document_id, True)
-            await self._set_state(row_id, DocState.RELEASING, DocState.RELEASED)
+            await self._client.update_document_status(portal, doc.document_id, True)
+            await self._set_state(doc.id, DocState.RELEASING, DocState.RELEASED)
             self._metrics.documents.labels("released").inc()
 
     def _check(self, job: PortalJob, doc_type: str, content: bytes) -> list[Problem]:
@@ -273,7 +301,7 @@ class Pipeline:
             return check_content_order(root, job.expect, self._schemas)
         return check_invoice(root, doc_type, job.expect, self._schemas)
 
-    async def _deliver(self, job: PortalJob, target: DatabaseTarget, row: Any) -> bool:
+    async def _deliver(self, job: PortalJob, target: DatabaseTarget, row: _Doc) -> bool:
         """Deliver to FNG; True once FNG holds it. FNG's failures are retried later."""
         try:
             response = await self._fng.post_document(
@@ -281,7 +309,7 @@ class Pipeline:
                 source=job.name,
                 document_id=row.document_id,
                 doc_type=row.doc_type,
-                body=bytes(row.content),
+                body=row.content,
             )
         except GatewayError as exc:
             await self._retry_later(row.id, exc.message)

@@ -50,6 +50,7 @@ class Scheduler:
         self.owner = uuid.uuid4().hex
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
     def pause(self) -> None:
@@ -74,34 +75,56 @@ class Scheduler:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            self._slot_freed.clear()
+            full = True
             try:
-                await self.tick()
+                full = await self._fill() is None
             except GatewayError as exc:
                 log.warning(
                     "the scheduler could not look for due portals", extra={"error": exc.message}
                 )
-            await asyncio.sleep(self._settings.tick_seconds)
+            # With every slot taken, more portals may be due: look again as soon as a poll
+            # ends. Otherwise nothing is due before the next tick.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.tick_seconds):
+                    await (self._slot_freed.wait() if full else self._stopping.wait())
 
     async def tick(self) -> int:
-        """Lease and start polls of due portals; the number started."""
-        free = self._settings.max_concurrent_portals - len(self._running)
-        if free <= 0:
-            return 0
-        jobs = await self._lease(free)
-        for job in jobs:
-            task = asyncio.create_task(self._poll(job), name=f"eproc-poll-{job.label}")
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        await self._gauges()
-        return len(jobs)
+        """Lease and start polls of due portals, as many as there are free slots; the number
+        started."""
+        started = await self._fill()
+        return self._settings.max_concurrent_portals if started is None else started
 
     async def run_once(self) -> None:
-        """Poll every due portal now and wait for the polls (for tests and the CLI)."""
-        await self.tick()
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        """Poll every portal due now, once, ``max_concurrent_portals`` at a time, and wait
+        for the polls (for tests, benchmarks and the CLI)."""
+        polled: set[int] = set()
+        while True:
+            await self._fill(exclude=polled)
+            if not self._running:
+                return
+            await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _lease(self, limit: int) -> list[PortalJob]:
+    async def _fill(self, exclude: set[int] | None = None) -> int | None:
+        """Start polls in the free slots: the number started, or None when every slot is
+        taken (more may be due)."""
+        free = self._settings.max_concurrent_portals - len(self._running)
+        if free <= 0:
+            return None
+        jobs = await self._lease(free, exclude or set())
+        for job in jobs:
+            if exclude is not None:
+                exclude.add(job.portal_id)
+            task = asyncio.create_task(self._poll(job), name=f"eproc-poll-{job.label}")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return None if len(jobs) == free else len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slot_freed.set()
+
+    async def _lease(self, limit: int, exclude: set[int]) -> list[PortalJob]:
         now = _now()
         # Long enough for the poll, short enough that a dead replica's portals soon move on.
         timeout = self._settings.poll_timeout_seconds
@@ -112,6 +135,7 @@ class Scheduler:
                 portals.c.enabled.is_(True),
                 portals.c.next_poll_at <= now,
                 sa.or_(portals.c.lease_until.is_(None), portals.c.lease_until < now),
+                *([portals.c.id.not_in(exclude)] if exclude else []),
             )
             .order_by(portals.c.next_poll_at)
             .limit(limit)
@@ -232,7 +256,8 @@ class Scheduler:
                 extra={"portal": job.label, "code": error.code, "error": error.message},
             )
 
-    async def _gauges(self) -> None:
+    async def refresh_gauges(self) -> None:
+        """The quarantine and queue gauges, from the store (called before each scrape)."""
         async with self._store.read() as conn:
             quarantined = await conn.scalar(
                 sa.select(sa.func.count())

@@ -8,7 +8,9 @@ whether the process is draining.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Final
 
@@ -22,6 +24,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from gateway.errors import GatewayError
+
+log = logging.getLogger(__name__)
 
 #: Latency buckets (seconds), from a fraction of a millisecond to the longest timeouts.
 BUCKETS: Final = (
@@ -47,6 +53,9 @@ BUCKETS: Final = (
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        #: Refreshed just before each scrape: gauges that cost a query are paid for by the
+        #: scraper, once per scrape, not by the work they describe.
+        self.before_scrape: list[Callable[[], Awaitable[None]]] = []
         self.calls = Counter(
             "fng_gateway_calls",
             "Calls to the gateway's services, by interface, operation and outcome (ok, or the "
@@ -174,6 +183,12 @@ class Metrics:
             self.upstream_seconds.labels(upstream, operation).observe(time.perf_counter() - started)
 
     async def handler(self, _request: web.Request) -> web.Response:
+        for refresh in self.before_scrape:
+            try:
+                await refresh()
+            except GatewayError as exc:
+                # The last values stand; the rest of the metrics are still worth having.
+                log.warning("a gauge could not be refreshed", extra={"error": exc.message})
         response = web.Response(body=generate_latest(self.registry))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

@@ -206,6 +206,8 @@ eproc_documents = sa.Table(
     _created(),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("portal_id", "document_id", name="uq_eproc_documents_portal_document"),
+    # The work queue and the gauges look documents up by state.
+    sa.Index("ix_eproc_documents_state_portal", "state", "portal_id"),
 )
 
 eproc_orders = sa.Table(
@@ -224,6 +226,7 @@ eproc_orders = sa.Table(
     _created(),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("database_id", "order_id", name="uq_eproc_orders_database_order"),
+    sa.Index("ix_eproc_orders_state", "state"),
 )
 
 admin_tokens = sa.Table(

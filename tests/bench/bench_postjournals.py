@@ -47,6 +47,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from tests.bench.report import json_safe
 from tests.bench.servers import POST_JOURNALS_PATH, TOKEN_PATH
 from tests.support import Auth, auth_header, big_journal, envelope, post_journals_body
 
@@ -833,16 +834,6 @@ def report_json(bench: Bench) -> dict[str, Any]:
     }
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 # -- entry point --------------------------------------------------------------------------
 
 
@@ -950,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.stop()
         print(table(bench))
         if args.json:
-            args.json.write_text(json.dumps(_json_safe(report_json(bench)), indent=2) + "\n")
+            args.json.write_text(json.dumps(json_safe(report_json(bench)), indent=2) + "\n")
             print(f"\nthe figures are in {args.json}")
     return 1 if any(cell.failed for cell in bench.cells) else 0
 

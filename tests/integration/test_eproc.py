@@ -51,6 +51,21 @@ async def due_now(gateway: Gateway, **values: Any) -> None:
         )
 
 
+async def add_portals(gateway: Gateway, sandbox: Sandbox, *names: str) -> None:
+    """Open portals in the sandbox for the demo supplier and register them for the school."""
+    for name in names:
+        await sandbox.state.add_portal(name, username="u", password="p", supplier_duns="123123123")
+        await gateway.registry.add_portal(
+            gateway.demo.database_id,
+            name=name,
+            url=f"{sandbox.url}/portals/{name}/EProcurementService.asmx",
+            username="u",
+            password="p",
+            supplier_duns="123123123",
+            poll_seconds=10,
+        )
+
+
 def expected(sandbox: Sandbox, kind: str) -> list[str]:
     return sorted(uuid for uuid, _type, outcome in sandbox.demo.portal_documents if outcome == kind)
 
@@ -263,18 +278,7 @@ class TestPortalIsolation:
         settings = gateway_settings(tmp_path, sandbox, eproc={"call_timeout_seconds": 2.0})
         gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
         demo = sandbox.demo
-        for name in ("refusing", "slow", "garbled"):
-            await sandbox.state.add_portal(
-                name, username="u", password="p", supplier_duns="123123123"
-            )
-            await gateway.registry.add_portal(
-                gateway.demo.database_id,
-                name=name,
-                url=f"{sandbox.url}/portals/{name}/EProcurementService.asmx",
-                username="u",
-                password="p",
-                supplier_duns="123123123",
-            )
+        await add_portals(gateway, sandbox, "refusing", "slow", "garbled")
         await sandbox.state.set_portal_switches("refusing", refuse_auth=True)
         await sandbox.faults(
             {"target": "portal", "path": "/portals/slow/", "kind": "latency", "latency_ms": 10_000},
@@ -314,3 +318,16 @@ class TestPortalIsolation:
             f"{database}:slow",
             f"{database}:garbled",
         }
+
+    async def test_a_round_polls_every_due_portal_once_however_few_the_slots(
+        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+    ) -> None:
+        settings = gateway_settings(tmp_path, sandbox, eproc={"max_concurrent_portals": 1})
+        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        await add_portals(gateway, sandbox, "second", "third")
+        await due_now(gateway)
+        await gateway.app[SCHEDULER].run_once()
+        for name in (sandbox.demo.portal_name, "second", "third"):
+            counters = (await sandbox.state.portal(name))["counters"]
+            assert counters["calls"]["FetchIndex"] == 1, name
+        assert await documents_in_fng(sandbox) == expected(sandbox, "valid")

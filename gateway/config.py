@@ -155,6 +155,18 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _not_a_service_link(cls, value: object) -> object:
+        if isinstance(value, str) and value.startswith("tcp://"):
+            # Kubernetes sets FNG_GATEWAY_PORT=tcp://… for a Service named fng-gateway.
+            raise ValueError(
+                "this is a Kubernetes service link, not a port: set enableServiceLinks: false "
+                "on the pod, or give the Service another name"
+            )
+        return value
+
     database_url: str = "sqlite+aiosqlite:///fng-gateway.db"
     #: Redis (redis://host:6379/0), shared by replicas: the token and read caches, locks,
     #: and failed-login counts. Without it they live in the process.

@@ -45,7 +45,12 @@ def settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigurationError(f"invalid settings:\n{exc}") from None
+        # Without the values given: a setting may hold a password (a database URL).
+        problems = "\n".join(
+            f"  {'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigurationError(f"invalid settings:\n{problems}") from None
 
 
 def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str | None:

@@ -111,6 +111,19 @@ class TestRegistration:
         result = run(without, "schools", "add", "X", "--la", "123", "--establishment", "0456")
         assert result.returncode == 4 and "no master key is configured" in result.stderr
 
+    def test_invalid_settings_are_named_without_their_values(self, env: dict[str, str]) -> None:
+        url = "postgresql+asyncpg://gateway:pa55-word-never-shown@db/x"
+        bad = {**env, "FNG_GATEWAY_DATABASE_URL": url, "FNG_GATEWAY_XML__MAX_BYTES": "pa55"}
+        result = run(bad, "serve")
+        assert result.returncode == 4
+        assert "xml.max_bytes" in result.stderr
+        assert "pa55" not in result.stderr
+
+    def test_a_kubernetes_service_link_is_not_taken_for_a_port(self, env: dict[str, str]) -> None:
+        result = run({**env, "FNG_GATEWAY_PORT": "tcp://10.0.0.1:8080"}, "serve")
+        assert result.returncode == 4
+        assert "port: " in result.stderr and "enableServiceLinks" in result.stderr
+
 
 def registered(env: dict[str, str]) -> dict[str, Any]:
     vendor = ok(

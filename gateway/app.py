@@ -152,7 +152,8 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
             return False
         return True
 
-    app[HEALTH].add_check("cache", cache_ok)
+    # Without Redis every replica goes on alone (see Health): degraded, still ready.
+    app[HEALTH].add_check("cache", cache_ok, required=False)
     connector = aiohttp.TCPConnector(
         limit=settings.fng.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
     )

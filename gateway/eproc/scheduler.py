@@ -83,6 +83,9 @@ class Scheduler:
                 log.warning(
                     "the scheduler could not look for due portals", extra={"error": exc.message}
                 )
+            except Exception:
+                # Whatever it was, the loop must outlive it: portals are polled by no one else.
+                log.exception("the scheduler failed to look for due portals")
             # With every slot taken, more portals may be due: look again as soon as a poll
             # ends. Otherwise nothing is due before the next tick.
             with contextlib.suppress(TimeoutError):

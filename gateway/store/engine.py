@@ -15,6 +15,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from gateway.errors import StoreUnavailable
 
+#: SQLSTATE classes that say the server cannot serve now, not that a statement is wrong:
+#: 08 connection exception, 53 insufficient resources, 57 operator intervention (a shutdown
+#: or restart under way, "the database system is starting up").
+_UNAVAILABLE_STATES = ("08", "53", "57")
+
+
+def _unavailable(exc: Exception) -> bool:
+    """Whether a database error means the store cannot be reached, rather than a fault in
+    what was asked of it. A connection lost in the middle of a statement (PostgreSQL
+    restarted) comes as a plain DBAPIError, not an OperationalError."""
+    if isinstance(exc, OperationalError | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        return isinstance(state, str) and state[:2] in _UNAVAILABLE_STATES
+    return False
+
 
 class Store:
     """Short transactions on one engine: :meth:`read` and :meth:`write`.
@@ -39,7 +58,9 @@ class Store:
         try:
             async with self.engine.connect() as conn:
                 yield conn
-        except (OperationalError, OSError) as exc:
+        except (DBAPIError, OSError) as exc:
+            if not _unavailable(exc):
+                raise
             raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
 
     @asynccontextmanager
@@ -50,7 +71,9 @@ class Store:
             try:
                 async with self._writer.begin() as conn:
                     yield conn
-            except (OperationalError, OSError) as exc:
+            except (DBAPIError, OSError) as exc:
+                if not _unavailable(exc):
+                    raise
                 raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
 
     async def ping(self) -> bool:

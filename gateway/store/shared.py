@@ -55,7 +55,8 @@ class SharedLocks:
 class FailedLogins:
     """Counts failed logins per key (an account, a client address) in a sliding window; at
     ``limit`` the key is refused until the window has passed. Shared across replicas through
-    Redis when there is one."""
+    Redis when there is one; while Redis is unreachable each replica counts on its own, so
+    throttling never switches off."""
 
     def __init__(self, client: redis.Redis | None, *, limit: int, window: float) -> None:
         self._client = client
@@ -66,43 +67,56 @@ class FailedLogins:
     async def blocked(self, *keys: str) -> bool:
         if self.limit <= 0:
             return False
-        if self._client is None:
-            now = time.monotonic()
-            return any(
-                count >= self.limit and until > now
-                for count, until in (self._local.get(key, (0, 0.0)) for key in keys)
-            )
-        try:
-            values = await self._client.mget([f"{_PREFIX}failed:{key}" for key in keys])
-        except RedisError as exc:
-            log.warning("Redis is unavailable; login throttling is off", extra={"error": repr(exc)})
-            return False
-        return any(value is not None and int(value) >= self.limit for value in values)
+        if self._client is not None:
+            try:
+                values = await self._client.mget([f"{_PREFIX}failed:{key}" for key in keys])
+            except RedisError as exc:
+                log.warning(
+                    "Redis is unavailable; failed logins are counted by this replica alone",
+                    extra={"error": repr(exc)},
+                )
+            else:
+                shared = any(v is not None and int(v) >= self.limit for v in values)
+                return shared or self._blocked_here(keys)
+        return self._blocked_here(keys)
 
     async def failed(self, *keys: str) -> None:
         if self.limit <= 0:
             return
-        if self._client is None:
-            now = time.monotonic()
-            for key in keys:
-                count, until = self._local.get(key, (0, 0.0))
-                if until <= now:
-                    count = 0
-                self._local[key] = (count + 1, now + self._window)
-            if len(self._local) > 100_000:
-                self._local = {k: v for k, v in self._local.items() if v[1] > now}
-            return
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    name = f"{_PREFIX}failed:{key}"
-                    pipe.incr(name)
-                    pipe.expire(name, int(self._window) or 1)
-                await pipe.execute()
-        except RedisError as exc:
-            log.warning(
-                "Redis is unavailable; a failed login was not counted", extra={"error": repr(exc)}
-            )
+        if self._client is not None:
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        name = f"{_PREFIX}failed:{key}"
+                        pipe.incr(name)
+                        pipe.expire(name, int(self._window) or 1)
+                    await pipe.execute()
+                return
+            except RedisError as exc:
+                log.warning(
+                    "Redis is unavailable; a failed login is counted by this replica alone",
+                    extra={"error": repr(exc)},
+                )
+        self._count_here(keys)
+
+    def _blocked_here(self, keys: tuple[str, ...]) -> bool:
+        if not self._local:
+            return False
+        now = time.monotonic()
+        return any(
+            count >= self.limit and until > now
+            for count, until in (self._local.get(key, (0, 0.0)) for key in keys)
+        )
+
+    def _count_here(self, keys: tuple[str, ...]) -> None:
+        now = time.monotonic()
+        for key in keys:
+            count, until = self._local.get(key, (0, 0.0))
+            if until <= now:
+                count = 0
+            self._local[key] = (count + 1, now + self._window)
+        if len(self._local) > 100_000:
+            self._local = {k: v for k, v in self._local.items() if v[1] > now}
 
 
 def redis_client(url: str | None) -> redis.Redis | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,26 @@ from tests.support import Auth, operation, soap_call
 GET_BANKS = operation("GetBanks", systemIdentifier="TPPCS")
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("shared", ["memory", "redis", "redis-down"])
 async def test_too_many_failures_lock_the_account_for_a_while(
     tmp_path: Path,
     sandbox: Sandbox,
     aiohttp_server: Any,
     box: SecretBox,
     http: aiohttp.ClientSession,
-    shared: bool,
+    shared: str,
 ) -> None:
     overrides: dict[str, Any] = {"auth": {"max_failures": 3, "failure_window_seconds": 2}}
-    if shared:
+    if shared == "redis-down":
+        # Redis configured but unreachable: each replica counts on its own, never not at all.
+        overrides["redis_url"] = f"redis://127.0.0.1:{closed_port()}/0"
+    if shared == "redis":
         require_service("Redis", "127.0.0.1", 6379)
         overrides["redis_url"] = REDIS_URL
         import redis.asyncio as redis

@@ -8,6 +8,8 @@ inject faults, revoke tokens, change the token lifetime, and observe what was po
 ``POST /_sandbox/revoke-tokens``           refuse every token issued so far
 ``GET|PUT /_sandbox/simsid``               ``{"token_lifetime": seconds}`` of new tokens
 ``GET /_sandbox/stats``                    counters; ``POST /_sandbox/stats/reset`` zeroes them
+``GET /_sandbox/stats/databases``          per database id, the calls that reached it, by
+    operation (zeroed with the other counters)
 ``GET /_sandbox/journals``                 posted submissions with their lines
 ``GET /_sandbox/audit-messages``           audit notes received
 ``GET /_sandbox/budgets``                  imported budgets with their allocations
@@ -95,6 +97,10 @@ async def put_simsid(request: web.Request) -> web.Response:
 
 async def get_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[SANDBOX_STATE].stats.as_dict())
+
+
+async def get_database_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SANDBOX_STATE].stats.databases_as_dict())
 
 
 async def reset_stats(request: web.Request) -> web.Response:
@@ -260,6 +266,7 @@ def add_routes(app: web.Application, prefix: str = "/_sandbox") -> None:
     router.add_get(f"{prefix}/simsid", get_simsid, allow_head=False)
     router.add_put(f"{prefix}/simsid", put_simsid)
     router.add_get(f"{prefix}/stats", get_stats, allow_head=False)
+    router.add_get(f"{prefix}/stats/databases", get_database_stats, allow_head=False)
     router.add_post(f"{prefix}/stats/reset", reset_stats)
     router.add_get(f"{prefix}/journals", get_journals, allow_head=False)
     router.add_get(f"{prefix}/audit-messages", get_audit_messages, allow_head=False)

@@ -57,8 +57,9 @@ def _invalid_token(detail: str) -> web.HTTPException:
     return refusal(web.HTTPUnauthorized, detail, challenge=challenge)
 
 
-async def authorize(request: web.Request) -> tuple[int, str]:
-    """The database and client a call is for; raises 401 or 403 otherwise."""
+async def authorize(request: web.Request, operation: str) -> tuple[int, str]:
+    """The database and client a call is for, counted as the database's ``operation``;
+    raises 401 or 403 otherwise."""
     state = request.app[SANDBOX_STATE]
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -85,6 +86,7 @@ async def authorize(request: web.Request) -> tuple[int, str]:
             web.HTTPForbidden,
             "X-PSK and X-Client-Id do not name a database set up for this client",
         )
+    state.stats.reached(database_id, operation)
     return database_id, claims.client_id
 
 
@@ -110,7 +112,7 @@ async def get_banks(request: web.Request) -> web.Response:
     """``GET /api/JournalInterface/GetBanks?systemIdentifier=…``."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["GetBanks"] += 1
-    database_id, _ = await authorize(request)
+    database_id, _ = await authorize(request, "GetBanks")
     system_identifier = request.query.get("systemIdentifier", "")
     if not system_identifier:
         raise refusal(web.HTTPBadRequest, "the systemIdentifier query parameter is required")
@@ -127,7 +129,7 @@ async def post_journals(request: web.Request) -> web.Response:
     """``POST /api/JournalInterface/PostJournals`` with a ``ControlAccounts`` document."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["PostJournals"] += 1
-    database_id, _ = await authorize(request)
+    database_id, _ = await authorize(request, "PostJournals")
     root = await _xml_document(request)
     system_identifier, submission_id = header_attributes(root)
     issues = request.app[SCHEMAS].issues(CONTROL_ACCOUNTS_XSD, root)
@@ -156,7 +158,7 @@ async def post_audit_message(request: web.Request) -> web.Response:
     """``POST /api/JournalInterface/PostAuditMessage`` with ``<AuditMessage>text</…>``."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["PostAuditMessage"] += 1
-    database_id, client_id = await authorize(request)
+    database_id, client_id = await authorize(request, "PostAuditMessage")
     body = await xml_body(request)
     try:
         root = parse(body, LIMITS)
@@ -192,7 +194,7 @@ async def export_gl_account(request: web.Request) -> web.Response:
     """``GET /api/BudgetInterface/ExportGlAccount?date=dd/MM/yyyy``: a year's chart."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["ExportGlAccount"] += 1
-    database_id, _ = await authorize(request)
+    database_id, _ = await authorize(request, "ExportGlAccount")
     text = request.query.get("date", "")
     day = _query_date(text)
     if day is None:
@@ -211,7 +213,7 @@ async def export_financial_years(request: web.Request) -> web.Response:
     """``GET /api/BudgetInterface/ExportFinancialYears``: the years and their periods."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["ExportFinancialYears"] += 1
-    database_id, client_id = await authorize(request)
+    database_id, client_id = await authorize(request, "ExportFinancialYears")
     found = await state.financial_years(database_id)
     return documents.xml_response(budget_documents.fiscal_year_document(found, user=client_id))
 
@@ -220,7 +222,7 @@ async def import_budget(request: web.Request) -> web.Response:
     """``POST /api/BudgetInterface/ImportBudget`` with a budget ``Message`` document."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["ImportBudget"] += 1
-    database_id, client_id = await authorize(request)
+    database_id, client_id = await authorize(request, "ImportBudget")
     root = await _xml_document(request)
     issues = request.app[SCHEMAS].issues(BUDGET_IMPORT_XSD, root)
     if issues:

@@ -41,7 +41,7 @@ async def post_document(request: web.Request) -> web.Response:
     """``POST /api/EProcurement/Documents?source=…&documentId=…&type=…`` with the document."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["PostDocument"] += 1
-    database_id, _ = await authorize(request)
+    database_id, _ = await authorize(request, "PostDocument")
     source = _query(request, "source")
     document_id = _query(request, "documentId")
     doc_type = request.query.get("type", "")
@@ -75,7 +75,7 @@ async def get_authorised_orders(request: web.Request) -> web.Response:
     """``GET /api/EProcurement/AuthorisedOrders``: the orders still to be sent."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["AuthorisedOrders"] += 1
-    database_id, _ = await authorize(request)
+    database_id, _ = await authorize(request, "AuthorisedOrders")
     root = etree.Element("AuthorisedOrders")
     for order in await state.pending_orders(database_id):
         element = etree.SubElement(
@@ -93,7 +93,7 @@ async def mark_order_sent(request: web.Request) -> web.Response:
     """``POST /api/EProcurement/AuthorisedOrders/{id}/Sent``: 204, also when already sent."""
     state = request.app[SANDBOX_STATE]
     state.stats.requests["MarkOrderSent"] += 1
-    database_id, _ = await authorize(request)
+    database_id, _ = await authorize(request, "MarkOrderSent")
     order_id = request.match_info["id"]
     if await state.mark_order_sent(database_id, order_id) is None:
         raise refusal(web.HTTPNotFound, "the database has no authorised order with this id")

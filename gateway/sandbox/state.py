@@ -81,9 +81,18 @@ class SandboxStats:
     orders_sent: int = 0
     #: Per supplier portal, by name (a portal appears once it is called or reset).
     portals: dict[str, PortalCounters] = field(default_factory=dict)
+    #: Per database, the calls FNG let through to it (token and both keys accepted), by
+    #: operation (a database appears once it is reached).
+    databases: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def portal(self, name: str) -> PortalCounters:
         return self.portals.setdefault(name, PortalCounters())
+
+    def reached(self, database_id: int, operation: str) -> None:
+        self.databases.setdefault(database_id, dict.fromkeys(OPERATIONS, 0))[operation] += 1
+
+    def databases_as_dict(self) -> dict[str, dict[str, int]]:
+        return {str(key): dict(counts) for key, counts in sorted(self.databases.items())}
 
     def reset(self) -> None:
         self.token_requests = self.tokens_issued = 0
@@ -92,6 +101,7 @@ class SandboxStats:
         self.budgets_imported = 0
         self.documents_received = self.orders_sent = 0
         self.portals = {}
+        self.databases = {}
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from gateway.budget.results import BudgetError
+from gateway.store.tables import SUBMISSION_ID_LENGTH
 from gateway.xmlsafe import SchemaRegistry
 
 CHART_SCHEMA: Final = "budget/GLAccounts.xsd"
@@ -146,6 +147,18 @@ def read_budget(
     issues = schemas.issues(IMPORT_SCHEMA, element)
     if issues:
         return None, [BudgetError("SCHEMA", str(issue)) for issue in issues]
+    # An xs:positiveInteger, normalized as int() would without its limit of 4,300 digits.
+    serial = _text(element, "Header/SerialNumber").lstrip("+").lstrip("0")
+    if len(serial) > SUBMISSION_ID_LENGTH:
+        return None, [
+            BudgetError(
+                "SCHEMA",
+                f"the SerialNumber has more than {SUBMISSION_ID_LENGTH} digits",
+                allocation="Header",
+                expected=f"at most {SUBMISSION_ID_LENGTH} digits",
+                sent=f"{len(serial)} digits",
+            )
+        ]
     allocations: list[Allocation] = []
     for position, item in enumerate(element.iterfind("Budget/FundAllocations/FundAllocation"), 1):
         allocations.append(
@@ -172,7 +185,7 @@ def read_budget(
         element=element,
         la_number=_text(element, "Header/LANo"),
         school_number=_text(element, "Header/SchoolNo"),
-        serial_number=str(int(_text(element, "Header/SerialNumber"))),
+        serial_number=serial,
         year=_text(element, "Budget/FinancialYear"),
         allocations=tuple(allocations),
     ), []

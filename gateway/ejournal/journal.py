@@ -10,6 +10,7 @@ from typing import Final
 from lxml import etree
 
 from gateway.ejournal.results import JournalError
+from gateway.store.tables import SUBMISSION_ID_LENGTH
 from gateway.xmlsafe import SchemaRegistry
 
 SCHEMA: Final = "ejournal/ControlAccounts.xsd"
@@ -138,6 +139,16 @@ def local_errors(journal: Journal) -> list[JournalError]:
         errors.append(
             JournalError("SUBMISSION_ID", "the header has no submissionID", section="Header")
         )
+    elif len(journal.submission_id) > SUBMISSION_ID_LENGTH:
+        errors.append(
+            JournalError(
+                "SUBMISSION_ID",
+                f"the submissionID is longer than {SUBMISSION_ID_LENGTH} characters",
+                section="Header",
+                expected=f"at most {SUBMISSION_ID_LENGTH} characters",
+                sent=f"{len(journal.submission_id)} characters",
+            )
+        )
     if journal.declared_lines != journal.lines:
         errors.append(
             JournalError(
@@ -185,7 +196,8 @@ def _section_errors(bank: str, section: Section) -> list[JournalError]:
     count = len(section.ids)
     if not version and not count:
         return errors
-    if not version.isdigit() or len(version) > 18:
+    # isascii: str.isdigit() also takes digits int() refuses ("²") and other scripts' digits.
+    if not (version.isascii() and version.isdigit()) or len(version) > 18:
         errors.append(
             JournalError(
                 "ROW_VERSION",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -133,6 +133,9 @@ account_systems = sa.Table(
     sa.Column("system_identifier", sa.String(100), primary_key=True),
 )
 
+#: The longest submission id the ledger keeps: a journal's submissionID, a budget's serial number.
+SUBMISSION_ID_LENGTH: Final = 200
+
 ledger = sa.Table(
     "ledger",
     metadata,
@@ -141,7 +144,7 @@ ledger = sa.Table(
     # ejournal | budget | eproc; scope is the payment system for journals.
     sa.Column("interface", sa.String(16), nullable=False),
     sa.Column("scope", sa.String(100), nullable=False),
-    sa.Column("submission_id", sa.String(200), nullable=False),
+    sa.Column("submission_id", sa.String(SUBMISSION_ID_LENGTH), nullable=False),
     sa.Column("payload_hash", sa.String(64), nullable=False),
     # in_progress | posted | open | unknown
     sa.Column("state", sa.String(16), nullable=False),

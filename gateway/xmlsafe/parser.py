@@ -38,6 +38,7 @@ _ASCII_COMPATIBLE: Final = frozenset(
         "iso-8859-15",
     }
 )
+_STARTS_WITH_MARKUP: Final = re.compile(rb"[ \t\r\n]*<")
 _UTF16: Final = frozenset({"utf-16", "utf16", "utf-16le", "utf-16be", "ucs-2"})
 
 
@@ -75,10 +76,13 @@ _PARSER: Final = _parser()
 
 def _to_parsable(data: bytes) -> bytes:
     """Return ``data`` in an encoding whose markup bytes are ASCII, or refuse it."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :]
     utf16: str | None = None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if data.startswith(codecs.BOM_UTF8):
+        # Only the mark goes: the declaration is checked below like any other. libxml2 follows
+        # it, so a UTF-7 (or Shift_JIS, …) document behind a UTF-8 mark would hide its markup
+        # from the byte scans and have its whole tree built before the limits are checked.
+        data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         utf16 = "utf-16"
     elif data.startswith(b"<\x00"):
         utf16 = "utf-16-le"
@@ -101,6 +105,13 @@ def _to_parsable(data: bytes) -> bytes:
             raise XmlRejected("the document declares UTF-16 but its bytes are not UTF-16")
         if name not in _ASCII_COMPATIBLE:
             raise XmlRejected(f"the encoding {name!r} is not accepted")
+    if not _STARTS_WITH_MARKUP.match(data):
+        # UTF-32, EBCDIC and the like, which libxml2 would detect by themselves: refused for the
+        # same reason as above.
+        raise XmlRejected(
+            "the document is not well-formed XML: it does not start with markup in an accepted"
+            " encoding"
+        )
     return data
 
 

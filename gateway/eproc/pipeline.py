@@ -43,6 +43,7 @@ from gateway.errors import (
     PortalDocumentMissing,
     PortalError,
     PortalRejectedXml,
+    UpstreamError,
     XmlRejected,
 )
 from gateway.fng import FngClient
@@ -311,6 +312,20 @@ class Pipeline:
                 doc_type=row.doc_type,
                 body=row.content,
             )
+            if response.status in (200, 201):
+                # Only FNG's receipt for this very document says FNG holds it: a success
+                # status over anything else (a proxy's page, a broken answer) says nothing,
+                # and the document is delivered again (FNG keeps one copy) rather than
+                # acknowledged to the portal on a guess.
+                receipt = answer_document(
+                    response, self._schemas, FNG_SCHEMA, self._limits, "PostDocument"
+                )
+                if (receipt.tag, receipt.get("source"), receipt.get("documentId")) != (
+                    "DocumentReceipt",
+                    job.name,
+                    row.document_id,
+                ):
+                    raise UpstreamError("FNG answered PostDocument with another document's receipt")
         except GatewayError as exc:
             await self._retry_later(row.id, exc.message)
             log.warning(

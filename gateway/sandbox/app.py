@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway.sandbox import control, fng, fng_eproc, portal, simsid
 from gateway.sandbox.appkeys import FAULTS, SANDBOX_STATE, SCHEMAS, SIMSID, SimsIdSettings
@@ -17,6 +21,32 @@ MAX_BODY = 32 * 1024 * 1024
 SCHEMA_NAMES = ("ejournal/ControlAccounts.xsd", "budget/BudgetImport.xsd")
 
 
+def _finish_despite_disconnect(app: web.Application) -> Middleware:
+    """Let a request's work (and the faults' delay before it) run to its end when the caller
+    goes away, as real services do: a journal whose caller died while FNG held it is still
+    committed. Servers that cancel handlers on disconnect (aiohttp's test server does)
+    would otherwise hide that case. What is left running at shutdown is cancelled."""
+    running: set[asyncio.Task[web.StreamResponse]] = set()
+
+    async def cancel_running(_app: web.Application) -> None:
+        for task in list(running):
+            task.cancel()
+        for task in list(running):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.on_cleanup.append(cancel_running)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        task = asyncio.ensure_future(handler(request))
+        running.add(task)
+        task.add_done_callback(running.discard)
+        return await asyncio.shield(task)
+
+    return middleware
+
+
 def create_sandbox_app(
     state: SandboxState, *, token_lifetime: int = 3600, issuer: str | None = None
 ) -> web.Application:
@@ -28,7 +58,8 @@ def create_sandbox_app(
     if token_lifetime < 1:
         raise ValueError("token_lifetime must be at least one second")
     board = FaultBoard()
-    app = web.Application(middlewares=[fault_middleware(board)], client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY)
+    app.middlewares.extend((_finish_despite_disconnect(app), fault_middleware(board)))
     app[SANDBOX_STATE] = state
     app[FAULTS] = board
     app[SIMSID] = SimsIdSettings(

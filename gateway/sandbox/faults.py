@@ -210,6 +210,9 @@ def fault_middleware(board: FaultBoard) -> Middleware:
         action = request.headers.get("SOAPAction", "") + request.headers.get("Content-Type", "")
         latency, rule = board.draw(target, request.path, action)
         if latency:
+            # The request is read whole first, as a server does before it works on it: a
+            # client that goes away while it waits does not stop the work (it may commit).
+            await request.read()
             await asyncio.sleep(latency / 1000)
         if rule is None:
             return await handler(request)

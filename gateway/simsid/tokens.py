@@ -4,7 +4,9 @@ Two levels hold a vendor's token: this process's memory, and the shared aiocache
 (memory, or Redis across replicas) where it is kept encrypted under the master key.
 However many calls find the token missing, one request goes to SIMS ID: callers queue on
 a per-vendor lock (and, across replicas, on a shared lock when one is configured) and the
-first one in fetches while the others find its token when they get the lock.
+first one in fetches while the others find its token when they get the lock. A fetch that
+fails fails for every caller that was queued behind it too: they do not each try again in
+turn, which while SIMS ID is slow would keep the last of them waiting many timeouts long.
 
 A token is refreshed in the background once it enters its refresh window (a jittered
 lead before expiry), so calls do not wait for it. If SIMS ID is down, a token that is still
@@ -88,6 +90,10 @@ class TokenProvider:
         self._local: dict[str, Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
+        #: The last failed fetch of each vendor: when it ended (monotonic) and why.
+        self._failed: dict[str, tuple[float, str]] = {}
+        #: The last token FNG refused, per vendor: never taken from the shared cache again.
+        self._refused: dict[str, Token] = {}
 
     async def get(self, vendor: VendorCredentials) -> Token:
         """A usable token for ``vendor``; raises :class:`TokenUnavailable` if none can be had."""
@@ -103,31 +109,51 @@ class TokenProvider:
         if self._observe is not None:
             self._observe.looked_up(hit=False)
         lock = self._locks.setdefault(key, asyncio.Lock())
+        queued_at = time.monotonic()
         async with lock:
             token = self._local.get(key)
             if token is not None and token.usable(time.time()):
                 return token
-            return await self._obtain(vendor, stale=token)
+            failed = self._failed.get(key)
+            if failed is not None and failed[0] >= queued_at:
+                raise TokenUnavailable(failed[1])  # the fetch this call waited for failed
+            try:
+                return await self._obtain(vendor, stale=token)
+            except TokenUnavailable as exc:
+                self._failed[key] = (time.monotonic(), exc.message)
+                raise
 
     async def invalidate(self, vendor: VendorCredentials, token: Token) -> None:
         """FNG refused ``token``: drop it, unless a newer one has replaced it already."""
         key = vendor.cache_key
+        # Remembered at once: a caller that reads the shared cache before the copy there is
+        # deleted must not take the refused token back.
+        self._refused[key] = token
         if self._local.get(key) == token:
             del self._local[key]
         shared = await self._read_shared(key)
         if shared == token:
             await self._cache.delete(self._shared_key(key))
 
+    def _takes(self, key: str, shared: Token | None, stale: Token | None) -> bool:
+        """Whether a token found in the shared cache is worth using."""
+        return (
+            shared is not None
+            and shared.usable(time.time())
+            and shared != stale
+            and shared != self._refused.get(key)
+        )
+
     async def _obtain(self, vendor: VendorCredentials, stale: Token | None) -> Token:
         key = vendor.cache_key
         shared = await self._read_shared(key)
-        if shared is not None and shared.usable(time.time()) and shared != stale:
+        if shared is not None and self._takes(key, shared, stale):
             self._local[key] = shared
             return shared
         async with self._shared_lock(key):
             # Another replica may have fetched while this one waited for the lock.
             shared = await self._read_shared(key)
-            if shared is not None and shared.usable(time.time()) and shared != stale:
+            if shared is not None and self._takes(key, shared, stale):
                 self._local[key] = shared
                 return shared
             token = await self._fetch(vendor)

@@ -48,8 +48,8 @@ from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import RegistryService
 from tests.conftest import Sandbox
 from tests.faults.private_services import PrivatePostgres, PrivateRedis, free_port
+from tests.faults.processes import wait_until
 from tests.integration.test_budget import import_body, valid_budget
-from tests.integration.test_eproc_crash import wait_until
 from tests.integration.test_replicas import Replica, wait_ready
 from tests.support import (
     Auth,

@@ -26,8 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.cli import bulk, registry, run
 from gateway.cli.common import exit_code
@@ -48,10 +49,23 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (a dependency on Linux and macOS), unless
+    FNG_GATEWAY_EVENT_LOOP=asyncio asks for the standard library's."""
+    if os.environ.get("FNG_GATEWAY_EVENT_LOOP", "uvloop") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        code: int = asyncio.run(args.run(args))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            code: int = runner.run(args.run(args))
         return code
     except GatewayError as exc:
         print(f"fng-gateway: {exc.message}", file=sys.stderr)

@@ -112,7 +112,7 @@ def read_journal(
         for name in SECTIONS:
             section = bank.find(name)
             if section is not None:
-                ids = tuple(txn.get("id", "") for txn in section.iterfind("Txn"))
+                ids = tuple([txn.get("id", "") for txn in section.iterfind("Txn")])
                 sections.append(Section(name, section.get("lastRowVersion", ""), ids))
         banks.append(BankPart(bank.get("reference", ""), tuple(sections)))
     journal = Journal(

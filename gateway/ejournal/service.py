@@ -67,11 +67,17 @@ class EJournalService:
             )
         return serialize(self._document(response, BANKS_SCHEMA, "GetBanks")), True
 
-    async def post_journals(self, caller: Caller, document: etree._Element | None) -> bytes:
+    async def post_journals(
+        self, caller: Caller, document: etree._Element | None, source: bytes | None = None
+    ) -> bytes:
+        """Post a journal once. ``source``, when given, is the UTF-8 document ``document``
+        was parsed from: FNG gets those bytes rather than the tree serialized again."""
         if document is None:
             return journal_result(
                 False, [JournalError("SCHEMA", "xmlData holds no journal document")]
             )
+        # read_journal strips a namespace that leaked onto the journal, in place.
+        namespaced = etree.QName(document).namespace is not None
         journal, errors = read_journal(document, self._schemas)
         if journal is None:
             return journal_result(False, errors)
@@ -82,7 +88,10 @@ class EJournalService:
             journal.system_identifier,
             journal.submission_id,
         )
-        payload = etree.tostring(journal.element, encoding="utf-8", xml_declaration=True)
+        if source is None or namespaced:
+            # Sent inline, or its namespace stripped: the tree is what FNG must get.
+            source = etree.tostring(journal.element, encoding="utf-8", xml_declaration=True)
+        payload = source
 
         async def post(after_unknown: bool) -> Outcome:
             response = await self._fng.post_journals(caller.target, payload)

@@ -31,7 +31,8 @@ def ejournal_soap_service(
         )
 
     async def post_journals(call: Call[Caller]) -> bytes:
-        result = await service.post_journals(call.caller, call.document("xmlData"))
+        document, source = call.sourced_document("xmlData")
+        result = await service.post_journals(call.caller, document, source)
         return response_element(ns.EJOURNAL, "PostJournals", [("PostJournalsResult", result)])
 
     async def post_audit_message(call: Call[Caller]) -> bytes:

@@ -33,7 +33,7 @@ from gateway.errors import (
 )
 from gateway.soap.envelope import SoapVersion, envelope, read_message
 from gateway.soap.security import Credentials, from_http_basic, from_soap_headers
-from gateway.xmlsafe import Limits, parse, parse_text
+from gateway.xmlsafe import Limits, parse, parse_text_source
 
 CallerT = TypeVar("CallerT")
 
@@ -68,14 +68,21 @@ class Call(Generic[CallerT]):
 
     def document(self, name: str) -> etree._Element | None:
         """An XML document parameter: sent as XML inside the element, or escaped as text."""
+        return self.sourced_document(name)[0]
+
+    def sourced_document(self, name: str) -> tuple[etree._Element | None, bytes | None]:
+        """:meth:`document`, and when it came escaped as text (as FMS clients send it), the
+        UTF-8 bytes it was parsed from, which can be sent on as they are."""
         child = self._child(name)
         if child is None:
-            return None
+            return None, None
         for item in child:
             if isinstance(item.tag, str):
-                return item
+                return item, None
         text = (child.text or "").strip()
-        return parse_text(text, self.limits) if text.startswith("<") else None
+        if not text.startswith("<"):
+            return None, None
+        return parse_text_source(text, self.limits)
 
 
 Handler = Callable[[Call[Any]], Awaitable[bytes]]

@@ -1,14 +1,23 @@
-"""The store: one async engine over SQLite (embedded default) or PostgreSQL."""
+"""The store: one async engine over SQLite (embedded default) or PostgreSQL.
+
+Hot paths (the ledger's claim and record of every post) run a whole transaction as one
+synchronous function with :meth:`Store.transact`. On PostgreSQL that is the async engine's
+``run_sync``; on SQLite it is a synchronous engine on a thread of its own, so a transaction
+is one hand-over to that thread rather than several per statement through aiosqlite, which
+made up most of the ledger's cost.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -35,19 +44,31 @@ def _unavailable(exc: Exception) -> bool:
     return False
 
 
+T = TypeVar("T")
+
+
+def _store_unavailable(exc: Exception) -> StoreUnavailable:
+    return StoreUnavailable(f"the store is unavailable: {type(exc).__name__}")
+
+
 class Store:
-    """Short transactions on one engine: :meth:`read` and :meth:`write`.
+    """Short transactions on one engine: :meth:`read`, :meth:`write` and :meth:`transact`.
 
     On SQLite, write transactions begin ``IMMEDIATE`` so two writers queue on the
     database lock (with a busy timeout) instead of failing on a lock upgrade.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sync_engine: Engine | None = None) -> None:
         self.engine = engine
         self._writer = engine.execution_options(gateway_write=True)
         # SQLite has one writer at a time. Queueing this process's writers here, rather than
         # in SQLite's busy handler (which sleeps and polls), hands the lock straight on.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._sync_writer = (
+            sync_engine.execution_options(gateway_write=True) if sync_engine else None
+        )
+        self._sync_engine = sync_engine
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="store") if sync_engine else None
 
     @property
     def dialect(self) -> str:
@@ -74,7 +95,39 @@ class Store:
             except (DBAPIError, OSError) as exc:
                 if not _unavailable(exc):
                     raise
-                raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
+                raise _store_unavailable(exc) from exc
+
+    async def transact(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction (committed when it returns, rolled back if
+        it raises) and return what it returns. ``work`` is synchronous and must not touch
+        the event loop: on SQLite it runs on the store's own thread."""
+        if self._sync_writer is None or self._thread is None:
+            async with self.write() as conn:
+                return await conn.run_sync(work)
+        assert self._write_lock is not None
+        writer = self._sync_writer
+
+        def run() -> T:
+            with writer.begin() as conn:
+                return work(conn)
+
+        async with self._write_lock:
+            try:
+                # Shielded: a cancelled caller still waits for the transaction to end, so
+                # the write lock is never released while the thread is inside one.
+                # In a copy of the caller's context, so its log lines keep their request id.
+                context = contextvars.copy_context()
+                future = asyncio.get_running_loop().run_in_executor(self._thread, context.run, run)
+                try:
+                    return await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        await future
+                    raise
+            except (DBAPIError, OSError) as exc:
+                if not _unavailable(exc):
+                    raise
+                raise _store_unavailable(exc) from exc
 
     async def ping(self) -> bool:
         try:
@@ -86,13 +139,29 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._thread is not None and self._sync_engine is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._sync_engine.dispose
+            )
+            self._thread.shutdown(wait=True)
 
 
 def create_store(url: str, **engine_options: Any) -> Store:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(parsed, connect_args={"timeout": 30}, **engine_options)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine.sync_engine)
+        if parsed.database in (None, "", ":memory:"):
+            return Store(engine)  # a private in-memory database: one engine only
+        # The same file through the standard library's driver, for Store.transact; its
+        # connections are made and used on the store's thread only.
+        sync_engine = create_engine(
+            parsed.set(drivername="sqlite"),
+            connect_args={"timeout": 30, "check_same_thread": False},
+            **engine_options,
+        )
+        _configure_sqlite(sync_engine)
+        return Store(engine, sync_engine)
     else:
         # A fixed pool: callers beyond it queue for a connection rather than open and close
         # overflow connections under load.
@@ -104,8 +173,8 @@ def create_store(url: str, **engine_options: Any) -> Store:
     return Store(engine)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver, so BEGIN is ours to issue.
         dbapi_connection.isolation_level = None
@@ -116,7 +185,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         if conn.get_execution_options().get("gateway_write"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")

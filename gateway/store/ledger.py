@@ -18,14 +18,17 @@ whose outcome is unknown landed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import CallerError, GatewayError, OutcomeUnknown, SubmissionInProgress
@@ -85,6 +88,25 @@ class Reconciled:
 Post = Callable[[bool], Awaitable[Outcome]]
 #: Given the entry's stored expectations, whether the earlier attempt landed.
 Reconcile = Callable[[str], Awaitable[Reconciled]]
+
+
+#: The statements of every post, built once (a statement built per call costs more than
+#: SQLite takes to run it).
+_INSERT: Final = ledger.insert()
+_RECORD: Final = (
+    ledger.update()
+    .where(
+        ledger.c.id == sa.bindparam("entry_id"),
+        ledger.c.owner == sa.bindparam("entry_owner"),
+        ledger.c.state == EntryState.IN_PROGRESS.value,
+    )
+    .values(
+        state=sa.bindparam("new_state"),
+        result=sa.bindparam("result"),
+        lease_until=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,86 +223,99 @@ class Ledger:
         """Take the entry (a :class:`_Claimed`), or a stored result, or None to wait."""
         now = datetime.now(UTC)
         try:
-            async with self._store.write() as conn:
-                result = await conn.execute(
-                    ledger.insert().values(
-                        database_id=key.database_id,
-                        interface=key.interface,
-                        scope=key.scope,
-                        submission_id=key.submission_id,
-                        payload_hash=payload_hash,
-                        state=EntryState.IN_PROGRESS.value,
-                        owner=self.owner,
-                        lease_until=now + self._lease,
-                        attempts=1,
-                        expectations=expectations,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                assert result.inserted_primary_key is not None
-                return _Claimed(int(result.inserted_primary_key[0]), None, payload_hash)
+            return await self._store.transact(
+                functools.partial(self._insert, key, payload_hash, expectations, now)
+            )
         except IntegrityError:
             pass
-        async with self._store.write() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(ledger).where(
-                        ledger.c.database_id == key.database_id,
-                        ledger.c.interface == key.interface,
-                        ledger.c.scope == key.scope,
-                        ledger.c.submission_id == key.submission_id,
-                    )
-                )
-            ).one()
-            state = EntryState(row.state)
-            same = row.payload_hash == payload_hash
-            if state is EntryState.POSTED:
-                if not same:
-                    raise SubmissionConflict(
-                        f"submission {key.submission_id} was already posted with different content",
-                        posted=True,
-                    )
-                assert row.result is not None
-                return bytes(row.result)
-            leased = state is EntryState.IN_PROGRESS and row.lease_until > now
-            if leased:
-                if not same:
-                    raise SubmissionConflict(
-                        f"submission {key.submission_id} is being posted with different content",
-                        posted=False,
-                    )
-                return None
-            # open, unknown, or in_progress with a lapsed lease: take it over.
-            needs_reconcile = state is not EntryState.OPEN
-            values: dict[str, object] = {
+        return await self._store.transact(
+            functools.partial(self._take, key, payload_hash, expectations, now)
+        )
+
+    def _insert(
+        self, key: LedgerKey, payload_hash: str, expectations: str, now: datetime, conn: Connection
+    ) -> _Claimed:
+        """A new entry, in progress under this process's lease."""
+        result = conn.execute(
+            _INSERT,
+            {
+                "database_id": key.database_id,
+                "interface": key.interface,
+                "scope": key.scope,
+                "submission_id": key.submission_id,
+                "payload_hash": payload_hash,
                 "state": EntryState.IN_PROGRESS.value,
                 "owner": self.owner,
                 "lease_until": now + self._lease,
-                "attempts": row.attempts + 1,
+                "attempts": 1,
+                "expectations": expectations,
+                "created_at": now,
                 "updated_at": now,
-            }
-            if not needs_reconcile:
-                values.update(payload_hash=payload_hash, expectations=expectations, result=None)
-            taken = await conn.execute(
-                ledger.update()
-                .where(
-                    ledger.c.id == row.id,
-                    ledger.c.state == row.state,
-                    ledger.c.owner == row.owner,
-                    ledger.c.attempts == row.attempts,
-                )
-                .values(**values)
+            },
+        )
+        assert result.inserted_primary_key is not None
+        return _Claimed(int(result.inserted_primary_key[0]), None, payload_hash)
+
+    def _take(
+        self, key: LedgerKey, payload_hash: str, expectations: str, now: datetime, conn: Connection
+    ) -> _Claimed | bytes | None:
+        """The entry exists: its stored result, None to wait, or the entry taken over."""
+        row = conn.execute(
+            sa.select(ledger).where(
+                ledger.c.database_id == key.database_id,
+                ledger.c.interface == key.interface,
+                ledger.c.scope == key.scope,
+                ledger.c.submission_id == key.submission_id,
             )
-            if taken.rowcount != 1:
-                return None  # someone else moved first; look again
-            if needs_reconcile:
-                log.info(
-                    "taking over a submission whose outcome is unknown",
-                    extra={"submission_id": key.submission_id, "ledger_id": row.id},
+        ).one()
+        state = EntryState(row.state)
+        same = row.payload_hash == payload_hash
+        if state is EntryState.POSTED:
+            if not same:
+                raise SubmissionConflict(
+                    f"submission {key.submission_id} was already posted with different content",
+                    posted=True,
                 )
-                return _Claimed(row.id, row.expectations, row.payload_hash)
-            return _Claimed(row.id, None, payload_hash)
+            assert row.result is not None
+            return bytes(row.result)
+        leased = state is EntryState.IN_PROGRESS and row.lease_until > now
+        if leased:
+            if not same:
+                raise SubmissionConflict(
+                    f"submission {key.submission_id} is being posted with different content",
+                    posted=False,
+                )
+            return None
+        # open, unknown, or in_progress with a lapsed lease: take it over.
+        needs_reconcile = state is not EntryState.OPEN
+        values: dict[str, object] = {
+            "state": EntryState.IN_PROGRESS.value,
+            "owner": self.owner,
+            "lease_until": now + self._lease,
+            "attempts": row.attempts + 1,
+            "updated_at": now,
+        }
+        if not needs_reconcile:
+            values.update(payload_hash=payload_hash, expectations=expectations, result=None)
+        taken = conn.execute(
+            ledger.update()
+            .where(
+                ledger.c.id == row.id,
+                ledger.c.state == row.state,
+                ledger.c.owner == row.owner,
+                ledger.c.attempts == row.attempts,
+            )
+            .values(**values)
+        )
+        if taken.rowcount != 1:
+            return None  # someone else moved first; look again
+        if needs_reconcile:
+            log.info(
+                "taking over a submission whose outcome is unknown",
+                extra={"submission_id": key.submission_id, "ledger_id": row.id},
+            )
+            return _Claimed(row.id, row.expectations, row.payload_hash)
+        return _Claimed(row.id, None, payload_hash)
 
     async def _adopt(self, entry_id: int, payload_hash: str, expectations: str) -> None:
         """An entry that never landed now carries this request's content."""
@@ -297,17 +332,13 @@ class Ledger:
 
     async def _finish(self, entry_id: int, state: EntryState, result: bytes | None) -> None:
         now = datetime.now(UTC)
-        async with self._store.write() as conn:
-            done = await conn.execute(
-                ledger.update()
-                .where(
-                    ledger.c.id == entry_id,
-                    ledger.c.owner == self.owner,
-                    ledger.c.state == EntryState.IN_PROGRESS.value,
-                )
-                .values(state=state.value, result=result, lease_until=now, updated_at=now)
-            )
-        if done.rowcount != 1:
+
+        def record(conn: Connection) -> int:
+            values = {"entry_id": entry_id, "entry_owner": self.owner, "new_state": state.value}
+            return conn.execute(_RECORD, {**values, "result": result, "now": now}).rowcount
+
+        done = await self._store.transact(record)
+        if done != 1:
             log.error(
                 "a ledger entry's lease was lost before its outcome was recorded",
                 extra={"ledger_id": entry_id, "state": state.value},

@@ -155,7 +155,14 @@ def as_utf8_document(text: str) -> bytes:
 
 def parse_text(text: str, limits: Limits) -> etree._Element:
     """Parse a document that arrived as a string (XML sent escaped inside a SOAP field)."""
+    return parse_text_source(text, limits)[0]
+
+
+def parse_text_source(text: str, limits: Limits) -> tuple[etree._Element, bytes]:
+    """:func:`parse_text`, and the document as the UTF-8 bytes that were parsed, with a
+    declaration that says so: what can be sent on without serializing the tree again."""
     data = _DECLARATION.sub(b"", text.encode("utf-8"), count=1)
     if len(data) > limits.max_bytes:
         raise PayloadTooLarge(f"the document is larger than {limits.max_bytes} bytes")
-    return parse(data, limits)
+    root = parse(data, limits)
+    return root, b'<?xml version="1.0" encoding="utf-8"?>\n' + data.lstrip()

@@ -119,7 +119,21 @@ class FailedLogins:
             self._local = {k: v for k, v in self._local.items() if v[1] > now}
 
 
+#: Connections to Redis one process keeps at most. A call that finds them all in use waits
+#: for one (up to the same 2 s as a Redis command), rather than failing at once as redis-py's
+#: default pool does: a burst of cold calls would otherwise skip the shared failed-login
+#: counts, or the shared token lock.
+REDIS_CONNECTIONS: Final = 64
+
+
 def redis_client(url: str | None) -> redis.Redis | None:
-    return (
-        redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0) if url else None
+    if not url:
+        return None
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=2.0,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
     )
+    return redis.Redis.from_pool(pool)  # closing the client closes the pool

@@ -1,13 +1,15 @@
 """The benchmark's two stand-in servers, each run as its own process.
 
-    python -m tests.bench.servers upstream    [--port N]
+    python -m tests.bench.servers upstream    [--port N] [--token-latency-ms MS]
     python -m tests.bench.servers passthrough --upstream URL [--port N]
 
 ``upstream`` plays SIMS ID and FNG with fixed answers: a bearer token for any
 ``POST /connect/token`` and an ``isSuccess="true"`` JournalResult for any
 ``POST /fng/api/JournalInterface/PostJournals``, whose body it reads fully but does
-nothing with. ``GET /_stats`` counts what it has answered, so the benchmark can check
-that every call it made really reached the upstream.
+nothing with. ``GET /_stats`` counts what it has answered (``tokens``, ``posts``), so the
+benchmark can check that every call it made really reached the upstream.
+``--token-latency-ms`` makes each token answer wait that long first, as a real SIMS ID
+takes a while, which leaves time for concurrent callers to ask for a token too.
 
 ``passthrough`` is the least an aiohttp gateway can do: read the SOAP request, forward
 its body to the upstream with one pooled client session, and wrap the answer in a SOAP
@@ -50,6 +52,7 @@ SOAP_PREFIX: Final = (
 SOAP_SUFFIX: Final = b"</PostJournalsResult></PostJournalsResponse></soap:Body></soap:Envelope>"
 
 COUNTS: Final = web.AppKey("counts", dict[str, int])
+TOKEN_LATENCY: Final = web.AppKey("token_latency", float)
 SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
 
 
@@ -59,6 +62,8 @@ SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
 async def _token(request: web.Request) -> web.Response:
     await request.read()
     request.app[COUNTS]["tokens"] += 1
+    if request.app[TOKEN_LATENCY] > 0:
+        await asyncio.sleep(request.app[TOKEN_LATENCY])
     return web.Response(body=TOKEN, content_type="application/json")
 
 
@@ -72,9 +77,11 @@ async def _stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[COUNTS])
 
 
-def upstream_app() -> web.Application:
+def upstream_app(token_latency: float = 0.0) -> web.Application:
+    """The fixed-answer upstream; each token answer waits ``token_latency`` seconds first."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[COUNTS] = {"tokens": 0, "posts": 0}
+    app[TOKEN_LATENCY] = token_latency
     app.router.add_post(TOKEN_PATH, _token)
     app.router.add_post(POST_JOURNALS_PATH, _post_journals)
     app.router.add_get("/_stats", _stats)
@@ -141,9 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument("--upstream", help="the upstream's PostJournals URL (passthrough)")
+    parser.add_argument(
+        "--token-latency-ms",
+        type=float,
+        default=0.0,
+        help="upstream: how long each token answer waits before it is sent",
+    )
     args = parser.parse_args(argv)
     if args.role == "upstream":
-        app = upstream_app()
+        app = upstream_app(args.token_latency_ms / 1000)
     else:
         if not args.upstream:
             parser.error("passthrough needs --upstream")

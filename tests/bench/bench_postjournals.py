@@ -44,12 +44,21 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from xml.sax.saxutils import escape as xml_escape
 
 import aiohttp
 
 from tests.bench.report import json_safe
 from tests.bench.servers import POST_JOURNALS_PATH, TOKEN_PATH
-from tests.support import Auth, auth_header, big_journal, envelope, post_journals_body
+from tests.support import (
+    Auth,
+    auth_header,
+    big_journal,
+    envelope,
+    operation,
+    post_journals_body,
+    strip_declaration,
+)
 
 REPO: Final = Path(__file__).resolve().parents[2]
 PLACEHOLDER: Final = "@@SUBMISSION@@"
@@ -291,9 +300,15 @@ class Template:
         return headers
 
 
-def soap_template(lines: int, auth: Auth) -> Template:
+def soap_template(lines: int, auth: Auth, *, inline: bool = False) -> Template:
+    """A PostJournals request. xmlData is a string parameter, so SOAP clients (zeep, suds,
+    .NET's) send the journal escaped as text; ``inline`` puts it in as XML instead."""
     journal = big_journal(lines, submission_id=PLACEHOLDER)
-    body = envelope(post_journals_body(journal), auth_header(auth)).encode()
+    if inline:
+        call = post_journals_body(journal)
+    else:
+        call = operation("PostJournals", xmlData=xml_escape(strip_declaration(journal)))
+    body = envelope(call, auth_header(auth)).encode()
     return Template(body, SOAP_CONTENT_TYPE, SOAP_ACTION)
 
 
@@ -548,7 +563,7 @@ class Bench:
             return journal_template(lines)
         # The pass-through ignores the AuthHeader; without the gateway there is no account.
         auth = self.auth or Auth("bench", "unused", str(uuid.uuid4()))
-        return soap_template(lines, auth)
+        return soap_template(lines, auth, inline=self.args.inline)
 
     def server_of(self, target: str) -> Server:
         return self.servers["upstream" if target == "direct" else target]
@@ -863,6 +878,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="least warm-up per cell; it also lasts until every client has had an answer",
     )
     parser.add_argument("--lines", type=int, nargs="+", default=[20, 5000], help="journal sizes")
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="send the journal as XML inside xmlData, not escaped as text as SOAP clients do",
+    )
     parser.add_argument(
         "--clients", type=int, nargs="+", default=[1, 64], help="concurrent clients"
     )

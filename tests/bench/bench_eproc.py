@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import math
 import os
@@ -71,7 +70,7 @@ from tests.bench.bench_postjournals import (
     own_cpu_seconds,
     start_server,
 )
-from tests.bench.report import json_safe
+from tests.bench.report import write_json
 
 NUMBER: Final = "@@NUMBER@@"
 BENCH_PORTAL_PREFIX: Final = "bench-"
@@ -1257,9 +1256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             root.removeHandler(bench.collector)
             log_file.close()
         print(table(bench))
-        if args.json:
-            args.json.write_text(json.dumps(json_safe(report_json(bench)), indent=2) + "\n")
-            print(f"\nthe figures are in {args.json}")
+        write_json(args.json, report_json(bench))
     return 1 if bench.failed else 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import platform
@@ -55,7 +54,6 @@ from tests.bench.bench_postjournals import (
     Server,
     Tags,
     Template,
-    _setting,
     base_environment,
     cpu_seconds,
     fng_gateway_command,
@@ -66,7 +64,12 @@ from tests.bench.bench_postjournals import (
     workdir,
 )
 from tests.bench.bench_postjournals import Bench as PostJournalsBench
-from tests.bench.report import json_safe
+from tests.bench.report import (
+    add_gateway_options,
+    add_pinning_options,
+    gateway_option_lines,
+    write_json,
+)
 from tests.support import Auth
 
 MiB: Final = 1024 * 1024
@@ -494,13 +497,7 @@ def header(bench: Bench) -> str:
         f"- {os.cpu_count()} CPUs; Python {platform.python_version()}, "
         f"aiohttp {aiohttp.__version__}; MiB = 2^20 bytes, MB = 10^6 bytes",
     ]
-    if args.gateway_env:
-        lines.append(
-            "- extra gateway settings: "
-            + ", ".join(f"FNG_GATEWAY_{k}={v}" for k, v in args.gateway_env)
-        )
-    if args.gateway_command:
-        lines.append(f"- gateway command: {args.gateway_command} serve")
+    lines += gateway_option_lines(args)
     return "\n".join(lines)
 
 
@@ -538,10 +535,6 @@ def report_json(bench: Bench) -> dict[str, Any]:
 # -- entry point ----------------------------------------------------------------------------
 
 
-def _core(text: str) -> int | None:
-    return None if text.lower() in ("none", "") else int(text)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.bench_memory",
@@ -571,32 +564,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="MALLOC_MMAP_THRESHOLD_ for the gateway (0: glibc's default, which keeps "
         "freed memory and so hides later growth)",
     )
-    parser.add_argument("--server-cpu", type=int, default=0, help="core of the gateway")
-    parser.add_argument("--upstream-cpu", type=int, default=1, help="core of the upstream")
-    parser.add_argument(
-        "--loadgen-cpu",
-        type=_core,
-        default=1,
-        help="core of this process ('none': not pinned); default: the upstream's",
-    )
-    parser.add_argument("--no-pin", action="store_true", help="pin no process to a core")
-    parser.add_argument(
-        "--gateway-env",
-        type=_setting,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="one more gateway setting, as FNG_GATEWAY_NAME=VALUE (repeatable)",
-    )
-    parser.add_argument(
-        "--gateway-command",
-        metavar="COMMAND",
-        help="run the gateway as 'COMMAND serve' instead of 'fng-gateway serve'",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the working directory (logs, store)"
-    )
+    add_pinning_options(parser, server="the gateway")
+    add_gateway_options(parser, kept="logs, store")
     args = parser.parse_args(argv)
     if min(args.lines) < 2 or args.warmup_lines < 2 or args.runs < 1 or args.warmup < 0:
         parser.error("--lines and --warmup-lines must be >= 2, --runs >= 1, --warmup >= 0")
@@ -630,9 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             bench.stop()
         print(table(bench))
-        if args.json:
-            args.json.write_text(json.dumps(json_safe(report_json(bench)), indent=2) + "\n")
-            print(f"\nthe figures are in {args.json}")
+        write_json(args.json, report_json(bench))
     return 1 if bench.problems else 0
 
 

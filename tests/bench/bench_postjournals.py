@@ -48,7 +48,12 @@ from xml.sax.saxutils import escape as xml_escape
 
 import aiohttp
 
-from tests.bench.report import json_safe
+from tests.bench.report import (
+    add_gateway_options,
+    add_pinning_options,
+    gateway_option_lines,
+    write_json,
+)
 from tests.bench.servers import POST_JOURNALS_PATH, TOKEN_PATH
 from tests.support import (
     Auth,
@@ -817,13 +822,7 @@ def header(bench: Bench) -> str:
         "- CPU columns: share of one core used in the measured window "
         "(server: the gateway, the pass-through, or the upstream for direct)",
     ]
-    if args.gateway_env:
-        lines.append(
-            "- extra gateway settings: "
-            + ", ".join(f"FNG_GATEWAY_{k}={v}" for k, v in args.gateway_env)
-        )
-    if args.gateway_command:
-        lines.append(f"- gateway command: {args.gateway_command} serve")
+    lines += gateway_option_lines(args)
     return "\n".join(lines)
 
 
@@ -852,18 +851,6 @@ def report_json(bench: Bench) -> dict[str, Any]:
 # -- entry point --------------------------------------------------------------------------
 
 
-def _core(text: str) -> int | None:
-    return None if text.lower() in ("none", "") else int(text)
-
-
-def _setting(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    name = name.strip().removeprefix("FNG_GATEWAY_")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
-    return name, value
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.bench_postjournals",
@@ -890,34 +877,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--targets", nargs="+", choices=TARGETS, default=list(TARGETS), help="what to measure"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, s")
-    parser.add_argument("--server-cpu", type=int, default=0, help="core of gateway/pass-through")
-    parser.add_argument("--upstream-cpu", type=int, default=1, help="core of the upstream")
-    parser.add_argument(
-        "--loadgen-cpu",
-        type=_core,
-        default=1,
-        help="core of the load generator ('none': not pinned); default: the upstream's",
-    )
-    parser.add_argument("--no-pin", action="store_true", help="pin no process to a core")
-    parser.add_argument(
-        "--gateway-env",
-        type=_setting,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="one more gateway setting, as FNG_GATEWAY_NAME=VALUE (repeatable), "
-        "e.g. AUTH__REGISTRY_CACHE_SECONDS=60",
-    )
-    parser.add_argument(
-        "--gateway-command",
-        metavar="COMMAND",
-        help="run the gateway as 'COMMAND serve' instead of 'fng-gateway serve' "
-        "(to measure a modified build against the same registrations)",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the working directory (logs, store)"
-    )
+    add_pinning_options(parser, server="gateway/pass-through")
+    add_gateway_options(parser, kept="logs, store")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0 or min(args.clients) < 1 or min(args.lines) < 2:
         parser.error("--seconds must be > 0, --warmup >= 0, --clients >= 1, --lines >= 2")
@@ -960,9 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             bench.stop()
         print(table(bench))
-        if args.json:
-            args.json.write_text(json.dumps(json_safe(report_json(bench)), indent=2) + "\n")
-            print(f"\nthe figures are in {args.json}")
+        write_json(args.json, report_json(bench))
     return 1 if any(cell.failed for cell in bench.cells) else 0
 
 

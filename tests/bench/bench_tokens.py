@@ -55,7 +55,6 @@ from tests.bench.bench_postjournals import (
     Server,
     Tags,
     Template,
-    _setting,
     base_environment,
     fng_gateway_command,
     percentile,
@@ -64,7 +63,7 @@ from tests.bench.bench_postjournals import (
     start_server,
     workdir,
 )
-from tests.bench.report import json_safe
+from tests.bench.report import add_gateway_options, gateway_option_lines, write_json
 from tests.support import Auth
 
 #: The PostgreSQL server the tests use (FNG_TEST_POSTGRES, as for them), and a Redis
@@ -529,13 +528,7 @@ def header(bench: Bench) -> str:
         f"- {os.cpu_count()} CPUs; Python {platform.python_version()}, "
         f"aiohttp {aiohttp.__version__}",
     ]
-    if args.gateway_env:
-        lines.append(
-            "- extra gateway settings: "
-            + ", ".join(f"FNG_GATEWAY_{k}={v}" for k, v in args.gateway_env)
-        )
-    if args.gateway_command:
-        lines.append(f"- gateway command: {args.gateway_command} serve")
+    lines += gateway_option_lines(args)
     return "\n".join(lines)
 
 
@@ -606,23 +599,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "between rounds and at the end (default: FNG_BENCH_REDIS or %(default)s)",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="per-call timeout, s")
-    parser.add_argument(
-        "--gateway-env",
-        type=_setting,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="one more setting for both replicas, as FNG_GATEWAY_NAME=VALUE (repeatable)",
-    )
-    parser.add_argument(
-        "--gateway-command",
-        metavar="COMMAND",
-        help="run the replicas as 'COMMAND serve' instead of 'fng-gateway serve'",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the working directory (the servers' logs)"
-    )
+    add_gateway_options(parser, kept="the servers' logs")
     args = parser.parse_args(argv)
     if args.calls < REPLICAS or args.rounds < 1 or args.lines < 2 or args.token_latency_ms < 0:
         parser.error(
@@ -658,9 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         print(table(bench))
-        if args.json:
-            args.json.write_text(json.dumps(json_safe(report_json(bench)), indent=2) + "\n")
-            print(f"\nthe figures are in {args.json}")
+        write_json(args.json, report_json(bench))
     return 1 if bench.problems else 0
 
 

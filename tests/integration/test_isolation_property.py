@@ -11,15 +11,17 @@ judged on the registry as it stands.
 
 Hypothesis draws calls (an account and its password or a wrong one; a key of the account's
 own databases, any registered key, an unknown GUID or a malformed key, in any of a GUID's
-notations; an operation of either service; SOAP 1.1 or 1.2; an AuthHeader or a WS-Security
-UsernameToken) and each is sent to the real gateway over loopback. The sandbox counts, per
+notations; an operation of either service; SOAP 1.1 or 1.2 with an AuthHeader or a WS-Security
+UsernameToken, or the plain XML binding with HTTP Basic and X-School-Key) and each is sent to
+the real gateway over loopback. The sandbox counts, per
 database, the calls FNG let through to it, and keeps what was posted, imported and noted:
 
 - a call whose account is granted the key's database for the operation's interface, with a
   key the gateway accepts, reaches exactly that database, with exactly the FNG calls the
   operation makes, and what it wrote landed there;
-- any other call is the one refusal of its SOAP version (the same status, content type and
-  body to the byte but for the request id) and the sandbox hears nothing at all.
+- any other call is the one refusal of its binding (the SOAP version's fault, or the plain
+  binding's problem document: the same status, content type and body to the byte but for the
+  request id) and the sandbox hears nothing at all.
 
 Timing is not asserted: the registry does the same work on every path, which a test on a
 shared machine cannot measure.
@@ -63,6 +65,7 @@ from tests.support import (
     SoapAnswer,
     Txn,
     auth_header,
+    basic,
     budget_operation,
     budget_xml,
     envelope,
@@ -153,6 +156,7 @@ class Call:
     presented: str
     key: Key | None
     op: Op
+    #: "1.1" or "1.2" (SOAP), or "plain" (the plain XML binding).
     version: str
     wsse: bool
 
@@ -186,7 +190,7 @@ class World:
     serials: Iterator[int]
     #: What the sandbox had seen after the last call.
     last: Seen = field(init=False)
-    #: The refusal of each SOAP version: status, content type, body without its request id.
+    #: The refusal of each binding: status, content type, body without its request id.
     refusals: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -331,17 +335,22 @@ async def _build(tmp: Path, closers: list[Callable[[], Awaitable[None]]]) -> Wor
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The world, on an event loop of its own that runs while a test makes its calls (one
     gateway and one sandbox for every example; hypothesis and function fixtures do not mix).
-    The refusal of each SOAP version is taken from a call with an unknown key."""
+    The refusal of each binding is taken from a call with an unknown key."""
     loop = asyncio.new_event_loop()
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
         built = loop.run_until_complete(_build(tmp_path_factory.mktemp("isolation"), closers))
-        for version in ("1.1", "1.2"):
+        for version in ("1.1", "1.2", "plain"):
             account = built.account("school-1")
             unknown = Call(account, True, str(uuid.uuid4()), None, OPERATIONS[0], version, False)
             answer, content_type = built.run(send(built, unknown))
-            assert answer.is_fault and answer.fault_code == "AUTHENTICATION_FAILED", answer.raw
-            assert answer.fault_string == REFUSED
+            if version == "plain":
+                assert (answer.status, content_type) == (401, "application/problem+xml")
+                assert b"<code>AUTHENTICATION_FAILED</code>" in answer.raw, answer.raw
+            else:
+                assert answer.is_fault, answer.raw
+                assert answer.fault_code == "AUTHENTICATION_FAILED", answer.raw
+                assert answer.fault_string == REFUSED
             built.refusals[version] = (answer.status, content_type, scrubbed(answer.raw))
         built.last = built.run(seen(built))
         assert built.last.reached == {}, "a refusal reached FNG"
@@ -357,8 +366,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def scrubbed(raw: bytes) -> bytes:
-    """A fault's body without its request id, the one part that differs from call to call."""
-    return re.sub(rb"<gw:requestId>[^<]*</gw:requestId>", b"<gw:requestId/>", raw)
+    """A fault's (or problem document's) body without its request id, the one part that
+    differs from call to call."""
+    return re.sub(rb"<(gw:)?requestId>[^<]*</(gw:)?requestId>", b"<requestId/>", raw)
 
 
 def _lower(key: str) -> str:
@@ -428,7 +438,7 @@ def calls(world: World) -> st.SearchStrategy[Call]:
             presented = data(st.sampled_from(NOTATIONS))(str(data(st.uuids())))
         else:
             presented = data(_malformed(world.keys))
-        version = data(st.sampled_from(["1.1", "1.2"]))
+        version = data(st.sampled_from(["1.1", "1.2", "plain"]))
         return Call(account, right_password, presented, key, op, version, wsse=data(st.booleans()))
 
     return draw()
@@ -488,10 +498,13 @@ def _header(call: Call, namespace: str) -> str:
 
 
 async def send(world: World, call: Call, serial: int = 0) -> tuple[SoapAnswer, str]:
-    """The call, as a SOAP client sends it; the answer and its content type."""
+    """The call, as a SOAP client sends it (or a plain XML client); the answer and its
+    content type."""
     service, namespace = (
         ("ejournal", ns.EJOURNAL) if call.op.interface is EJOURNAL else ("budget", ns.BUDGET)
     )
+    if call.version == "plain":
+        return await _send_plain(world, call, serial, service)
     data = envelope(_body(world, call, serial), _header(call, namespace), call.version)
     content_type = (
         "text/xml; charset=utf-8"
@@ -505,6 +518,33 @@ async def send(world: World, call: Call, serial: int = 0) -> tuple[SoapAnswer, s
     ) as response:
         raw = await response.read()
         return SoapAnswer(response.status, etree.fromstring(raw), raw), response.content_type
+
+
+async def _send_plain(
+    world: World, call: Call, serial: int, service: str
+) -> tuple[SoapAnswer, str]:
+    """The operation's element as the body of ``POST /xml/{service}/{operation}``. An answer
+    that is not a problem document is put in a SOAP 1.1 body, so that it reads like one."""
+    headers = {
+        "Authorization": basic(call.account.username, call.password),
+        # A header cannot hold a line break; the spaces around the key stay.
+        "X-School-Key": call.presented.replace("\n", " "),
+        "Content-Type": "application/xml",
+    }
+    async with world.http.post(
+        f"{world.gateway.url}/xml/{service}/{call.op.name}",
+        data=_body(world, call, serial).encode(),
+        headers=headers,
+    ) as response:
+        raw = await response.read()
+        status, content_type = response.status, response.content_type
+    if content_type == "application/problem+xml":
+        return SoapAnswer(status, etree.fromstring(raw), raw), content_type
+    document = re.sub(rb"^<\?xml[^>]*\?>", b"", raw).strip()
+    wrapped = f'<s:Envelope xmlns:s="{ns.SOAP11_ENV}"><s:Body>'.encode() + document
+    return SoapAnswer(status, etree.fromstring(wrapped + b"</s:Body></s:Envelope>"), raw), (
+        content_type
+    )
 
 
 # -- what the sandbox saw --------------------------------------------------------------------
@@ -565,7 +605,6 @@ async def check(world: World, call: Call) -> None:
     answer, content_type = await send(world, call, serial)
     after = world.last = await seen(world)
     if not call.accepted:
-        assert answer.is_fault, answer.raw
         refusal = (answer.status, content_type, scrubbed(answer.raw))
         assert refusal == world.refusals[call.version], answer.raw
         assert after == before, "a refused call reached FNG"
@@ -620,7 +659,7 @@ def test_every_kind_of_refusal_is_the_same_fault(world: World) -> None:
         (account, False, mine.value, mine),  # a wrong password
         (nobody, True, mine.value, mine),  # no such account
     ]
-    for version in ("1.1", "1.2"):
+    for version in ("1.1", "1.2", "plain"):
         for index, (caller, right_password, presented, key) in enumerate(cases):
             op = OPERATIONS[index % len(OPERATIONS)]
             if not presented:
@@ -653,14 +692,18 @@ def test_no_call_reaches_a_database_not_granted(world: World) -> None:
     """Drawn calls: each reaches exactly its key's database when the account is granted it and
     the key is accepted, and is otherwise the one refusal that reaches nothing."""
     outcomes: Counter[str] = Counter()
+    bindings: Counter[tuple[str, bool]] = Counter()
 
     @settings(max_examples=150, deadline=None, derandomize=True, database=None)
     @given(calls(world))
     def property_holds(call: Call) -> None:
         world.run(check(world, call))
         outcomes[_outcome(call)] += 1
+        bindings[call.version, call.accepted] += 1
 
     property_holds()
+    # Each binding was let through and refused.
+    assert set(bindings) == {(v, a) for v in ("1.1", "1.2", "plain") for a in (True, False)}
     # The draws covered the ground: every operation got through, with keys in every state
     # the gateway accepts, and every reason for a refusal came up.
     through = [outcome.split(" with a key ") for outcome in outcomes if " with a key " in outcome]

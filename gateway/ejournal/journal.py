@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from lxml import etree
 
 from gateway.ejournal.results import JournalError
 from gateway.store.tables import SUBMISSION_ID_LENGTH
-from gateway.xmlsafe import SchemaRegistry
+from gateway.xmlsafe import PARSER_OPTIONS, Limits, SchemaRegistry, parse
 
 SCHEMA: Final = "ejournal/ControlAccounts.xsd"
 
@@ -41,11 +42,13 @@ class BankPart:
 
 @dataclass(frozen=True, slots=True)
 class Journal:
-    element: etree._Element
+    #: The journal's tree when it was read whole; None when it was streamed.
+    element: etree._Element | None
     system_identifier: str
     submission_id: str
     declared_lines: int
     banks: tuple[BankPart, ...] = field(repr=False)
+    content_hash: str = field(repr=False, default="")
 
     @property
     def lines(self) -> int:
@@ -53,17 +56,11 @@ class Journal:
 
     def payload_hash(self) -> str:
         """What makes two submissions the same: the payment system, the submission id, the
-        line count and every bank's content, in canonical form. The header's volatile
-        attributes (time, user, source) are left out, so a client that rebuilds its document
-        to retry still matches."""
-        digest = hashlib.sha256()
-        for part in (self.system_identifier, self.submission_id, str(self.declared_lines)):
-            digest.update(part.encode())
-            digest.update(b"\0")
-        banks = self.element.find("Banks")
-        assert banks is not None
-        digest.update(etree.tostring(banks, method="c14n", exclusive=True, with_comments=False))
-        return digest.hexdigest()
+        line count and every bank's content, in canonical form (exclusive C14N of Banks). The
+        header's volatile attributes (time, user, source) are left out, so a client that
+        rebuilds its document to retry still matches. Streamed or read whole, a journal has
+        the same hash."""
+        return self.content_hash
 
     def expectations(self) -> str:
         """Each bank's row versions once this journal has landed (sections with lines only)."""
@@ -115,15 +112,173 @@ def read_journal(
                 ids = tuple([txn.get("id", "") for txn in section.iterfind("Txn")])
                 sections.append(Section(name, section.get("lastRowVersion", ""), ids))
         banks.append(BankPart(bank.get("reference", ""), tuple(sections)))
+    system_identifier = header.get("systemIdentifier", "")
+    submission_id = header.get("submissionID", "")
+    declared_lines = int(header.get("transactionLineCount", "0"))
+    digest = _hash_start(system_identifier, submission_id, declared_lines)
+    banks_element = element.find("Banks")
+    assert banks_element is not None
+    digest.update(_c14n(banks_element))
     journal = Journal(
         element=element,
-        system_identifier=header.get("systemIdentifier", ""),
-        submission_id=header.get("submissionID", ""),
-        declared_lines=int(header.get("transactionLineCount", "0")),
+        system_identifier=system_identifier,
+        submission_id=submission_id,
+        declared_lines=declared_lines,
         banks=tuple(banks),
+        content_hash=digest.hexdigest(),
     )
     errors = local_errors(journal)
     return (None, errors) if errors else (journal, [])
+
+
+def read_journal_source(
+    data: bytes, schemas: SchemaRegistry, limits: Limits
+) -> tuple[Journal | None, list[JournalError]]:
+    """Read a journal from the bytes it was sent as (screened, see ``xmlsafe.screen``).
+
+    A valid journal is streamed: validated while it is parsed, each transaction hashed and
+    let go as it is read, so a journal of 50,000 lines never stands as a tree in memory.
+    Anything else (a broken document, one that breaks the schema, a namespace to strip) is
+    read whole, which lists every issue as :func:`read_journal` does."""
+    journal = stream_journal(data, schemas.schema(SCHEMA))
+    if journal is None:
+        return read_journal(parse(data, limits), schemas)
+    errors = local_errors(journal)
+    return (None, errors) if errors else (journal, [])
+
+
+def _hash_start(system_identifier: str, submission_id: str, declared_lines: int) -> Any:
+    digest = hashlib.sha256()
+    for part in (system_identifier, submission_id, str(declared_lines)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest
+
+
+def _c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+
+
+def _c14n_text(text: str) -> bytes:
+    """Character data escaped as C14N escapes it."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("\r", "&#xD;").encode()
+
+
+def _start_tag(element: etree._Element) -> bytes:
+    """The element's start tag in canonical form (attributes sorted and escaped as C14N
+    does), from a childless copy of it."""
+    attributes: dict[str, str] = {str(k): str(v) for k, v in element.items()}
+    rendered = _c14n(etree.Element(element.tag, attributes))
+    return rendered[: -len(f"</{element.tag}>")]
+
+
+#: Transactions hashed at once: one canonicalization for many, a few hundred kB of tree.
+_RUN: Final = 512
+
+
+def _c14n_run(transactions: list[etree._Element]) -> bytes:
+    """The canonical form of consecutive transactions, each as it would be inside its section
+    (no namespaces, no text between them). They are moved out of the tree, which lets them go
+    once hashed."""
+    holder = etree.Element("run")
+    holder.extend(transactions)
+    return _c14n(holder)[len(b"<run>") : -len(b"</run>")]
+
+
+def _let_go(element: etree._Element) -> None:
+    """Drop an element already read, and the siblings before it."""
+    element.clear()
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
+
+
+#: The elements a streamed journal's hash takes as start and end tags around their content.
+_CONTAINERS: Final = frozenset({"Banks", "Bank", *SECTIONS})
+
+
+def stream_journal(data: bytes, schema: etree.XMLSchema) -> Journal | None:
+    """A valid, namespace-free journal read as it is parsed and validated, or None.
+
+    Its hash is the one :func:`read_journal` computes: the canonical form of Banks is built
+    piece by piece (each container's start tag, runs of transactions, the end tags), which
+    with blank text removed and no namespaces is the same bytes."""
+    digest: Any = None
+    closed = False  # whether the root's end tag was read: the document is whole
+    header: dict[str, str] = {}
+    declared = 0
+    banks: list[BankPart] = []
+    sections: list[Section] = []
+    ids: list[str] = []
+    pending: list[etree._Element] = []  # transactions read, not yet hashed
+    try:
+        events = etree.iterparse(
+            io.BytesIO(data), events=("start", "end"), schema=schema, **PARSER_OPTIONS
+        )
+        for event, element in events:
+            tag = element.tag
+            if event == "start":
+                if tag in _CONTAINERS:
+                    if digest is None:
+                        return None  # not after a header: not a journal
+                    digest.update(_start_tag(element))
+                    if tag == "Bank":
+                        sections = []
+                    elif tag in SECTIONS:
+                        ids = []
+                continue
+            if tag == "Txn":
+                if digest is None:
+                    return None
+                ids.append(element.get("id", ""))
+                if len(pending) >= _RUN:
+                    digest.update(_c14n_run(pending))  # all but this one, which is current
+                    pending = []
+                pending.append(element)
+            elif tag in SECTIONS:
+                if pending:
+                    digest.update(_c14n_run(pending))
+                    pending = []
+                sections.append(Section(tag, element.get("lastRowVersion", ""), tuple(ids)))
+                digest.update(f"</{tag}>".encode())
+                _let_go(element)
+            elif tag == "Bank":
+                # Sections in SECTIONS order, as read_journal lists them.
+                ordered = sorted(sections, key=lambda section: SECTIONS.index(section.name))
+                banks.append(BankPart(element.get("reference", ""), tuple(ordered)))
+                digest.update(b"</Bank>")
+                _let_go(element)
+            elif tag == "Banks":
+                if not banks and element.text:
+                    # Blank text in a Banks with no bank is kept by the parser, and so is
+                    # in its canonical form (a schema-valid Banks has no other text).
+                    digest.update(_c14n_text(element.text))
+                digest.update(b"</Banks>")
+            elif tag == "ControlAccounts" and element.getparent() is None:
+                closed = True
+            elif tag == "Header":
+                header = {str(k): str(v) for k, v in element.items()}
+                declared = int(header.get("transactionLineCount", "0"))
+                digest = _hash_start(
+                    header.get("systemIdentifier", ""), header.get("submissionID", ""), declared
+                )
+        root = events.root
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    # lxml's iterparse can end without an error on a document cut short (seen with a schema
+    # and resolve_entities=False), so what ended it is checked here: the root's end tag.
+    if not closed or digest is None or root is None or root.tag != "ControlAccounts":
+        return None
+    return Journal(
+        element=None,
+        system_identifier=header.get("systemIdentifier", ""),
+        submission_id=header.get("submissionID", ""),
+        declared_lines=declared,
+        banks=tuple(banks),
+        content_hash=digest.hexdigest(),
+    )
 
 
 def local_errors(journal: Journal) -> list[JournalError]:

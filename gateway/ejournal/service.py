@@ -9,7 +9,12 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.ejournal.journal import ROW_VERSION_ATTRIBUTES, Journal, read_journal
+from gateway.ejournal.journal import (
+    ROW_VERSION_ATTRIBUTES,
+    Journal,
+    read_journal,
+    read_journal_source,
+)
 from gateway.ejournal.results import (
     BANKS_SCHEMA,
     RESULTS_SCHEMA,
@@ -70,15 +75,17 @@ class EJournalService:
     async def post_journals(
         self, caller: Caller, document: etree._Element | None, source: bytes | None = None
     ) -> bytes:
-        """Post a journal once. ``source``, when given, is the UTF-8 document ``document``
-        was parsed from: FNG gets those bytes rather than the tree serialized again."""
-        if document is None:
+        """Post a journal once: ``document`` when it came as XML inside xmlData, or ``source``,
+        the UTF-8 bytes of one that came escaped as text, which is streamed and goes to FNG
+        as it is (never serialized again)."""
+        if source is not None:
+            journal, errors = read_journal_source(source, self._schemas, self._limits)
+        elif document is not None:
+            journal, errors = read_journal(document, self._schemas)
+        else:
             return journal_result(
                 False, [JournalError("SCHEMA", "xmlData holds no journal document")]
             )
-        # read_journal strips a namespace that leaked onto the journal, in place.
-        namespaced = etree.QName(document).namespace is not None
-        journal, errors = read_journal(document, self._schemas)
         if journal is None:
             return journal_result(False, errors)
         self._check_system(caller, journal.system_identifier)
@@ -88,10 +95,12 @@ class EJournalService:
             journal.system_identifier,
             journal.submission_id,
         )
-        if source is None or namespaced:
-            # Sent inline, or its namespace stripped: the tree is what FNG must get.
-            source = etree.tostring(journal.element, encoding="utf-8", xml_declaration=True)
-        payload = source
+        if journal.element is not None:
+            # Read as a tree (sent inline, or a namespace stripped): the tree is what FNG gets.
+            payload = etree.tostring(journal.element, encoding="utf-8", xml_declaration=True)
+        else:
+            assert source is not None
+            payload = source
 
         async def post(after_unknown: bool) -> Outcome:
             response = await self._fng.post_journals(caller.target, payload)

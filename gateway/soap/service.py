@@ -33,7 +33,7 @@ from gateway.errors import (
 )
 from gateway.soap.envelope import SoapVersion, envelope, read_message
 from gateway.soap.security import Credentials, from_http_basic, from_soap_headers
-from gateway.xmlsafe import Limits, parse, parse_text_source
+from gateway.xmlsafe import Limits, parse, utf8_document
 
 CallerT = TypeVar("CallerT")
 
@@ -68,11 +68,15 @@ class Call(Generic[CallerT]):
 
     def document(self, name: str) -> etree._Element | None:
         """An XML document parameter: sent as XML inside the element, or escaped as text."""
-        return self.sourced_document(name)[0]
+        element, source = self.sourced_document(name)
+        return element if source is None else parse(source, self.limits)
 
     def sourced_document(self, name: str) -> tuple[etree._Element | None, bytes | None]:
-        """:meth:`document`, and when it came escaped as text (as FMS clients send it), the
-        UTF-8 bytes it was parsed from, which can be sent on as they are."""
+        """A document parameter as it was sent: the element, when it came as XML inside the
+        parameter; or, when it came escaped as text (as FMS clients send it), its UTF-8
+        bytes, screened but not parsed, so that the handler may stream them and send them on
+        as they are. The envelope lets go of that text, for a big journal most of its size;
+        so a parameter is taken once."""
         child = self._child(name)
         if child is None:
             return None, None
@@ -82,7 +86,8 @@ class Call(Generic[CallerT]):
         text = (child.text or "").strip()
         if not text.startswith("<"):
             return None, None
-        return parse_text_source(text, self.limits)
+        child.text = None
+        return None, utf8_document(text, self.limits)
 
 
 Handler = Callable[[Call[Any]], Awaitable[bytes]]
@@ -231,6 +236,7 @@ class SoapService(Generic[CallerT]):
         if not data.strip():
             raise MalformedRequest("the request has no body")
         message = read_message(parse(data, self._limits), self._understood)
+        del data  # the tree holds what is needed; a big body need not stay in memory twice
         request[SOAP_VERSION] = message.version
         operation = self._operation_for(message.body)
         request[OPERATION] = operation.name

@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from lxml import etree
 
@@ -57,17 +57,22 @@ class Limits:
             raise ValueError("max_depth must be between 1 and 256")
 
 
+#: How every untrusted document is parsed: no DTD, no entities, no network, libxml2's own
+#: limits, no processing instructions, no blank text between elements.
+PARSER_OPTIONS: Final[dict[str, Any]] = {
+    "resolve_entities": False,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "no_network": True,
+    "huge_tree": False,
+    "remove_pis": True,
+    "remove_blank_text": True,
+    "collect_ids": False,
+}
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        load_dtd=False,
-        dtd_validation=False,
-        no_network=True,
-        huge_tree=False,
-        remove_pis=True,
-        remove_blank_text=True,
-        collect_ids=False,
-    )
+    return etree.XMLParser(**PARSER_OPTIONS)
 
 
 # One parser per thread is what lxml recommends; the gateway parses on the event loop.
@@ -115,8 +120,10 @@ def _to_parsable(data: bytes) -> bytes:
     return data
 
 
-def parse(data: bytes, limits: Limits) -> etree._Element:
-    """Parse one untrusted document and return its root element."""
+def screen(data: bytes, limits: Limits) -> bytes:
+    """The checks made on a document's bytes before libxml2 sees them: its size, an encoding
+    whose markup is ASCII, no DTD or entity declaration, and upper bounds on its elements and
+    attributes. Returns the bytes to parse."""
     if len(data) > limits.max_bytes:
         raise PayloadTooLarge(f"the document is larger than {limits.max_bytes} bytes")
     data = _to_parsable(data)
@@ -126,6 +133,12 @@ def parse(data: bytes, limits: Limits) -> etree._Element:
         raise XmlRejected(f"the document has more than {limits.max_elements} elements")
     if data.count(b"=") > limits.max_attributes:
         raise XmlRejected(f"the document has more than {limits.max_attributes} attributes")
+    return data
+
+
+def parse(data: bytes, limits: Limits) -> etree._Element:
+    """Parse one untrusted document and return its root element."""
+    data = screen(data, limits)
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -155,14 +168,16 @@ def as_utf8_document(text: str) -> bytes:
 
 def parse_text(text: str, limits: Limits) -> etree._Element:
     """Parse a document that arrived as a string (XML sent escaped inside a SOAP field)."""
-    return parse_text_source(text, limits)[0]
+    return parse(utf8_document(text, limits), limits)
 
 
-def parse_text_source(text: str, limits: Limits) -> tuple[etree._Element, bytes]:
-    """:func:`parse_text`, and the document as the UTF-8 bytes that were parsed, with a
-    declaration that says so: what can be sent on without serializing the tree again."""
-    data = _DECLARATION.sub(b"", text.encode("utf-8"), count=1)
+def utf8_document(text: str, limits: Limits) -> bytes:
+    """A document that arrived as a string, as UTF-8 bytes without its declaration (UTF-8 is
+    what XML assumes without one), screened as :func:`parse` screens bytes but not parsed.
+    They can be parsed, streamed, or sent on as they are."""
+    data = text.encode("utf-8")
     if len(data) > limits.max_bytes:
         raise PayloadTooLarge(f"the document is larger than {limits.max_bytes} bytes")
-    root = parse(data, limits)
-    return root, b'<?xml version="1.0" encoding="utf-8"?>\n' + data.lstrip()
+    if _DECLARATION.match(data):  # a copy only when there is a declaration to drop
+        data = _DECLARATION.sub(b"", data, count=1)
+    return screen(data, limits)

@@ -49,6 +49,10 @@ class SchemaRegistry:
     def __contains__(self, name: str) -> bool:
         return name in self._schemas
 
+    def schema(self, name: str) -> etree.XMLSchema:
+        """The compiled schema, for validating while a document is streamed."""
+        return self._schemas[name]
+
     def issues(self, name: str, element: etree._Element, limit: int = 50) -> list[SchemaIssue]:
         """Validate ``element`` as a document root; return at most ``limit`` issues."""
         schema = self._schemas[name]

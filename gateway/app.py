@@ -93,6 +93,7 @@ def limits_from(settings: Settings) -> Limits:
         max_elements=xml.max_elements,
         max_attributes=xml.max_attributes,
         body_timeout=xml.body_timeout_seconds,
+        stream_above=xml.stream_above_bytes,
     )
 
 

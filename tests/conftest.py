@@ -169,6 +169,8 @@ def gateway_settings(tmp_path: Path, sandbox: Sandbox, **overrides: Any) -> Sett
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
         "log_format": "text",
         "fng": {"base_url": f"{sandbox.url}/fng", "timeout_seconds": 5.0},
+        # Every journal sent as text is streamed, however small, so the tests go that way.
+        "xml": {"stream_above_bytes": 0},
         # Tests that are about eProcurement run the scheduler themselves.
         "eproc": {"enabled": False, "call_timeout_seconds": 5.0, "poll_timeout_seconds": 20.0},
     }

@@ -136,11 +136,14 @@ def read_journal_source(
 ) -> tuple[Journal | None, list[JournalError]]:
     """Read a journal from the bytes it was sent as (screened, see ``xmlsafe.screen``).
 
-    A valid journal is streamed: validated while it is parsed, each transaction hashed and
-    let go as it is read, so a journal of 50,000 lines never stands as a tree in memory.
-    Anything else (a broken document, one that breaks the schema, a namespace to strip) is
+    One larger than ``limits.stream_above`` is streamed: validated while it is parsed, its
+    transactions hashed and let go as they are read, so a journal of 50,000 lines never
+    stands as a tree (about 11 times its size) in memory. A smaller one, or one streaming
+    cannot take (a broken document, one that breaks the schema, a namespace to strip), is
     read whole, which lists every issue as :func:`read_journal` does."""
-    journal = stream_journal(data, schemas.schema(SCHEMA))
+    journal = (
+        stream_journal(data, schemas.schema(SCHEMA)) if len(data) > limits.stream_above else None
+    )
     if journal is None:
         return read_journal(parse(data, limits), schemas)
     errors = local_errors(journal)

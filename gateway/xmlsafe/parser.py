@@ -51,6 +51,8 @@ class Limits:
     max_elements: int
     max_attributes: int
     body_timeout: float = 60.0
+    #: Documents larger than this are streamed where the reader can (journals).
+    stream_above: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_depth <= 256:

@@ -23,8 +23,11 @@ from typing import Final
 #: (part, pattern a frame "function (file:line)" matches), first match wins.
 PARTS: Final = (
     ("XSD validation (journal, FNG's answer)", r"^SchemaRegistry\.issues "),
-    ("content hash (exclusive c14n + SHA-256)", r"^Journal\.payload_hash "),
-    ("parsing the journal (xmlData)", r"^parse_text_source "),
+    ("content hash (exclusive c14n + SHA-256)", r"^(_c14n|_c14n_run|_start_tag|_hash_start) "),
+    (
+        "parsing the journal (and validating it, when streamed)",
+        r"^(read_journal_source|stream_journal|utf8_document) ",
+    ),
     ("parsing the SOAP envelope", r"^parse \(gateway/xmlsafe/parser\.py"),
     ("journal rules", r"^(read_journal|local_errors|_section_errors) "),
     (

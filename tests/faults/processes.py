@@ -143,6 +143,8 @@ class Deployment:
                 "FNG_GATEWAY_PORT": "0",
                 "FNG_GATEWAY_LOG_LEVEL": "WARNING",
                 "FNG_GATEWAY_LOG_FORMAT": "text",
+                # Every journal sent as text is streamed, however small.
+                "FNG_GATEWAY_XML__STREAM_ABOVE_BYTES": "0",
                 "FNG_GATEWAY_FNG__BASE_URL": f"{sandbox.url}/fng",
                 # Stopping is not what these tests are about: no wait for load balancers.
                 "FNG_GATEWAY_SHUTDOWN__DRAIN_SECONDS": "0",

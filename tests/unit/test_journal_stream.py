@@ -15,7 +15,9 @@ from gateway.ejournal.journal import SCHEMA, read_journal, read_journal_source, 
 from gateway.xmlsafe import Limits, SchemaRegistry, parse, shipped_schemas_dir
 from tests.support import BankEntry, Txn, big_journal, journal_xml
 
-LIMITS = Limits(max_bytes=10**7, max_depth=64, max_elements=10**6, max_attributes=10**7)
+LIMITS = Limits(
+    max_bytes=10**7, max_depth=64, max_elements=10**6, max_attributes=10**7, stream_above=0
+)
 SCHEMAS = SchemaRegistry(shipped_schemas_dir(), [SCHEMA])
 
 
@@ -155,3 +157,19 @@ def test_rule_breaking_journal_streamed_gets_its_errors() -> None:
     journal, errors = read_journal_source(document.encode(), SCHEMAS, LIMITS)
     assert journal is None and [e.code for e in errors] == ["DUPLICATE_ID"]
     assert errors == read_journal(parse(document.encode(), LIMITS), SCHEMAS)[1]
+
+
+def test_journals_above_the_threshold_are_streamed() -> None:
+    """Below ``stream_above`` a journal is read as a tree (faster), above it streamed."""
+    data = SAMPLE.encode()
+    for threshold, streamed in ((len(data), False), (len(data) - 1, True)):
+        limits = Limits(
+            max_bytes=10**7,
+            max_depth=64,
+            max_elements=10**6,
+            max_attributes=10**7,
+            stream_above=threshold,
+        )
+        journal, errors = read_journal_source(data, SCHEMAS, limits)
+        assert journal is not None, errors
+        assert (journal.element is None) == streamed

@@ -135,14 +135,9 @@ class TokenProvider:
         if shared == token:
             await self._cache.delete(self._shared_key(key))
 
-    def _takes(self, key: str, shared: Token | None, stale: Token | None) -> bool:
+    def _takes(self, key: str, shared: Token, stale: Token | None) -> bool:
         """Whether a token found in the shared cache is worth using."""
-        return (
-            shared is not None
-            and shared.usable(time.time())
-            and shared != stale
-            and shared != self._refused.get(key)
-        )
+        return shared.usable(time.time()) and shared != stale and shared != self._refused.get(key)
 
     async def _obtain(self, vendor: VendorCredentials, stale: Token | None) -> Token:
         key = vendor.cache_key

@@ -9,10 +9,7 @@ shows that the measure sees a request's cost.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,14 +18,9 @@ from typing import Final
 
 import aiohttp
 import pytest
-from cryptography.fernet import Fernet
 
-from gateway.quickstart import register_demo
-from gateway.store import create_store
-from gateway.store.migrate import upgrade
-from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
 from tests.conftest import Sandbox
+from tests.faults.processes import Deployment, GatewayProcess
 from tests.hostile.corpus import (
     assert_fault,
     fresh_journal,
@@ -44,7 +36,6 @@ MAX_ELEMENTS: Final = 250_000
 MAX_ATTRIBUTES: Final = 1_000_000
 #: What one refused request may add to the gateway's peak memory.
 BOUND: Final = 3 * LIMIT
-COMMAND: Final = str(Path(sys.executable).with_name("fng-gateway"))
 MiB: Final = 1024 * 1024
 
 
@@ -57,15 +48,18 @@ def kilobytes(pid: int, field: str) -> int:
 
 @dataclass
 class Served:
-    """``fng-gateway serve`` as a child process; its log goes to a file."""
+    """``fng-gateway serve`` as a child process, with its peak memory to read."""
 
-    process: asyncio.subprocess.Process
-    url: str
-    log: Path
+    process: GatewayProcess
+
+    @property
+    def url(self) -> str:
+        return self.process.url
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        assert self.process.process is not None
+        return self.process.process.pid
 
     def reset_peak(self) -> int:
         """Reset VmHWM to the current resident set, which is returned (in bytes)."""
@@ -78,52 +72,24 @@ class Served:
 
 @pytest.fixture
 async def served(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[tuple[Served, Auth]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    key = Fernet.generate_key()
-    await upgrade(url)
-    store = create_store(url)
-    demo = await register_demo(RegistryService(store, SecretBox([key])), sandbox.demo, sandbox.url)
-    await store.close()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("FNG_GATEWAY_")}
-    env.update(
-        {
-            "FNG_GATEWAY_DATABASE_URL": url,
-            "FNG_GATEWAY_MASTER_KEYS": key.decode(),
-            "FNG_GATEWAY_PORT": "0",
-            "FNG_GATEWAY_LOG_FORMAT": "text",
-            "FNG_GATEWAY_LOG_LEVEL": "WARNING",
-            "FNG_GATEWAY_FNG__BASE_URL": f"{sandbox.url}/fng",
-            "FNG_GATEWAY_EPROC__ENABLED": "false",
-            "FNG_GATEWAY_XML__MAX_BYTES": str(LIMIT),
-            "FNG_GATEWAY_XML__MAX_ELEMENTS": str(MAX_ELEMENTS),
-            "FNG_GATEWAY_XML__MAX_ATTRIBUTES": str(MAX_ATTRIBUTES),
-            # Large blocks mapped and unmapped as they come and go (glibc would otherwise raise
-            # this threshold after the first large free and keep freed memory resident, which
-            # would hide the next request's cost in memory already counted).
-            "MALLOC_MMAP_THRESHOLD_": str(128 * 1024),
-        }
+    deployment = await Deployment.create(sandbox, tmp_path)
+    process = deployment.process(
+        eproc__enabled="false",
+        xml__max_bytes=LIMIT,
+        xml__max_elements=MAX_ELEMENTS,
+        xml__max_attributes=MAX_ATTRIBUTES,
     )
-    log = tmp_path / "gateway.log"
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            COMMAND, "serve", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=sink
-        )
+    # Large blocks mapped and unmapped as they come and go (glibc would otherwise raise this
+    # threshold after the first large free and keep freed memory resident, which would hide
+    # the next request's cost in memory already counted).
+    process.env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
+    process.start()
     try:
-        deadline = time.monotonic() + 60
-        found = None
-        while found is None:
-            assert process.returncode is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            await asyncio.sleep(0.1)
-            found = re.search(r"listening on (http://\S+)", log.read_text())
-        yield (
-            Served(process, found.group(1), log),
-            Auth(demo.username, demo.password, demo.database_key),
-        )
+        await process.listening()
+        yield Served(process), deployment.auth
     finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 30)
+        if process.running:
+            process.stop()
 
 
 @dataclass(frozen=True)

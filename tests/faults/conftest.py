@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 from gateway.sandbox import SandboxState, create_sandbox_app, seed_demo
@@ -39,6 +40,14 @@ class Rig:
     gateway: GatewayProcess
     http: aiohttp.ClientSession
     sent: Submissions
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def faults_cleared(rig: Rig) -> AsyncIterator[None]:
+    """For a module with a ``rig``: a test that fails midway leaves no fault behind for the
+    next one."""
+    yield
+    await rig.sandbox.clear_faults()
 
 
 @asynccontextmanager

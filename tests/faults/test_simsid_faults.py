@@ -18,7 +18,7 @@ import pytest_asyncio
 from tests.faults.clients import Client, assert_in_fng_once
 from tests.faults.conftest import Rig, open_rig
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("faults_cleared")]
 
 #: The gateway's timeouts of a token request and of an FNG call, and how much longer a call
 #: may take end to end (authentication, the ledger, a loaded test machine).
@@ -43,13 +43,6 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
         eproc__enabled="false",
     ) as opened:
         yield opened
-
-
-@pytest_asyncio.fixture(autouse=True, loop_scope="module")
-async def faults_cleared(rig: Rig) -> AsyncIterator[None]:
-    """A test that fails midway leaves no fault behind for the next one."""
-    yield
-    await rig.sandbox.clear_faults()
 
 
 def client(rig: Rig) -> Client:

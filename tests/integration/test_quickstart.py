@@ -107,6 +107,28 @@ def run_budget_demo(info: dict[str, Any], version: str, serial: int) -> list[dic
     return budgets
 
 
+def readme_budget() -> bytes:
+    """The budget ``Message`` the README shows."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("A budget for the demo school", 1)[1].split("```xml\n", 1)[1]
+    return block.split("```", 1)[0].encode()
+
+
+def import_readme_budget(info: dict[str, Any]) -> str | None:
+    """The README's budget, imported as its zeep line says; the result's ``isSuccess``."""
+    client = zeep.Client(info["wsdl"]["budget"])
+    auth = {
+        "AuthHeader": {
+            "Username": info["account"]["username"],
+            "Password": info["account"]["password"],
+            "Database": info["schools"][0]["database_key"],
+        }
+    }
+    message = etree.fromstring(readme_budget())
+    result = client.service.ImportBudget(xmlData={"_value_1": message}, _soapheaders=auth)
+    return result.get("isSuccess")  # type: ignore[no-any-return]
+
+
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url) as response:
         return json.loads(response.read())
@@ -152,6 +174,7 @@ class TestQuickstart:
             assert [str(budget["serial_number"]) for budget in budgets] == ["1"]
             budgets = await asyncio.to_thread(run_budget_demo, info, "1.2", 2)
             assert [str(budget["serial_number"]) for budget in budgets] == ["1", "2"]
+            assert await asyncio.to_thread(import_readme_budget, info) == "true"
             # Within one poll interval of starting, the demo portal's valid documents are in
             # FNG and acknowledged; the invalid ones are not; the authorised order was sent.
             delivered, acknowledged, portal = await asyncio.to_thread(

@@ -10,9 +10,12 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import aiohttp
+import sqlalchemy as sa
 from lxml import etree
 
 from gateway import ns
+from gateway.store import Store
+from gateway.store.tables import databases, schools, vendors
 
 _counter = itertools.count(1)
 
@@ -302,3 +305,30 @@ def budget_xml(
 def budget_operation(name: str, **params: str) -> str:
     inner = "".join(f"<{key}>{value}</{key}>" for key, value in params.items())
     return f'<{name} xmlns="{ns.BUDGET}">{inner}</{name}>'
+
+
+async def seed_one_database(store: Store) -> None:
+    """Vendor 1, school 1 and its database 1: what a ledger entry needs to refer to."""
+    now = sa.func.now()
+    async with store.write() as conn:
+        await conn.execute(
+            vendors.insert().values(
+                id=1,
+                name="v",
+                token_url="http://x",
+                client_id="c",
+                auth_method="client_secret_basic",
+                credential_enc="-",
+                created_at=now,
+            )
+        )
+        await conn.execute(
+            schools.insert().values(
+                id=1, name="s", la_number="123", establishment_number="4567", created_at=now
+            )
+        )
+        await conn.execute(
+            databases.insert().values(
+                id=1, school_id=1, vendor_id=1, name="d", fng_key_enc="-", created_at=now
+            )
+        )

@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop where it is installed (a dependency on Linux and macOS), unless
     FNG_GATEWAY_EVENT_LOOP=asyncio asks for the standard library's."""
     if os.environ.get("FNG_GATEWAY_EVENT_LOOP", "uvloop") == "asyncio":
@@ -64,7 +64,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             code: int = runner.run(args.run(args))
         return code
     except GatewayError as exc:

@@ -224,7 +224,8 @@ class Ledger:
         now = datetime.now(UTC)
         try:
             return await self._store.transact(
-                functools.partial(self._insert, key, payload_hash, expectations, now)
+                functools.partial(self._insert, key, payload_hash, expectations, now),
+                single_statement=True,
             )
         except IntegrityError:
             pass
@@ -337,7 +338,7 @@ class Ledger:
             values = {"entry_id": entry_id, "entry_owner": self.owner, "new_state": state.value}
             return conn.execute(_RECORD, {**values, "result": result, "now": now}).rowcount
 
-        done = await self._store.transact(record)
+        done = await self._store.transact(record, single_statement=True)
         if done != 1:
             log.error(
                 "a ledger entry's lease was lost before its outcome was recorded",

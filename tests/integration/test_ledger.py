@@ -18,7 +18,8 @@ from gateway.errors import OutcomeUnknown, SubmissionInProgress, UpstreamError
 from gateway.store import Store, create_store
 from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
 from gateway.store.migrate import upgrade
-from gateway.store.tables import databases, ledger, schools, vendors
+from gateway.store.tables import ledger
+from tests.support import seed_one_database
 
 KEY = LedgerKey(database_id=1, interface="ejournal", scope="TPPCS", submission_id="0071")
 
@@ -31,32 +32,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         url = request.getfixturevalue("postgres_url")
     await upgrade(url)
     store = create_store(url)
-    async with store.write() as conn:
-        await conn.execute(
-            vendors.insert().values(
-                id=1,
-                name="v",
-                token_url="http://x",
-                client_id="c",
-                auth_method="client_secret_basic",
-                credential_enc="-",
-                created_at=sa.func.now(),
-            )
-        )
-        await conn.execute(
-            schools.insert().values(
-                id=1,
-                name="s",
-                la_number="123",
-                establishment_number="4567",
-                created_at=sa.func.now(),
-            )
-        )
-        await conn.execute(
-            databases.insert().values(
-                id=1, school_id=1, vendor_id=1, name="d", fng_key_enc="-", created_at=sa.func.now()
-            )
-        )
+    await seed_one_database(store)
     yield store
     await store.close()
 

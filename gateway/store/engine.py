@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -47,8 +47,16 @@ def _unavailable(exc: Exception) -> bool:
 T = TypeVar("T")
 
 
-def _store_unavailable(exc: Exception) -> StoreUnavailable:
-    return StoreUnavailable(f"the store is unavailable: {type(exc).__name__}")
+@contextlib.contextmanager
+def _unreachable_as_store_unavailable() -> Iterator[None]:
+    """A database error that means the store cannot be reached becomes
+    :class:`StoreUnavailable`; any other passes as it is."""
+    try:
+        yield
+    except (DBAPIError, OSError) as exc:
+        if not _unavailable(exc):
+            raise
+        raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
 
 
 class Store:
@@ -83,26 +91,18 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with _unreachable_as_store_unavailable():
             async with self.engine.connect() as conn:
                 yield conn
-        except (DBAPIError, OSError) as exc:
-            if not _unavailable(exc):
-                raise
-            raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         async with contextlib.AsyncExitStack() as stack:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
-            try:
+            with _unreachable_as_store_unavailable():
                 async with self._writer.begin() as conn:
                     yield conn
-            except (DBAPIError, OSError) as exc:
-                if not _unavailable(exc):
-                    raise
-                raise _store_unavailable(exc) from exc
 
     async def transact(
         self, work: Callable[[Connection], T], *, single_statement: bool = False
@@ -114,13 +114,9 @@ class Store:
         ``single_statement`` promises that ``work`` executes one statement, which is then
         its own transaction where the database allows it (PostgreSQL)."""
         if single_statement and self._autocommit is not None:
-            try:
+            with _unreachable_as_store_unavailable():
                 async with self._autocommit.connect() as conn:
                     return await conn.run_sync(work)
-            except (DBAPIError, OSError) as exc:
-                if not _unavailable(exc):
-                    raise
-                raise _store_unavailable(exc) from exc
         if self._sync_writer is None or self._thread is None:
             async with self.write() as conn:
                 return await conn.run_sync(work)
@@ -132,7 +128,7 @@ class Store:
                 return work(conn)
 
         async with self._write_lock:
-            try:
+            with _unreachable_as_store_unavailable():
                 # Shielded: a cancelled caller still waits for the transaction to end, so
                 # the write lock is never released while the thread is inside one.
                 # In a copy of the caller's context, so its log lines keep their request id.
@@ -144,10 +140,6 @@ class Store:
                     with contextlib.suppress(Exception):
                         await future
                     raise
-            except (DBAPIError, OSError) as exc:
-                if not _unavailable(exc):
-                    raise
-                raise _store_unavailable(exc) from exc
 
     async def ping(self) -> bool:
         try:

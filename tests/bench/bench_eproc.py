@@ -63,14 +63,17 @@ from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import RegistryService
 from tests.bench.bench_postjournals import (
     CLOCK_TICKS,
-    BenchError,
     Server,
     base_environment,
     cpu_seconds,
     own_cpu_seconds,
     start_server,
 )
-from tests.bench.report import write_json
+from tests.bench.report import (
+    BenchError,
+    run_bench,
+    write_json,
+)
 
 NUMBER: Final = "@@NUMBER@@"
 BENCH_PORTAL_PREFIX: Final = "bench-"
@@ -1245,16 +1248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 await bench.stop()
 
         try:
-            asyncio.run(go())
-        except BenchError as exc:
-            print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 130
+            status = run_bench(go())
         finally:
             root.removeHandler(log_file)
             root.removeHandler(bench.collector)
             log_file.close()
+        if status is not None:
+            return status
         print(table(bench))
         write_json(args.json, report_json(bench))
     return 1 if bench.failed else 0

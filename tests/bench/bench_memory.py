@@ -23,7 +23,6 @@ received each journal exactly once; anything else fails the run. See README.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import platform
@@ -49,7 +48,6 @@ from tests.bench.bench_postjournals import (
     REPO,
     SUBMISSION_ID_LENGTH,
     SUCCESS,
-    BenchError,
     Pinning,
     Server,
     Tags,
@@ -65,9 +63,12 @@ from tests.bench.bench_postjournals import (
 )
 from tests.bench.bench_postjournals import Bench as PostJournalsBench
 from tests.bench.report import (
+    BenchError,
     add_gateway_options,
     add_pinning_options,
+    checks,
     gateway_option_lines,
+    run_bench,
     write_json,
 )
 from tests.support import Auth
@@ -464,16 +465,12 @@ def table(bench: Bench) -> str:
             f"{GOAL_MB_PER_CORE_SECOND:g}: "
             f"{_met(row.mb_per_core_second >= GOAL_MB_PER_CORE_SECOND)})"
         )
-    if bench.gateway_log:
-        out.append("\nthe gateway logged (WARNING and above):")
-        out.extend(f"- {line}" for line in bench.gateway_log[:40])
-    if bench.problems:
-        out.append("\nchecks that failed (the figures are not to be used):")
-        out.extend(f"- {problem}" for problem in bench.problems)
-    else:
-        out.append(
-            "\nchecks: every answer was a success and the upstream received each journal once"
-        )
+    out += checks(
+        bench.gateway_log[:40],
+        "the gateway",
+        bench.problems,
+        "every answer was a success and the upstream received each journal once",
+    )
     return "\n".join(out)
 
 
@@ -587,17 +584,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(args, pinning, work)
         print(header(bench), flush=True)
         print("\nstarting the upstream, registering …", flush=True)
-        try:
-            bench.start()
-            print(f"registered through the CLI: {bench.registered}", flush=True)
-            asyncio.run(bench.run())
-        except BenchError as exc:
-            print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 130
-        finally:
-            bench.stop()
+
+        async def go() -> None:
+            try:
+                bench.start()
+                print(f"registered through the CLI: {bench.registered}", flush=True)
+                await bench.run()
+            finally:
+                bench.stop()
+
+        status = run_bench(go())
+        if status is not None:
+            return status
         print(table(bench))
         write_json(args.json, report_json(bench))
     return 1 if bench.problems else 0

@@ -49,9 +49,11 @@ from xml.sax.saxutils import escape as xml_escape
 import aiohttp
 
 from tests.bench.report import (
+    BenchError,
     add_gateway_options,
     add_pinning_options,
     gateway_option_lines,
+    run_bench,
     write_json,
 )
 from tests.bench.servers import POST_JOURNALS_PATH, TOKEN_PATH
@@ -74,10 +76,6 @@ XML_CONTENT_TYPE: Final = "application/xml; charset=utf-8"
 SUCCESS: Final = b'isSuccess="true"'
 TARGETS: Final = ("gateway", "passthrough", "direct")
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why."""
 
 
 # -- processes ----------------------------------------------------------------------------
@@ -908,18 +906,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(args, pinning, work)
         print(header(bench), flush=True)
         print("\nstarting the upstream, the gateway and the pass-through …", flush=True)
-        try:
-            bench.start()
-            if bench.registered:
-                print(f"registered through the CLI: {bench.registered}", flush=True)
-            asyncio.run(bench.run())
-        except BenchError as exc:
-            print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 130
-        finally:
-            bench.stop()
+
+        async def go() -> None:
+            try:
+                bench.start()
+                if bench.registered:
+                    print(f"registered through the CLI: {bench.registered}", flush=True)
+                await bench.run()
+            finally:
+                bench.stop()
+
+        status = run_bench(go())
+        if status is not None:
+            return status
         print(table(bench))
         write_json(args.json, report_json(bench))
     return 1 if any(cell.failed for cell in bench.cells) else 0

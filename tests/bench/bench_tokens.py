@@ -51,7 +51,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.bench.bench_postjournals import (
     REPO,
     SUCCESS,
-    BenchError,
     Server,
     Tags,
     Template,
@@ -63,7 +62,14 @@ from tests.bench.bench_postjournals import (
     start_server,
     workdir,
 )
-from tests.bench.report import add_gateway_options, gateway_option_lines, write_json
+from tests.bench.report import (
+    BenchError,
+    add_gateway_options,
+    checks,
+    gateway_option_lines,
+    run_bench,
+    write_json,
+)
 from tests.support import Auth
 
 #: The PostgreSQL server the tests use (FNG_TEST_POSTGRES, as for them), and a Redis
@@ -497,17 +503,13 @@ def table(bench: Bench) -> str:
             f"(expected {EXPECTED_TOKENS[variant]} each)"
         )
     logged = [f"{r.variant} round {r.number}, {line}" for r in bench.rounds for line in r.logged]
-    if logged:
-        out.append("\nthe replicas logged (WARNING and above):")
-        out.extend(f"- {line}" for line in logged)
-    if bench.problems:
-        out.append("\nchecks that failed (the figures are not to be used):")
-        out.extend(f"- {problem}" for problem in bench.problems)
-    else:
-        out.append(
-            "\nchecks: every call succeeded, the upstream received each journal once, and no "
-            "round asked SIMS ID for more tokens than expected"
-        )
+    out += checks(
+        logged,
+        "the replicas",
+        bench.problems,
+        "every call succeeded, the upstream received each journal once, and no round asked "
+        "SIMS ID for more tokens than expected",
+    )
     return "\n".join(out)
 
 
@@ -627,13 +629,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.cache.close()
                 await bench.database.drop()
 
-        try:
-            asyncio.run(go())
-        except BenchError as exc:
-            print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 130
+        status = run_bench(go())
+        if status is not None:
+            return status
         print(table(bench))
         write_json(args.json, report_json(bench))
     return 1 if bench.problems else 0

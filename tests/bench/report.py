@@ -1,12 +1,48 @@
-"""What the benchmarks share: their common options, and how they write their figures."""
+"""What the benchmarks share: their common options, how they run, and how they write their
+figures."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
+import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why."""
+
+
+def run_bench(bench: Coroutine[Any, Any, object]) -> int | None:
+    """Run a benchmark to its end: None when it got there, else the exit status (1 when it
+    failed, said on standard error; 130 when interrupted)."""
+    try:
+        asyncio.run(bench)
+    except BenchError as exc:
+        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return None
+
+
+def checks(logged: list[str], who: str, problems: list[str], passed: str) -> list[str]:
+    """The last lines of a report: what ``who`` logged, then the checks that failed, or
+    ``passed`` when none did."""
+    out = []
+    if logged:
+        out.append(f"\n{who} logged (WARNING and above):")
+        out.extend(f"- {line}" for line in logged)
+    if problems:
+        out.append("\nchecks that failed (the figures are not to be used):")
+        out.extend(f"- {problem}" for problem in problems)
+    else:
+        out.append(f"\nchecks: {passed}")
+    return out
 
 
 def json_safe(value: Any) -> Any:

@@ -23,6 +23,7 @@ from gateway.budget.results import BudgetError, budget_result
 from gateway.errors import NotFound, OutcomeUnknown, UpstreamError
 from gateway.fng import FngClient, FngResponse
 from gateway.fng.documents import answer_document
+from gateway.soap.results import replayed
 from gateway.store.cache import ReadThrough
 from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
 from gateway.tenancy.model import Caller, Interface
@@ -112,7 +113,11 @@ class BudgetService:
             codes = {error.get("code") for error in result.iterfind("Errors/Error")}
             if after_unknown and codes == {"DUPLICATE_SERIAL"}:
                 # The attempt whose answer was lost had been imported after all.
-                return Outcome(budget_result(True, serial_number=budget.serial_number), posted=True)
+                return Outcome(
+                    budget_result(True, serial_number=budget.serial_number),
+                    posted=True,
+                    earlier=True,
+                )
             return Outcome(etree.tostring(result, encoding="utf-8"), posted=False)
 
         async def reconcile(_expectations: str) -> Reconciled:
@@ -121,7 +126,7 @@ class BudgetService:
             return Reconciled(landed=None)
 
         try:
-            return await self._ledger.submit(key, budget.payload_hash(), "{}", post, reconcile)
+            submitted = await self._ledger.submit(key, budget.payload_hash(), "{}", post, reconcile)
         except SubmissionConflict as exc:
             return budget_result(
                 False,
@@ -135,6 +140,7 @@ class BudgetService:
                 ],
                 serial_number=budget.serial_number,
             )
+        return replayed(submitted.result) if submitted.replay else submitted.result
 
     async def _check(self, caller: Caller, budget: Budget) -> list[BudgetError]:
         """The school must be the database's own, the year the school's, and every code in

@@ -85,19 +85,43 @@ def strip_namespaces(element: etree._Element) -> etree._Element:
     return element
 
 
-def read_journal(
-    element: etree._Element, schemas: SchemaRegistry
-) -> tuple[Journal | None, list[JournalError]]:
-    """Validate and read a journal. Either a journal and no errors, or errors."""
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a document sent as a journal turned out to be: a ``journal`` the gateway can read
+    (None when it breaks the schema), every problem found without FNG, and the header's
+    identifiers, which results carry even for a document that could not be read."""
+
+    journal: Journal | None
+    errors: list[JournalError]
+    system_identifier: str | None = None
+    submission_id: str | None = None
+
+    @property
+    def accepted(self) -> Journal | None:
+        """The journal, when nothing is wrong with it."""
+        return None if self.errors else self.journal
+
+
+def _checked(journal: Journal) -> Reading:
+    return Reading(journal, local_errors(journal), journal.system_identifier, journal.submission_id)
+
+
+def read_journal(element: etree._Element, schemas: SchemaRegistry) -> Reading:
+    """Validate and read a journal, and check it by the rules that need no FNG state."""
     if etree.QName(element).namespace is not None:
         element = strip_namespaces(element)
     if element.tag != "ControlAccounts":
-        return None, [
-            JournalError("SCHEMA", f"expected a ControlAccounts document, not {element.tag}")
-        ]
+        expected = f"expected a ControlAccounts document, not {element.tag}"
+        return Reading(None, [JournalError("SCHEMA", expected)])
     issues = schemas.issues(SCHEMA, element)
     if issues:
-        return None, [JournalError("SCHEMA", str(issue)) for issue in issues]
+        header = element.find("Header")
+        return Reading(
+            None,
+            [JournalError("SCHEMA", str(issue)) for issue in issues],
+            None if header is None else header.get("systemIdentifier"),
+            None if header is None else header.get("submissionID"),
+        )
     for empty in element.iter("Bank", *SECTIONS):
         if not len(empty):
             empty.text = None  # element-only content: whatever text is left is indentation
@@ -119,21 +143,19 @@ def read_journal(
     banks_element = element.find("Banks")
     assert banks_element is not None
     digest.update(_c14n(banks_element))
-    journal = Journal(
-        element=element,
-        system_identifier=system_identifier,
-        submission_id=submission_id,
-        declared_lines=declared_lines,
-        banks=tuple(banks),
-        content_hash=digest.hexdigest(),
+    return _checked(
+        Journal(
+            element=element,
+            system_identifier=system_identifier,
+            submission_id=submission_id,
+            declared_lines=declared_lines,
+            banks=tuple(banks),
+            content_hash=digest.hexdigest(),
+        )
     )
-    errors = local_errors(journal)
-    return (None, errors) if errors else (journal, [])
 
 
-def read_journal_source(
-    data: bytes, schemas: SchemaRegistry, limits: Limits
-) -> tuple[Journal | None, list[JournalError]]:
+def read_journal_source(data: bytes, schemas: SchemaRegistry, limits: Limits) -> Reading:
     """Read a journal from the bytes it was sent as (screened, see ``xmlsafe.screen``).
 
     One larger than ``limits.stream_above`` is streamed: validated while it is parsed, its
@@ -146,8 +168,7 @@ def read_journal_source(
     )
     if journal is None:
         return read_journal(parse(data, limits), schemas)
-    errors = local_errors(journal)
-    return (None, errors) if errors else (journal, [])
+    return _checked(journal)
 
 
 def _hash_start(system_identifier: str, submission_id: str, declared_lines: int) -> Any:

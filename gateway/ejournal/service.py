@@ -25,6 +25,7 @@ from gateway.ejournal.results import (
     serialize,
 )
 from gateway.errors import (
+    GatewayError,
     NotPermitted,
     OutcomeUnknown,
     ReconciliationFailed,
@@ -32,11 +33,13 @@ from gateway.errors import (
 )
 from gateway.fng import FngClient, FngResponse
 from gateway.fng.documents import answer_document
+from gateway.soap.results import replayed
 from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
 from gateway.tenancy.model import Caller, Interface
 from gateway.xmlsafe import Limits, SchemaRegistry
 
 log = logging.getLogger(__name__)
+
 
 MAX_AUDIT_MESSAGE: Final = 4000
 
@@ -79,15 +82,27 @@ class EJournalService:
         the UTF-8 bytes of one that came escaped as text, which is streamed and goes to FNG
         as it is (never serialized again)."""
         if source is not None:
-            journal, errors = read_journal_source(source, self._schemas, self._limits)
+            reading = read_journal_source(source, self._schemas, self._limits)
         elif document is not None:
-            journal, errors = read_journal(document, self._schemas)
+            reading = read_journal(document, self._schemas)
         else:
             return journal_result(
                 False, [JournalError("SCHEMA", "xmlData holds no journal document")]
             )
+        journal = reading.accepted
         if journal is None:
-            return journal_result(False, errors)
+            errors = reading.errors
+            if (
+                reading.journal is not None
+                and reading.journal.system_identifier in caller.system_identifiers
+            ):
+                errors = errors + await self._against_fng_banks(caller, reading.journal, errors)
+            return journal_result(
+                False,
+                errors,
+                system_identifier=reading.system_identifier,
+                submission_id=reading.submission_id,
+            )
         self._check_system(caller, journal.system_identifier)
         key = LedgerKey(
             caller.target.database_id,
@@ -118,14 +133,14 @@ class EJournalService:
             codes = {error.get("code") for error in result.iterfind("Errors/Error")}
             if after_unknown and codes == {"DUPLICATE_SUBMISSION"}:
                 # The attempt whose answer was lost had landed after all.
-                return Outcome(_landed(journal), posted=True)
+                return Outcome(_landed(journal), posted=True, earlier=True)
             return Outcome(serialize(result), posted=False)
 
         async def reconcile(expectations: str) -> Reconciled:
             return await self._reconcile(caller, journal, json.loads(expectations))
 
         try:
-            return await self._ledger.submit(
+            submitted = await self._ledger.submit(
                 key, journal.payload_hash(), journal.expectations(), post, reconcile
             )
         except SubmissionConflict as exc:
@@ -142,6 +157,78 @@ class EJournalService:
                 system_identifier=journal.system_identifier,
                 submission_id=journal.submission_id,
             )
+        return replayed(submitted.result) if submitted.replay else submitted.result
+
+    async def _against_fng_banks(
+        self, caller: Caller, journal: Journal, found: list[JournalError]
+    ) -> list[JournalError]:
+        """For a journal already refused, what FNG's banks tell besides (a read, nothing
+        posted): banks not mapped for the payment system, and row versions that do not
+        continue FNG's. So one answer lists what the gateway can find; the codes mapped
+        for products, VAT and charges only FNG knows, and it checks them once the journal
+        passes the gateway's own checks. Nothing is added when FNG cannot be asked."""
+        system = journal.system_identifier
+        try:
+            response = await self._fng.get_banks(caller.target, system)
+            if response.status == 404:
+                return [
+                    JournalError(
+                        "UNKNOWN_SYSTEM",
+                        f"FNG has no payment system {system!r} for this database",
+                        section="Header",
+                        sent=system,
+                    )
+                ]
+            if response.status != 200:
+                return []
+            reported = {
+                bank.get("externalReference"): bank
+                for bank in self._document(response, BANKS_SCHEMA, "GetBanks").iterfind(
+                    "Banks/Bank"
+                )
+            }
+        except GatewayError as exc:
+            log.info("FNG's banks could not be read to check a refused journal: %s", exc.message)
+            return []
+        flagged = {(error.bank, error.section) for error in found if error.code == "ROW_VERSION"}
+        errors: list[JournalError] = []
+        for bank in journal.banks:
+            fng_bank = reported.get(bank.reference)
+            if fng_bank is None:
+                if not any(e.code == "UNMAPPED_BANK" and e.bank == bank.reference for e in errors):
+                    errors.append(
+                        JournalError(
+                            "UNMAPPED_BANK",
+                            f"bank {bank.reference} is not mapped for payment system {system}",
+                            bank=bank.reference,
+                            expected=f"a bank mapped for {system}: "
+                            + (", ".join(sorted(str(r) for r in reported)) or "none"),
+                            sent=bank.reference,
+                        )
+                    )
+                continue
+            for section in bank.sections:
+                current = fng_bank.get(ROW_VERSION_ATTRIBUTES[section.name])
+                sent = section.last_row_version.strip()
+                if current is None or (bank.reference, section.name) in flagged:
+                    continue
+                expected = int(current or "0") + len(section.ids)
+                number = sent.isascii() and sent.isdigit()
+                if (number and int(sent) == expected) or (not sent and not expected):
+                    continue
+                errors.append(
+                    JournalError(
+                        "ROW_VERSION",
+                        f"lastRowVersion of {section.name} in bank {bank.reference} must be "
+                        f"{expected} (FNG's last row version, {int(current or '0')}, plus "
+                        f"{len(section.ids)} transactions)",
+                        bank=bank.reference,
+                        section=section.name,
+                        expected=str(expected),
+                        sent=section.last_row_version,
+                    )
+                )
+        return errors
 
     async def _reconcile(
         self, caller: Caller, journal: Journal, expected: dict[str, dict[str, int]]

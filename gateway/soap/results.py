@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from lxml import etree
+
+from gateway.xmlsafe import PARSER_OPTIONS
+
+#: For result documents the gateway wrote itself (and kept in its ledger).
+_OWN: Final = etree.XMLParser(**PARSER_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +47,12 @@ def result_document(
             root.set(name, value)
     if errors:
         etree.SubElement(root, "Errors").extend(error.element() for error in errors)
+    return etree.tostring(root, encoding="utf-8")
+
+
+def replayed(result: bytes) -> bytes:
+    """A stored result marked ``replayed="true"``: the submission was already in FNG, so
+    this request posted nothing (the answer is still the submission's own)."""
+    root = etree.fromstring(result, _OWN)
+    root.set("replayed", "true")
     return etree.tostring(root, encoding="utf-8")

@@ -73,12 +73,17 @@ class Call(Generic[CallerT]):
 
     def sourced_document(self, name: str) -> tuple[etree._Element | None, bytes | None]:
         """A document parameter as it was sent: the element, when it came as XML inside the
-        parameter; or, when it came escaped as text (as FMS clients send it), its UTF-8
-        bytes, screened but not parsed, so that the handler may stream them and send them on
-        as they are. The envelope lets go of that text, for a big journal most of its size;
-        so a parameter is taken once."""
+        parameter (or in place of it); or, when it came escaped as text (as FMS clients send
+        it), its UTF-8 bytes, screened but not parsed, so that the handler may stream them
+        and send them on as they are. The envelope lets go of that text, for a big journal
+        most of its size; so a parameter is taken once."""
         child = self._child(name)
         if child is None:
+            # PHP's SoapClient, given SoapVar($xml, XSD_ANYXML) as the whole parameter, sends
+            # the document straight inside the operation's element, without the parameter's.
+            for item in self.element:
+                if isinstance(item.tag, str):
+                    return item, None
             return None, None
         for item in child:
             if isinstance(item.tag, str):
@@ -238,14 +243,21 @@ class SoapService(Generic[CallerT]):
         message = read_message(parse(data, self._limits), self._understood)
         del data  # the tree holds what is needed; a big body need not stay in memory twice
         request[SOAP_VERSION] = message.version
-        operation = self._operation_for(message.body)
+        body = message.body
+        operation = self._bare_document_operation(request, message.version, body)
+        if operation is None:
+            operation = self._operation_for(body)
+        else:
+            wrapper = etree.Element(f"{{{self.namespace}}}{operation.name}")
+            wrapper.append(body)
+            body = wrapper
         request[OPERATION] = operation.name
         self._check_action(request, message.version, operation.name)
         credentials = replace(
             from_soap_headers(message.headers, self.namespace), remote=request.remote
         )
         caller = await self._authenticate(credentials)
-        answer = await operation.handler(Call(caller, operation.name, message.body, self._limits))
+        answer = await operation.handler(Call(caller, operation.name, body, self._limits))
         return web.Response(
             body=envelope(message.version, answer),
             headers={"Content-Type": message.version.content_type},
@@ -290,6 +302,26 @@ class SoapService(Generic[CallerT]):
             root
         )
         return wrapper
+
+    def _bare_document_operation(
+        self, request: web.Request, version: SoapVersion, body: etree._Element
+    ) -> Operation | None:
+        """The operation whose document is the whole body, without the operation's element:
+        PHP's SoapClient sends that when SoapVar($xml, XSD_ANYXML) is the call's only argument.
+        Only a document of no namespace, and only when the SOAPAction (or SOAP 1.2's
+        ``action``) names an operation that takes a document."""
+        qname = etree.QName(body)
+        if qname.namespace is not None or qname.localname in self._operations:
+            return None
+        actions = [request.headers.get("SOAPAction")]
+        if version is SoapVersion.V12:
+            actions.append(_content_type_action(request.headers.get("Content-Type", "")))
+        for action in actions:
+            name = re.split(r"[/#:]", (action or "").strip().strip('"').strip())[-1]
+            operation = self._operations.get(name)
+            if operation is not None and operation.document_parameter is not None:
+                return operation
+        return None
 
     def _operation_for(self, body: etree._Element) -> Operation:
         qname = etree.QName(body)

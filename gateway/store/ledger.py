@@ -37,6 +37,12 @@ from gateway.store.tables import ledger
 
 log = logging.getLogger(__name__)
 
+#: What the caller of a submission whose outcome is unknown should do.
+SEND_AGAIN: Final = (
+    "send the same submission again, unchanged: the gateway finds out whether it was "
+    "posted before it posts anything, so it is never posted twice"
+)
+
 
 class EntryState(StrEnum):
     IN_PROGRESS = "in_progress"
@@ -55,10 +61,22 @@ class LedgerKey:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What FNG answered: ``posted`` when the submission is now in FNG, else refused."""
+    """What FNG answered: ``posted`` when the submission is now in FNG, else refused.
+    ``earlier`` when what FNG holds came from an earlier attempt whose answer was lost."""
 
     result: bytes
     posted: bool
+    earlier: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The result of a submission, and whether it is a ``replay``: the submission was in FNG
+    already (posted by an earlier request, or by an attempt whose answer was lost), so
+    nothing was posted for this request."""
+
+    result: bytes
+    replay: bool
 
 
 class SubmissionConflict(CallerError):
@@ -131,7 +149,7 @@ class Ledger:
         expectations: str,
         post: Post,
         reconcile: Reconcile,
-    ) -> bytes:
+    ) -> Submitted:
         """Post once and return the result; replays return the stored result."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._wait
@@ -139,7 +157,7 @@ class Ledger:
         while True:
             decision = await self._claim(key, payload_hash, expectations)
             if isinstance(decision, bytes):
-                return decision
+                return Submitted(decision, replay=True)
             if isinstance(decision, _Claimed):
                 break
             remaining = deadline - loop.time()
@@ -165,7 +183,7 @@ class Ledger:
         expectations: str,
         post: Post,
         reconcile: Reconcile,
-    ) -> bytes:
+    ) -> Submitted:
         """Reconcile if needed, post, record. Anything unexpected (cancellation, the store
         failing) leaves the lease to lapse, and whoever takes the entry over reconciles."""
         try:
@@ -186,7 +204,7 @@ class Ledger:
                             "different content",
                             posted=True,
                         )
-                    return found.result
+                    return Submitted(found.result, replay=True)
                 if found.landed is None:
                     if not same:
                         # The earlier content may be in FNG: nothing else may take its id.
@@ -202,16 +220,16 @@ class Ledger:
                     await self._adopt(claim.entry_id, payload_hash, expectations)
             try:
                 outcome = await post(after_unknown)
-            except OutcomeUnknown:
+            except OutcomeUnknown as exc:
                 await self._finish(claim.entry_id, EntryState.UNKNOWN, None)
-                raise
+                raise OutcomeUnknown(f"{exc.message}; {SEND_AGAIN}", status=exc.status) from None
             except GatewayError:
                 # Certainly not posted: FNG refused, or was never reached.
                 await self._finish(claim.entry_id, EntryState.OPEN, None)
                 raise
             state = EntryState.POSTED if outcome.posted else EntryState.OPEN
             await self._finish(claim.entry_id, state, outcome.result)
-            return outcome.result
+            return Submitted(outcome.result, replay=outcome.earlier)
         finally:
             event = self._finished.pop(key, None)
             if event is not None:

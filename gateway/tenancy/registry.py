@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -50,6 +51,13 @@ from gateway.tenancy.passwords import dummy_hash, verify_password_async
 from gateway.tenancy.secrets import SecretBox
 
 REFUSED = "the credentials or the database key were not accepted"
+NOT_A_KEY = (
+    "Database must be the partner key GUID (8-4-4-4-12 hexadecimal digits) that the "
+    "gateway's operator issued for the school's FNG database, not a database name "
+    "(on the plain XML binding, the X-School-Key header)"
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +99,13 @@ class Registry:
         remote: str | None = None,
     ) -> Caller:
         normalised = normalise_key(partner_key)
-        digest = key_digest(normalised) if normalised else ""
+        if normalised is None:
+            log.warning(
+                "login refused: the database key is not a GUID",
+                extra={"account": username, "interface": interface.value},
+            )
+            raise AuthenticationFailed(NOT_A_KEY)
+        digest = key_digest(normalised)
         cache_key = self._cache_key(username, password, digest, interface)
         hit = self._cache.get(cache_key)
         if hit is not None:
@@ -170,20 +184,16 @@ class Registry:
         ):
             # The password before a change, during its overlap.
             password_ok = await verify_password_async(password, account.previous_password_hash)
-        if (
-            account is None
-            or not password_ok
-            or not account.enabled
-            or row is None
-            or not row.granted
-            or row.active_key_enc is None
-            or (
-                row.key_state == KeyState.RETIRING
-                and (row.retire_at is None or row.retire_at <= now)
+        reason = _refusal(account, password_ok, row, now)
+        if reason is not None:
+            # For the operator helping an integrator: who, and why; never the password.
+            log.warning(
+                "login refused: %s",
+                reason,
+                extra={"account": username, "interface": interface.value},
             )
-        ):
             raise AuthenticationFailed(REFUSED)
-
+        assert account is not None and row is not None
         caller = Caller(
             account_id=account.id,
             username=username,
@@ -234,6 +244,25 @@ class Registry:
     def forget(self) -> None:
         """Drop every cached resolution (after a change made through this process)."""
         self._cache.clear()
+
+
+def _refusal(account: Any, password_ok: bool, row: Any, now: datetime) -> str | None:
+    """Why a login is refused, for the server's log (the caller hears only REFUSED)."""
+    if account is None:
+        return "no such account"
+    if not password_ok:
+        return "wrong password"
+    if not account.enabled:
+        return "the account is disabled"
+    if row is None:
+        return "no database has that key"
+    if not row.granted:
+        return "the account is not granted that database for this interface"
+    if row.active_key_enc is None:
+        return "the database has no active key"
+    if row.key_state == KeyState.RETIRING and (row.retire_at is None or row.retire_at <= now):
+        return "the key is retired (past its grace period)"
+    return None
 
 
 def _key_in_state(state: KeyState) -> sa.ScalarSelect[str]:

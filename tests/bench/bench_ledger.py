@@ -79,7 +79,7 @@ def submitter(ledger: Ledger) -> Callable[[], Awaitable[float]]:
     async def submit() -> float:
         key = LedgerKey(1, "ejournal", "TPPCS", f"bench-{next(counter)}")
         started = time.perf_counter()
-        assert await ledger.submit(key, "hash", "{}", post, reconcile) == RESULT
+        assert (await ledger.submit(key, "hash", "{}", post, reconcile)).result == RESULT
         return time.perf_counter() - started
 
     return submit

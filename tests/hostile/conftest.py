@@ -63,6 +63,23 @@ class Stack:
         assert after.budgets == before.budgets
         assert self.tripwire.connections == []
 
+    async def assert_only_banks_read(self, before: Seen) -> None:
+        """Nothing written to FNG, no other call: a journal refused by the gateway's own rules
+        may have had its payment system's banks read once, to list every problem it has."""
+        after = await self.seen()
+        reads = after.stats["requests"]["GetBanks"] - before.stats["requests"]["GetBanks"]
+        assert reads in (0, 1)
+        others = [
+            {key: value for key, value in seen.stats.items() if not key.startswith("token")}
+            for seen in (before, after)
+        ]
+        for stats in others:
+            stats["requests"] = {**stats["requests"], "GetBanks": 0}
+        assert others[0] == others[1]
+        assert after.journals == before.journals
+        assert after.budgets == before.budgets
+        assert self.tripwire.connections == []
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:

@@ -166,6 +166,7 @@ class TestImport:
         first = (await call(http, gateway, body)).result()
         again = (await call(http, gateway, body)).result()
         assert first.get("isSuccess") == again.get("isSuccess") == "true"
+        assert (first.get("replayed"), again.get("replayed")) == (None, "true")
         assert first.get("serialNumber") == "7"
         (budget,) = await sandbox.state.budgets()
         assert str(budget["serial_number"]) == "7"
@@ -260,8 +261,11 @@ class TestImport:
     ) -> None:
         await sandbox.faults({"target": "fng", "path": "ImportBudget", "kind": kind, "count": 1})
         body = import_body(valid_budget(sandbox, 15))
-        assert (await call(http, gateway, body)).fault_code == "OUTCOME_UNKNOWN"
-        assert (await call(http, gateway, body)).result().get("isSuccess") == "true"
+        lost = await call(http, gateway, body)
+        assert lost.fault_code == "OUTCOME_UNKNOWN"
+        assert "send the same submission again" in lost.fault_string
+        retried = (await call(http, gateway, body)).result()
+        assert (retried.get("isSuccess"), retried.get("replayed")) == ("true", "true")
         assert await imported(sandbox) == 1
 
     async def test_interface_must_be_granted(

@@ -63,14 +63,25 @@ class TestIsolation:
         assert answer.fault_code == "AUTHENTICATION_FAILED"
         assert len(await sandbox.journals()) == 2
 
-    async def test_malformed_key_is_refused_the_same_way(
+    async def test_a_database_name_is_told_what_a_key_is(
         self, gateway: Gateway, http: aiohttp.ClientSession
     ) -> None:
+        """A legacy database name where the partner key goes is told that Database must be the
+        partner key GUID, with a right password or a wrong one alike; a key of the right shape
+        that is not the school's is the one refusal."""
+        for password in (gateway.auth.password, "wrong"):
+            answer = await soap_call(
+                http, gateway.soap_url, GET_BANKS, Auth(gateway.auth.username, password, "FMS_LIVE")
+            )
+            assert answer.fault_code == "AUTHENTICATION_FAILED"
+            assert answer.fault_string.startswith(
+                "AuthenticationException:Database must be the partner key GUID"
+            ), answer.fault_string
         answer = await soap_call(
             http,
             gateway.soap_url,
             GET_BANKS,
-            Auth(gateway.auth.username, gateway.auth.password, "my-school"),
+            Auth(gateway.auth.username, gateway.auth.password, str(uuid.uuid4())),
         )
         assert answer.fault_string == (
             "AuthenticationException:the credentials or the database key were not accepted"

@@ -83,6 +83,11 @@ BOTH = (EJOURNAL, BUDGET)
 ACCEPTED: Final = frozenset({"active", "next", "retiring"})
 
 REFUSED = "AuthenticationException:the credentials or the database key were not accepted"
+NOT_A_GUID = (
+    "AuthenticationException:Database must be the partner key GUID (8-4-4-4-12 hexadecimal "
+    "digits) that the gateway's operator issued for the school's FNG database, not a database "
+    "name (on the plain XML binding, the X-School-Key header)"
+)
 
 #: Each school's partner key history, applied in turn: rotate (a ``next`` key), promote (next
 #: becomes active, active retiring with a day's grace, and keys past their deadline are
@@ -191,7 +196,9 @@ class World:
     #: What the sandbox had seen after the last call.
     last: Seen = field(init=False)
     #: The refusal of each binding: status, content type, body without its request id.
-    refusals: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    #: The one refusal of each binding, for a key of a GUID's shape (False) and for a key
+    #: that is not a GUID (True), which is told what a key must be.
+    refusals: dict[tuple[str, bool], tuple[int, str, bytes]] = field(default_factory=dict)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -335,23 +342,30 @@ async def _build(tmp: Path, closers: list[Callable[[], Awaitable[None]]]) -> Wor
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The world, on an event loop of its own that runs while a test makes its calls (one
     gateway and one sandbox for every example; hypothesis and function fixtures do not mix).
-    The refusal of each binding is taken from a call with an unknown key."""
+    The refusals of each binding are taken from a call with an unknown key and one with a
+    key that is not a GUID."""
     loop = asyncio.new_event_loop()
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
         built = loop.run_until_complete(_build(tmp_path_factory.mktemp("isolation"), closers))
-        for version in ("1.1", "1.2", "plain"):
+        for version, malformed in itertools.product(("1.1", "1.2", "plain"), (False, True)):
             account = built.account("school-1")
-            unknown = Call(account, True, str(uuid.uuid4()), None, OPERATIONS[0], version, False)
+            presented = "FMS_LIVE" if malformed else str(uuid.uuid4())
+            unknown = Call(account, True, presented, None, OPERATIONS[0], version, False)
             answer, content_type = built.run(send(built, unknown))
             if version == "plain":
                 assert (answer.status, content_type) == (401, "application/problem+xml")
                 assert b"<code>AUTHENTICATION_FAILED</code>" in answer.raw, answer.raw
+                assert (b"partner key GUID" in answer.raw) == malformed, answer.raw
             else:
                 assert answer.is_fault, answer.raw
                 assert answer.fault_code == "AUTHENTICATION_FAILED", answer.raw
-                assert answer.fault_string == REFUSED
-            built.refusals[version] = (answer.status, content_type, scrubbed(answer.raw))
+                assert answer.fault_string == (NOT_A_GUID if malformed else REFUSED)
+            built.refusals[version, malformed] = (
+                answer.status,
+                content_type,
+                scrubbed(answer.raw),
+            )
         built.last = built.run(seen(built))
         assert built.last.reached == {}, "a refusal reached FNG"
         yield built
@@ -606,7 +620,8 @@ async def check(world: World, call: Call) -> None:
     after = world.last = await seen(world)
     if not call.accepted:
         refusal = (answer.status, content_type, scrubbed(answer.raw))
-        assert refusal == world.refusals[call.version], answer.raw
+        malformed = as_guid(call.presented) is None
+        assert refusal == world.refusals[call.version, malformed], answer.raw
         assert after == before, "a refused call reached FNG"
         return
     assert call.key is not None
@@ -640,9 +655,10 @@ async def check(world: World, call: Call) -> None:
 
 
 def test_every_kind_of_refusal_is_the_same_fault(world: World) -> None:
-    """Each way a call can be wrong, in each SOAP version, is the one refusal, and FNG hears
-    nothing; the same account with its own key gets through. (The property below draws these
-    too, but by chance.)"""
+    """Each way a call can be wrong, in each SOAP version, is the one refusal (or, for a key
+    that is not a GUID, the one telling what a key is), and FNG hears nothing; the same
+    account with its own key gets through. (The property below draws these too, but by
+    chance.)"""
     account = world.account("multi-b")  # granted 3 for both, 0 for budget, 5 for ejournal
     mine, theirs = world.key(3, "active"), world.key(1, "active")
     expired, gone = world.key(3, "expired"), world.key(3, "gone")

@@ -16,12 +16,21 @@ import sqlalchemy as sa
 
 from gateway.errors import OutcomeUnknown, SubmissionInProgress, UpstreamError
 from gateway.store import Store, create_store
-from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
+from gateway.store.ledger import (
+    Ledger,
+    LedgerKey,
+    Outcome,
+    Reconciled,
+    SubmissionConflict,
+    Submitted,
+)
 from gateway.store.migrate import upgrade
 from gateway.store.tables import ledger
 from tests.support import seed_one_database
 
 KEY = LedgerKey(database_id=1, interface="ejournal", scope="TPPCS", submission_id="0071")
+#: A submission posted by the request that sent it.
+OK = Submitted(b"<ok/>", replay=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -80,14 +89,17 @@ class TestOnce:
         results = await asyncio.gather(
             *(ledgers[i % 3].submit(KEY, "h1", "{}", fng.post, fng.reconcile) for i in range(20))
         )
-        assert results == [b"<ok/>"] * 20
+        assert [result.result for result in results] == [b"<ok/>"] * 20
         assert fng.posts == 1
+        assert sorted(result.replay for result in results) == [False] + [True] * 19
 
     async def test_replay_returns_the_stored_result(self, store: Store) -> None:
         fng = Fng()
         ledger_ = make_ledger(store)
-        assert await ledger_.submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
-        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert await ledger_.submit(KEY, "h1", "{}", fng.post, fng.reconcile) == OK
+        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == (
+            Submitted(b"<ok/>", replay=True)
+        )
         assert fng.posts == 1
 
     async def test_other_content_is_refused(self, store: Store) -> None:
@@ -123,11 +135,10 @@ class TestOnce:
 class TestUnknownOutcomes:
     async def test_lost_answer_is_reconciled_not_reposted(self, store: Store) -> None:
         fng = Fng(fail_with=OutcomeUnknown("no answer"))
-        with pytest.raises(OutcomeUnknown):
+        with pytest.raises(OutcomeUnknown, match="no answer; send the same submission again"):
             await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
-        assert (
-            await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
-            == b"<landed/>"
+        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == (
+            Submitted(b"<landed/>", replay=True)
         )
         assert (fng.posts, fng.reconciliations) == (1, 1)
 
@@ -136,7 +147,7 @@ class TestUnknownOutcomes:
         with pytest.raises(OutcomeUnknown):
             await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
         fng.landed = False  # FNG never committed it
-        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == OK
         assert fng.after_unknown == [False, False]
 
     async def test_undetermined_same_content_is_posted_as_a_possible_duplicate(
@@ -158,7 +169,7 @@ class TestUnknownOutcomes:
             await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile)
         assert fng.posts == 1
         # The entry is still unknown: the earlier content settles it.
-        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile) == OK
 
     async def test_lost_answer_then_other_content(self, store: Store) -> None:
         """The earlier content landed, so the new content under its id is refused."""
@@ -182,14 +193,14 @@ class TestUnknownOutcomes:
         result = await make_ledger(store, wait=5).submit(
             KEY, "h1", "{}", survivor.post, survivor.reconcile
         )
-        assert result == b"<landed/>"
+        assert result == Submitted(b"<landed/>", replay=True)
         assert (survivor.posts, survivor.reconciliations) == (0, 1)
 
     async def test_not_sent_leaves_the_entry_open(self, store: Store) -> None:
         fng = Fng(fail_with=UpstreamError("refused; nothing was sent"))
         with pytest.raises(UpstreamError):
             await make_ledger(store).submit(KEY, "h1", "{}", fng.post, fng.reconcile)
-        assert await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile) == b"<ok/>"
+        assert await make_ledger(store).submit(KEY, "h2", "{}", fng.post, fng.reconcile) == OK
         assert fng.reconciliations == 0
         async with store.read() as conn:
             row = (await conn.execute(sa.select(ledger))).one()

@@ -13,7 +13,9 @@ SCHEMAS = SchemaRegistry(shipped_schemas_dir(), ["ejournal/ControlAccounts.xsd"]
 
 
 def read(document: str):  # type: ignore[no-untyped-def]
-    return read_journal(parse(document.encode(), LIMITS), SCHEMAS)
+    """The journal when nothing is wrong with it (else None), and what is wrong."""
+    reading = read_journal(parse(document.encode(), LIMITS), SCHEMAS)
+    return reading.accepted, reading.errors
 
 
 def codes(document: str) -> list[str]:

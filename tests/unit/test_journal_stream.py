@@ -23,7 +23,8 @@ SCHEMAS = SchemaRegistry(shipped_schemas_dir(), [SCHEMA])
 
 def both(document: str) -> tuple[object, object]:
     data = document.encode()
-    whole, whole_errors = read_journal(parse(data, LIMITS), SCHEMAS)
+    reading = read_journal(parse(data, LIMITS), SCHEMAS)
+    whole, whole_errors = reading.accepted, reading.errors
     streamed = stream_journal(data, SCHEMAS.schema(SCHEMA))
     assert whole is not None, whole_errors
     assert streamed is not None
@@ -131,12 +132,14 @@ def test_what_streaming_cannot_take_is_read_whole() -> None:
     assert stream_journal(broken.encode(), SCHEMAS.schema(SCHEMA)) is None
     whole = read_journal(parse(broken.encode(), LIMITS), SCHEMAS)
     assert read_journal_source(broken.encode(), SCHEMAS, LIMITS) == whole
-    assert whole[0] is None and [e.code for e in whole[1]] == ["SCHEMA"]
+    assert whole.journal is None and [e.code for e in whole.errors] == ["SCHEMA"]
+    assert (whole.system_identifier, whole.submission_id) == ("TPPCS", "7")
 
     namespaced = SAMPLE.replace("<ControlAccounts>", '<ControlAccounts xmlns="urn:x">', 1)
     assert stream_journal(namespaced.encode(), SCHEMAS.schema(SCHEMA)) is None
-    journal, errors = read_journal_source(namespaced.encode(), SCHEMAS, LIMITS)
-    assert journal is not None and journal.element is not None, errors
+    reading = read_journal_source(namespaced.encode(), SCHEMAS, LIMITS)
+    journal = reading.accepted
+    assert journal is not None and journal.element is not None, reading.errors
     assert journal.payload_hash() == both(SAMPLE)[1].payload_hash()  # type: ignore[attr-defined]
 
 
@@ -154,9 +157,10 @@ def test_rule_breaking_journal_streamed_gets_its_errors() -> None:
         [BankEntry("BK1", orders=[Txn("1"), Txn("1")])], declaration=False, line_count=2
     )
     assert stream_journal(document.encode(), SCHEMAS.schema(SCHEMA)) is not None
-    journal, errors = read_journal_source(document.encode(), SCHEMAS, LIMITS)
-    assert journal is None and [e.code for e in errors] == ["DUPLICATE_ID"]
-    assert errors == read_journal(parse(document.encode(), LIMITS), SCHEMAS)[1]
+    reading = read_journal_source(document.encode(), SCHEMAS, LIMITS)
+    assert reading.accepted is None and [e.code for e in reading.errors] == ["DUPLICATE_ID"]
+    assert reading.journal is not None and reading.journal.element is None  # streamed
+    assert reading.errors == read_journal(parse(document.encode(), LIMITS), SCHEMAS).errors
 
 
 def test_journals_above_the_threshold_are_streamed() -> None:
@@ -170,6 +174,7 @@ def test_journals_above_the_threshold_are_streamed() -> None:
             max_attributes=10**7,
             stream_above=threshold,
         )
-        journal, errors = read_journal_source(data, SCHEMAS, limits)
-        assert journal is not None, errors
+        reading = read_journal_source(data, SCHEMAS, limits)
+        journal = reading.accepted
+        assert journal is not None, reading.errors
         assert (journal.element is None) == streamed

@@ -1,0 +1,101 @@
+"""The constructor's four values, the optional properties and the exception type, checked by
+a C# program without a gateway: a recording proxy (set with the Proxy property) shows where
+requests would go, and refuses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.dotnet.conftest import DotNet
+
+pytestmark = pytest.mark.dotnet
+
+ADDRESS = (
+    "server must be the gateway's address, https://host[:port][/prefix] "
+    "(for example https://gateway.example.org), not "
+)
+
+
+class TestConstructor:
+    async def test_values_properties_and_exception(self, dotnet: DotNet) -> None:
+        steps = (await dotnet.scenario("ctor")).steps
+        servers: dict[str, dict[str, Any]] = {
+            step["server"]: step for step in steps if step["step"] == "server"
+        }
+
+        # Where the calls go: a host name alone means https; http only when written out;
+        # a trailing slash, the service's own URL and ?wsdl are accepted.
+        assert {server: step.get("url") for server, step in servers.items() if "url" in step} == {
+            "gateway.example.org": "https://gateway.example.org/soap/ejournal",
+            "gateway.example.org:8443": "https://gateway.example.org:8443/soap/ejournal",
+            "GATEWAY.example.org/": "https://gateway.example.org/soap/ejournal",
+            "https://gateway.example.org/fng/": "https://gateway.example.org/fng/soap/ejournal",
+            "https://gateway.example.org/fng/soap/ejournal?wsdl": (
+                "https://gateway.example.org/fng/soap/ejournal"
+            ),
+            "http://127.0.0.1:8080/soap/ejournal/": "http://127.0.0.1:8080/soap/ejournal",
+            "http://[::1]:8080": "http://[::1]:8080/soap/ejournal",
+        }
+        # FMS's SQL Server instance, connection strings, other schemes: refused, saying why.
+        refused = [server for server, step in servers.items() if "error" in step]
+        assert refused == [
+            "SQL01\\FMS",
+            ".\\SQLEXPRESS",
+            "SQL01,1433",
+            "tcp:SQL01,1433",
+            "Data Source=SQL01;Initial Catalog=FMS",
+            "ftp://gateway.example.org",
+            "https://gateway.example.org/?x=1",
+            "",
+        ]
+        for server in refused:
+            step = servers[server]
+            assert (step["error"], step["param"]) == ("ArgumentException", "server")
+            assert step["message"].startswith(ADDRESS), step
+        assert servers["SQL01\\FMS"]["message"].startswith(ADDRESS + "'SQL01\\FMS'.")
+
+        nulls = [step["param"] for step in steps if step["step"] == "null"]
+        assert nulls == ["server", "database", "username", "password"]
+        assert all(
+            step["error"] == "ArgumentNullException" for step in steps if step["step"] == "null"
+        )
+
+        (defaults,) = [step for step in steps if step["step"] == "defaults"]
+        assert defaults == {
+            "step": "defaults",
+            "timeout_ms": 100_000,
+            "max_attempts": 8,
+            "retry_delay_ms": 1_000,
+            "max_retry_delay_ms": 30_000,
+            "proxy": True,
+            "proxy_credentials": True,
+        }
+        (setters,) = [step for step in steps if step["step"] == "setters"]
+        assert setters == {
+            "step": "setters",
+            "timeout_zero": "ArgumentOutOfRangeException",
+            "timeout_huge": "ArgumentOutOfRangeException",
+            "attempts_zero": "ArgumentOutOfRangeException",
+            "delay_negative": "ArgumentOutOfRangeException",
+            "max_delay_negative": "ArgumentOutOfRangeException",
+            "max_delay_huge": "ArgumentOutOfRangeException",
+            "attempts_one": None,
+            "delay_zero": None,
+            "null_journal": "ArgumentNullException",
+            "null_message": "ArgumentNullException",
+            "empty_journal": "ArgumentException",
+        }
+
+        # GatewayException survives serialization (across AppDomains, remoting, logs).
+        (serialized,) = [step for step in steps if step["step"] == "serialized"]
+        assert serialized == {
+            "step": "serialized",
+            "message": "the message",
+            "code": "OUTCOME_UNKNOWN",
+            "requestId": "abc123",
+            "exceptionType": "OutcomeUnknownException",
+            "httpStatus": 500,
+            "attempts": 3,
+        }

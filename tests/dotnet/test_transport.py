@@ -1,0 +1,125 @@
+"""The transport on old frameworks: TLS 1.2 switched on where .NET 4.5 leaves it off, and the
+machine's proxy honoured."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.dotnet.conftest import CI, DotNet, GatewayProcess, journal
+from tests.dotnet.relay import Relay, self_signed
+
+pytestmark = pytest.mark.dotnet
+
+TLS10, TLS12 = 192, 3072
+
+
+class TestTls:
+    async def test_tls12_is_switched_on_for_a_dotnet45_application(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path
+    ) -> None:
+        """A TLS terminator that refuses anything below TLS 1.2 stands in front of the
+        gateway. The program allows TLS 1.0 only, as .NET 4.5 does by default: a plain
+        request fails, the library's call succeeds, and TLS 1.0 is still allowed after it."""
+        certificate = self_signed(tmp_path)
+        async with Relay(gateway.url, tls=certificate.server_context()) as relay:
+            steps = (
+                await dotnet.scenario(
+                    "tls", f"thumbprint={certificate.sha1}", *gateway.account(relay.url)
+                )
+            ).steps
+
+        raw, banks, after, system_banks, system = steps
+        # Without the library the handshake fails: the runtime offers TLS 1.0 only.
+        assert raw["protocols"] == TLS10
+        assert raw["error"] == "SecureChannelFailure", raw
+        # With it, GetBanks goes over TLS 1.2.
+        assert banks["isSuccess"] is True, banks
+        assert banks["banks"] == "BK1::,BK2::,BK3::"
+        assert after["protocols"] & TLS12 and after["protocols"] & TLS10  # added, none removed
+        # SystemDefault (.NET 4.7 and later) is left to the operating system.
+        assert system_banks["isSuccess"] is True, system_banks
+        assert system["protocols"] == 0
+        # The terminator refused the first handshake for its version; the others succeeded.
+        assert relay.tls_failures == ["UNSUPPORTED_PROTOCOL"]
+        assert len(relay.requests) == 2
+
+    async def test_an_untrusted_certificate_is_not_retried(
+        self, dotnet: DotNet, tmp_path: Path
+    ) -> None:
+        certificate = self_signed(tmp_path)
+        async with Relay("http://127.0.0.1:9", tls=certificate.server_context()) as relay:
+            failed = (
+                await dotnet.scenario(
+                    "banks", f"server={relay.url}", "database=k", "username=u", "password=p"
+                )
+            ).step
+        assert failed["code"] == "TLS_FAILED", failed
+        assert (failed["attempts"], failed["httpStatus"]) == (1, 0)
+        assert "certificate" in failed["message"]
+        assert len(relay.tls_failures) == 1 and relay.requests == [], relay.tls_failures
+
+
+def non_loopback_address() -> str | None:
+    """An IPv4 address of this machine that is not a loopback address."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent; the route picks the address
+        address = str(probe.getsockname()[0])
+        if not address.startswith("127."):
+            return address
+    for _index, name in socket.if_nameindex():
+        with (
+            contextlib.suppress(OSError),
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe,
+        ):
+            request = struct.pack("256s", name.encode()[:15])
+            address = socket.inet_ntoa(fcntl.ioctl(probe.fileno(), 0x8915, request)[20:24])
+            if not address.startswith("127."):
+                return address
+    return None
+
+
+class TestProxy:
+    async def test_the_system_proxy_carries_the_calls(
+        self,
+        dotnet: DotNet,
+        start_gateway: Callable[..., Awaitable[GatewayProcess]],
+        tmp_path: Path,
+    ) -> None:
+        """http_proxy names a forward proxy, which Mono's system proxy reads as Windows' does
+        the machine's proxy settings. Mono goes direct to loopback addresses whatever the
+        proxy, so the gateway listens on, and is called by, a non-loopback address."""
+        address = non_loopback_address()
+        if address is None:
+            if CI:
+                pytest.fail("the proxy test needs a non-loopback IPv4 address when CI=true")
+            pytest.skip("this machine has no non-loopback IPv4 address")
+        gateway = await start_gateway(host=address)
+        assert gateway.url.startswith(f"http://{address}:")
+        async with Relay() as proxy:
+            environment = {"http_proxy": proxy.url}
+            banks = (await dotnet.scenario("banks", *gateway.account(), env=environment)).step
+            post = (
+                await dotnet.scenario(
+                    "post", f"file={journal(tmp_path)}", *gateway.account(), env=environment
+                )
+            ).step
+            audit = (
+                await dotnet.scenario(
+                    "audit", "message=via the proxy", *gateway.account(), env=environment
+                )
+            ).step
+
+        assert banks["isSuccess"] is True, banks
+        assert post["isSuccess"] == "true", post
+        assert audit["isSuccess"] == "true", audit
+        assert [(seen.target, seen.headers["soapaction"]) for seen in proxy.requests] == [
+            (f"{gateway.url}/soap/ejournal", f'"urn:fng-gateway:ejournal/{operation}"')
+            for operation in ("GetBanks", "PostJournals", "PostAuditMessage")
+        ]

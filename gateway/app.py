@@ -42,7 +42,7 @@ from gateway.soap.service import SoapService, service_routes
 from gateway.store import Store, create_store
 from gateway.store.cache import CACHE_ERRORS, ReadThrough, create_cache
 from gateway.store.ledger import Ledger
-from gateway.store.migrate import ensure_current
+from gateway.store.migrate import ensure_current, require_current
 from gateway.store.shared import FailedLogins, SharedLocks, redis_client
 from gateway.tenancy.model import Caller, DatabaseTarget, Interface
 from gateway.tenancy.registry import Registry
@@ -124,8 +124,14 @@ async def _keys_file_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = create_store(settings.database_url)
-    if settings.auto_migrate:
-        await ensure_current(store, settings.database_url)
+    try:
+        if settings.auto_migrate:
+            await ensure_current(store, settings.database_url)
+        else:
+            await require_current(store)
+    except BaseException:
+        await store.close()
+        raise
     app[STORE] = store
     app[HEALTH].add_check("store", store.ping)
     yield

@@ -3,13 +3,21 @@
 Sources, highest first: keyword arguments (tests), the environment (``FNG_GATEWAY_…``,
 nested with ``__``, e.g. ``FNG_GATEWAY_FNG__BASE_URL``), then a TOML file named by
 ``FNG_GATEWAY_CONFIG_FILE``. Nothing below ``gateway.app`` reads the environment.
+
+Nothing is ignored in silence: a ``FNG_GATEWAY_`` variable that names no setting (a typo),
+a config file that does not exist or is not TOML, and a key of the file that names no setting
+are errors that say what is wrong.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -18,6 +26,18 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from gateway.errors import ConfigurationError
+
+PREFIX: Final = "FNG_GATEWAY_"
+#: Variables of the prefix that are not settings: read before settings are (the event loop)
+#: or to find them (the config file).
+OTHER_VARIABLES: Final = frozenset({"FNG_GATEWAY_CONFIG_FILE", "FNG_GATEWAY_EVENT_LOOP"})
+#: The driver the gateway uses for each kind of store.
+_DRIVERS: Final = {"postgresql": "asyncpg", "postgres": "asyncpg", "sqlite": "aiosqlite"}
+#: What Kubernetes' service links add for a Service named fng-gateway (the port's own link is
+#: refused by the port's validator, with what to do).
+_SERVICE_LINK: Final = re.compile(r"^FNG_GATEWAY_(SERVICE_HOST|SERVICE_PORT(_.*)?|PORT_\d+_.*)$")
 
 
 class _Section(BaseModel):
@@ -172,6 +192,35 @@ class Settings(BaseSettings):
         return value
 
     database_url: str = "sqlite+aiosqlite:///fng-gateway.db"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        """PostgreSQL through asyncpg, SQLite through aiosqlite: ``postgresql://`` and
+        ``sqlite://`` mean those; another driver is refused, saying what to write."""
+        scheme, separator, rest = value.partition("://")
+        if not separator:
+            raise ValueError(
+                "not a database URL: write postgresql://user:password@host:5432/name or "
+                "sqlite:///path/to/file.db"
+            )
+        backend, _, driver = scheme.lower().partition("+")
+        wanted = {"postgresql": "asyncpg", "postgres": "asyncpg", "sqlite": "aiosqlite"}.get(
+            backend
+        )
+        if wanted is None:
+            raise ValueError(
+                f"{scheme}:// is not a store the gateway can use: write postgresql://… "
+                "(PostgreSQL) or sqlite:///… (SQLite)"
+            )
+        if driver not in ("", wanted):
+            raise ValueError(
+                f"the gateway reaches {backend} through {wanted}, not {driver}: write "
+                f"{'postgresql' if wanted == 'asyncpg' else 'sqlite'}://… or "
+                f"…+{wanted}://…"
+            )
+        return f"{'postgresql' if wanted == 'asyncpg' else 'sqlite'}+{wanted}://{rest}"
+
     #: Redis (redis://host:6379/0), shared by replicas: the token and read caches, locks,
     #: and failed-login counts. Without it they live in the process.
     redis_url: str | None = None
@@ -204,8 +253,55 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        check_environment(os.environ)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("FNG_GATEWAY_CONFIG_FILE")
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            sources.append(_toml_source(settings_cls, Path(config_file)))
         return tuple(sources)
+
+
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    if not path.is_file():
+        raise ConfigurationError(
+            f"the config file {path} (FNG_GATEWAY_CONFIG_FILE) does not exist: give the path "
+            "of a TOML file, or unset FNG_GATEWAY_CONFIG_FILE"
+        )
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"the config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the config file {path} cannot be read ({exc.strerror}): check its permissions"
+        ) from None
+
+
+def setting_variables() -> frozenset[str]:
+    """Every environment variable that names a setting (a section, or one of its fields)."""
+    return frozenset(_variables(Settings, PREFIX))
+
+
+def _variables(model: type[BaseModel], prefix: str) -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        yield variable
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _variables(annotation, f"{variable}__")
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a ``FNG_GATEWAY_`` variable that names no setting, naming the closest one: a
+    typo would otherwise be ignored, and the gateway run on a default in its place."""
+    known = setting_variables() | OTHER_VARIABLES
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(PREFIX) or upper in known or _SERVICE_LINK.match(upper):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigurationError(
+            f"{name} is not a setting of the gateway: {hint}correct or unset it (the README's "
+            "settings table lists them)"
+        )

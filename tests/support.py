@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import itertools
+import os
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import aiohttp
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from lxml import etree
 
 from gateway import ns
@@ -18,6 +22,21 @@ from gateway.store import Store
 from gateway.store.tables import databases, schools, vendors
 
 _counter = itertools.count(1)
+
+#: The installed command, as an operator runs it.
+COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
+
+
+def cli_environment(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of a command run by a test: a SQLite store of its own, a new master key,
+    ``settings`` (``FNG_GATEWAY_*`` variables), and none of the caller's gateway settings."""
+    base = {key: value for key, value in os.environ.items() if not key.startswith("FNG_GATEWAY_")}
+    return {
+        **base,
+        "FNG_GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
+        "FNG_GATEWAY_MASTER_KEYS": Fernet.generate_key().decode(),
+        **settings,
+    }
 
 
 def next_submission_id() -> str:

@@ -15,10 +15,10 @@
     fng-gateway audit               the audit log
     fng-gateway admin-tokens …      operators' tokens for the admin API
 
-Lists print as tables, or JSON with ``--json``. Secrets are read from standard input or an
+Lists print as tables, or JSON with --json. Secrets are read from standard input or an
 environment variable, never from arguments (which other users of the machine can see).
-Exit codes: 0 done, 1 refused, 2 wrong usage, 3 not found, 4 the store, a setting or a master
-key is missing or unusable.
+Exit codes: 0 done, 1 refused, 2 wrong usage, 3 not found, 4 the store, a setting, a port or a
+master key is missing or unusable, 5 an unexpected failure (a bug).
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ import asyncio
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from gateway.cli import bulk, registry, run
-from gateway.cli.common import exit_code
+from gateway.cli.common import INTERNAL, exit_code
 from gateway.errors import GatewayError
 
 
@@ -42,11 +44,19 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 2)[2] if __doc__ else None,
     )
+    top.add_argument("--version", action="version", version=f"fng-gateway {_version()}")
     commands = top.add_subparsers(dest="command", required=True)
     groups = registry.register(commands)
     bulk.register(groups)
     run.register(commands, groups)
     return top
+
+
+def _version() -> str:
+    try:
+        return version("fng-gateway")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -72,6 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code(exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # The command line's edge: whatever was not foreseen is still one line, not a
+        # traceback; FNG_GATEWAY_LOG_LEVEL=DEBUG shows the traceback for a bug report.
+        if os.environ.get("FNG_GATEWAY_LOG_LEVEL", "").upper() == "DEBUG":
+            traceback.print_exc()
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"fng-gateway: unexpected failure ({type(exc).__name__}{': ' if detail else ''}"
+            f"{detail}); this is a bug: please report it, with the output of the same command "
+            "run with FNG_GATEWAY_LOG_LEVEL=DEBUG",
+            file=sys.stderr,
+        )
+        return INTERNAL
 
 
 if __name__ == "__main__":

@@ -4,15 +4,18 @@ printing for people or for scripts, and exit codes that mean something."""
 from __future__ import annotations
 
 import argparse
+import difflib
+import getpass
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
-from gateway.config import Settings
+from gateway.config import PREFIX, Settings, setting_variables
 from gateway.errors import (
     CallerError,
     ConfigurationError,
@@ -30,7 +33,8 @@ DONE: Final = 0
 REFUSED: Final = 1  # the request was understood and refused (invalid, conflicting)
 USAGE: Final = 2  # the command line was wrong (argparse's own)
 NOT_FOUND: Final = 3  # what it names does not exist
-UNAVAILABLE: Final = 4  # the store, a setting or a master key is missing or unusable
+UNAVAILABLE: Final = 4  # the store, a setting, a port or a master key is missing or unusable
+INTERNAL: Final = 5  # an unexpected failure: a bug
 
 
 def exit_code(error: GatewayError) -> int:
@@ -46,11 +50,26 @@ def settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         # Without the values given: a setting may hold a password (a database URL).
-        problems = "\n".join(
-            f"  {'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
+        problems = "; ".join(
+            _problem(error) for error in exc.errors(include_input=False, include_url=False)
         )
-        raise ConfigurationError(f"invalid settings:\n{problems}") from None
+        raise ConfigurationError(f"invalid setting {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    """One setting's problem, named as the operator wrote it."""
+    parts = [str(part) for part in error["loc"]]
+    if error["type"] == "extra_forbidden":
+        # Unknown variables are refused before this; an unknown key comes from the file.
+        key = ".".join(parts)
+        known = sorted(
+            name.removeprefix(PREFIX).lower().replace("__", ".") for name in setting_variables()
+        )
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"{key} in the config file: no such setting{hint}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{PREFIX}{'__'.join(parts).upper()}: {message}"
 
 
 def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str | None:
@@ -84,8 +103,26 @@ def with_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def actor() -> str:
-    return f"cli:{os.getenv('USER', '?')}"
+def actor(args: argparse.Namespace) -> str:
+    """Who the audit log records: ``--actor``, else the user running the command (by its
+    login name, or its uid's name where no login name is set, as under ``kubectl exec``)."""
+    given = getattr(args, "actor", None)
+    if given:
+        return f"cli:{given}"
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # a uid with no name in the password database
+        name = f"uid-{os.getuid()}"
+    return f"cli:{name}"
+
+
+def with_actor(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who to record in the audit log (default: the user running the command)",
+    )
+    return parser
 
 
 async def with_store(
@@ -93,20 +130,47 @@ async def with_store(
 ) -> int:
     """Open the store (migrated first, unless turned off), run ``action``, print its result."""
     from gateway.store import create_store
-    from gateway.store.migrate import ensure_current
+    from gateway.store.migrate import ensure_current, require_current
     from gateway.tenancy.secrets import SecretBox
 
     config = settings()
     box = SecretBox.from_sources(config.master_keys, config.master_keys_file)
+    announce_new_store(config.database_url)
     store = create_store(config.database_url)
-    if config.auto_migrate:
-        await ensure_current(store, config.database_url)
     try:
+        if config.auto_migrate:
+            await ensure_current(store, config.database_url)
+        else:
+            await require_current(store)
         result = await action(store, box)
     finally:
         await store.close()
     show(result, getattr(args, "json", False))
     return DONE
+
+
+def new_sqlite_file(url: str) -> Path | None:
+    """The SQLite file a URL names, when it does not exist yet (using it creates it)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    path = Path(database).resolve()
+    return None if path.exists() else path
+
+
+def announce_new_store(url: str) -> None:
+    """Say so, loudly, when a command is about to create a new SQLite store: an unset or
+    mistyped FNG_GATEWAY_DATABASE_URL would otherwise leave data in an unexpected file."""
+    created = new_sqlite_file(url)
+    if created is not None:
+        print(
+            f"fng-gateway: NOTE: creating a new SQLite store, {created} "
+            "(set FNG_GATEWAY_DATABASE_URL to use another store)",
+            file=sys.stderr,
+        )
 
 
 def show(result: Any, as_json: bool) -> None:

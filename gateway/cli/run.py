@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
+import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import DONE, settings
+from gateway.cli.common import DONE, new_sqlite_file, settings
+from gateway.errors import ConfigurationError
+
+log = logging.getLogger("gateway.cli")
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -41,8 +47,15 @@ async def _serve_until_stopped(
 
 
 async def _start(
-    app: web.Application, host: str, port: int, grace_seconds: float = 25.0
+    app: web.Application,
+    host: str,
+    port: int,
+    grace_seconds: float = 25.0,
+    *,
+    option: str = "--port",
 ) -> tuple[web.AppRunner, int]:
+    """Start ``app`` listening on ``host:port``; ``option`` is how the user chooses the port,
+    named when it cannot be used."""
     from aiohttp import web
 
     from gateway.observability.logging import AccessLogger
@@ -51,16 +64,46 @@ async def _start(
         app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=grace_seconds
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigurationError(_listen_failure(exc, host, port, option)) from None
     return runner, int(runner.addresses[0][1])  # the bound port, when 0 was asked for
 
 
-async def serve(_args: argparse.Namespace) -> int:
+def _listen_failure(exc: OSError, host: str, port: int, option: str) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another fng-gateway?): stop what holds "
+            f"it, or choose another port with {option}"
+        )
+    if exc.errno == errno.EACCES:
+        return f"this user may not listen on port {port}: choose a port above 1023 with {option}"
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host!r}: it is not an address of this machine; correct --host"
+    return f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host and {option}"
+
+
+async def serve(args: argparse.Namespace) -> int:
     from gateway.app import begin_draining, create_app
     from gateway.observability.logging import configure_logging
+    from gateway.store.engine import where
 
-    config = settings()
+    overrides = {
+        name: value for name in ("host", "port") if (value := getattr(args, name)) is not None
+    }
+    config = settings(**overrides)
     configure_logging(config.log_level, config.log_format)
+    created = new_sqlite_file(config.database_url)
+    if created is not None:
+        log.warning(
+            "creating a new SQLite store, %s: set FNG_GATEWAY_DATABASE_URL for a store that "
+            "lasts (and PostgreSQL for more than one replica)",
+            created,
+        )
+    else:
+        log.info("store: %s", where(config.database_url))
     app = create_app(config)
     runner, port = await _start(app, config.host, config.port, config.shutdown.grace_seconds)
     print(f"fng-gateway listening on http://{config.host}:{port}", file=sys.stderr)
@@ -69,10 +112,12 @@ async def serve(_args: argparse.Namespace) -> int:
 
 
 async def migrate(_args: argparse.Namespace) -> int:
+    from gateway.store.engine import where
     from gateway.store.migrate import upgrade
 
-    await upgrade(settings().database_url)
-    print("the store is up to date")
+    url = settings().database_url
+    await upgrade(url)
+    print(f"the store is up to date: {where(url)}")
     return DONE
 
 
@@ -101,9 +146,13 @@ async def sandbox(args: argparse.Namespace) -> int:
             if args.sandbox_port is not None
             else (args.port + 1 if args.port else 0)
         )
-        sandbox_runner, sandbox_port = await _start(
-            create_sandbox_app(state), args.host, sandbox_port
-        )
+        try:
+            sandbox_runner, sandbox_port = await _start(
+                create_sandbox_app(state), args.host, sandbox_port, option="--sandbox-port"
+            )
+        except BaseException:
+            await state.close()
+            raise
         sandbox_url = f"http://{_url_host(args.host)}:{sandbox_port}"
         config = settings(
             host=args.host,
@@ -117,7 +166,12 @@ async def sandbox(args: argparse.Namespace) -> int:
         configure_logging(config.log_level, config.log_format)
         box = SecretBox([SecretBox.new_key().encode()])
         app = create_app(config, box=box)
-        runner, port = await _start(app, args.host, args.port)
+        try:
+            runner, port = await _start(app, args.host, args.port)
+        except BaseException:
+            await sandbox_runner.cleanup()
+            await state.close()
+            raise
         try:
             registered = await register_demo(
                 RegistryService(app[STORE], box, actor="sandbox"), demo, sandbox_url
@@ -212,9 +266,16 @@ def _print_welcome(info: dict[str, Any]) -> None:
 
 def register(commands: Any, groups: dict[str, Any]) -> None:
     parser = commands.add_parser(
-        "sandbox", help="run the gateway with its sandbox and a demo school"
+        "sandbox",
+        help="run the gateway with its sandbox and a demo school",
+        description=(
+            "Run the gateway with its sandbox (stand-ins for SIMS ID, FNG and a supplier's "
+            "portal) in one process, on SQLite in a temporary directory, with a demo school "
+            "registered; prints what a client needs. The demo data lives as long as the "
+            "process."
+        ),
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="the address both listen on")
     parser.add_argument("--port", type=int, default=8080, help="the gateway's port (0: any free)")
     parser.add_argument(
         "--sandbox-port",
@@ -224,8 +285,32 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     )
     parser.add_argument("--info-file", help="write the URLs and demo credentials here as JSON")
     parser.set_defaults(run=sandbox)
-    commands.add_parser("serve", help="run the gateway").set_defaults(run=serve)
-    commands.add_parser("migrate", help="bring the store's schema up to date").set_defaults(
-        run=migrate
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the gateway",
+        description=(
+            "Run the gateway. It is configured by FNG_GATEWAY_* environment variables (nested "
+            "settings with __, e.g. FNG_GATEWAY_FNG__BASE_URL), over a TOML file named by "
+            "FNG_GATEWAY_CONFIG_FILE; the README's settings table lists them all. A master "
+            "key is required to read stored secrets: FNG_GATEWAY_MASTER_KEYS (Fernet keys, "
+            "newest first, separated by commas) or FNG_GATEWAY_MASTER_KEYS_FILE; make one "
+            "with 'fng-gateway secrets new-key'. The store is FNG_GATEWAY_DATABASE_URL "
+            "(default: the SQLite file fng-gateway.db in the current directory)."
+        ),
     )
+    serve_parser.add_argument(
+        "--host", help="the address to listen on (default FNG_GATEWAY_HOST, or 127.0.0.1)"
+    )
+    serve_parser.add_argument(
+        "--port", type=int, help="the port to listen on (default FNG_GATEWAY_PORT, or 8080)"
+    )
+    serve_parser.set_defaults(run=serve)
+    commands.add_parser(
+        "migrate",
+        help="bring the store's schema up to date",
+        description=(
+            "Apply the gateway's migrations to the store named by FNG_GATEWAY_DATABASE_URL. "
+            "Safe to run from several replicas at once."
+        ),
+    ).set_defaults(run=migrate)
     groups["secrets"].add_parser("new-key", help="print a new master key").set_defaults(run=new_key)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,14 +28,19 @@ from gateway.errors import StoreUnavailable
 
 #: SQLSTATE classes that say the server cannot serve now, not that a statement is wrong:
 #: 08 connection exception, 53 insufficient resources, 57 operator intervention (a shutdown
-#: or restart under way, "the database system is starting up").
-_UNAVAILABLE_STATES = ("08", "53", "57")
+#: or restart under way, "the database system is starting up"), and what stops the gateway
+#: using it at all: 28 the user refused, 3D the database does not exist.
+_UNAVAILABLE_STATES = ("08", "53", "57", "28", "3D")
 
 
 def _unavailable(exc: Exception) -> bool:
     """Whether a database error means the store cannot be reached, rather than a fault in
     what was asked of it. A connection lost in the middle of a statement (PostgreSQL
     restarted) comes as a plain DBAPIError, not an OperationalError."""
+    if isinstance(exc, DBAPIError) and "file is not a database" in str(exc.orig):
+        return True  # SQLite's word for a file that is something else
+    if isinstance(exc, OperationalError) and "no such table" in str(exc.orig):
+        return False  # SQLite's word for a store not migrated: a fault in what was asked
     if isinstance(exc, OperationalError | OSError):
         return True
     if isinstance(exc, DBAPIError):
@@ -47,16 +54,75 @@ def _unavailable(exc: Exception) -> bool:
 T = TypeVar("T")
 
 
+def where(url: str | URL) -> str:
+    """The store a URL names, for people: never its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database in (None, "", ":memory:"):
+            return "an in-memory SQLite database"
+        return f"the SQLite file {Path(database).resolve()}"
+    return (
+        f"the PostgreSQL database {parsed.database or '(default)'} on "
+        f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    )
+
+
+def describe_failure(exc: BaseException, url: str | URL) -> str:
+    """What a failure to use the store means and what to do, in one sentence (no secrets)."""
+    parsed = make_url(url)
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None)
+    fix = "or set FNG_GATEWAY_DATABASE_URL to another"
+    if parsed.get_backend_name() == "sqlite":
+        message = str(orig).strip()
+        if "file is not a database" in message:
+            return (
+                f"{where(parsed)} is not a SQLite database: give FNG_GATEWAY_DATABASE_URL the "
+                "path of the gateway's store (a new path makes a new store)"
+            )
+        if isinstance(orig, OSError) or "unable to open database file" in message:
+            return (
+                f"cannot open {where(parsed)}: make sure its directory exists and this user may "
+                f"write there, {fix}"
+            )
+        return f"{where(parsed)} cannot be used ({message}): {fix}"
+    server = f"the PostgreSQL server at {parsed.host or 'localhost'}:{parsed.port or 5432}"
+    if state == "3D000":
+        return (
+            f"the database {parsed.database!r} does not exist on {server}: create it "
+            f"(createdb {parsed.database}), {fix}"
+        )
+    if isinstance(state, str) and state.startswith("28"):
+        return (
+            f"{server} refused the user {parsed.username!r} ({str(orig).strip()}): check the "
+            "user and password in FNG_GATEWAY_DATABASE_URL"
+        )
+    if isinstance(orig, socket.gaierror):
+        return f"the host {parsed.host!r} of FNG_GATEWAY_DATABASE_URL is not known: correct it"
+    if isinstance(orig, TimeoutError):
+        return f"{server} did not answer in time: check that it runs and is reachable, {fix}"
+    if isinstance(orig, OSError):
+        reason = (
+            "connection refused"
+            if isinstance(orig, ConnectionRefusedError)
+            else orig.strerror or type(orig).__name__
+        )
+        return f"cannot connect to {server} ({reason}): start it, {fix}"
+    detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return f"{where(parsed)} cannot be used ({detail}): check it, {fix}"
+
+
 @contextlib.contextmanager
-def _unreachable_as_store_unavailable() -> Iterator[None]:
-    """A database error that means the store cannot be reached becomes
-    :class:`StoreUnavailable`; any other passes as it is."""
+def unreachable_as_store_unavailable(url: str | URL) -> Iterator[None]:
+    """A database error that means the store cannot be reached (or does not exist, or refuses
+    the user) becomes :class:`StoreUnavailable` saying so; any other passes as it is."""
     try:
         yield
     except (DBAPIError, OSError) as exc:
         if not _unavailable(exc):
             raise
-        raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
+        raise StoreUnavailable(describe_failure(exc, url)) from exc
 
 
 class Store:
@@ -91,7 +157,7 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        with _unreachable_as_store_unavailable():
+        with unreachable_as_store_unavailable(self.engine.url):
             async with self.engine.connect() as conn:
                 yield conn
 
@@ -100,7 +166,7 @@ class Store:
         async with contextlib.AsyncExitStack() as stack:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
-            with _unreachable_as_store_unavailable():
+            with unreachable_as_store_unavailable(self.engine.url):
                 async with self._writer.begin() as conn:
                     yield conn
 
@@ -114,7 +180,7 @@ class Store:
         ``single_statement`` promises that ``work`` executes one statement, which is then
         its own transaction where the database allows it (PostgreSQL)."""
         if single_statement and self._autocommit is not None:
-            with _unreachable_as_store_unavailable():
+            with unreachable_as_store_unavailable(self.engine.url):
                 async with self._autocommit.connect() as conn:
                     return await conn.run_sync(work)
         if self._sync_writer is None or self._thread is None:
@@ -128,7 +194,7 @@ class Store:
                 return work(conn)
 
         async with self._write_lock:
-            with _unreachable_as_store_unavailable():
+            with unreachable_as_store_unavailable(self.engine.url):
                 # Shielded: a cancelled caller still waits for the transaction to end, so
                 # the write lock is never released while the thread is inside one.
                 # In a copy of the caller's context, so its log lines keep their request id.

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from gateway.errors import StoreUnavailable
-from gateway.store.engine import Store
+from gateway.store.engine import Store, unreachable_as_store_unavailable, where
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest revision (a test keeps it equal to the migrations' head).
@@ -56,7 +56,11 @@ def _sqlite_file_lock(url: str) -> Iterator[None]:
 
 
 def upgrade_sync(url: str) -> None:
-    with _ONE_AT_A_TIME, _sqlite_file_lock(url):
+    with (
+        unreachable_as_store_unavailable(url),
+        _ONE_AT_A_TIME,
+        _sqlite_file_lock(url),
+    ):
         command.upgrade(alembic_config(url), "head")
 
 
@@ -65,12 +69,34 @@ async def upgrade(url: str) -> None:
     await asyncio.to_thread(upgrade_sync, url)
 
 
-async def ensure_current(store: Store, url: str) -> None:
-    """Migrate unless the store is already at :data:`HEAD` (a cheap query, not Alembic)."""
+async def _version(store: Store) -> str | None:
+    """The store's revision; None when it was never migrated. Raises StoreUnavailable when
+    it cannot be reached."""
     try:
         async with store.read() as conn:
             version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
-    except (StoreUnavailable, DBAPIError):
-        version = None
+    except DBAPIError:
+        return None  # no alembic_version table: never migrated
+    return None if version is None else str(version)
+
+
+async def ensure_current(store: Store, url: str) -> None:
+    """Migrate unless the store is already at :data:`HEAD` (a cheap query, not Alembic)."""
+    try:
+        version = await _version(store)
+    except StoreUnavailable:
+        version = None  # Alembic connects again, and says why it cannot
     if version != HEAD:
         await upgrade(url)
+
+
+async def require_current(store: Store) -> None:
+    """Refuse a store this code's migrations have not reached (``auto_migrate`` off). A newer
+    one is fine: migrations stay backward compatible while older replicas still serve."""
+    version = await _version(store)
+    if version is None or version < HEAD:
+        state = "was never migrated" if version is None else f"is at revision {version}"
+        raise StoreUnavailable(
+            f"{where(store.engine.url)} {state}, and this gateway needs revision {HEAD}: run "
+            "`fng-gateway migrate` (FNG_GATEWAY_AUTO_MIGRATE is false)"
+        )

@@ -1,0 +1,247 @@
+"""Every failure an operator can meet at start-up is one line saying what is wrong and what to
+do, with the README's exit code (4: the store, a setting or a port), never a traceback; and no
+misconfiguration passes in silence. Each test runs the real command."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import POSTGRES_URL, require_service
+from tests.support import COMMAND, cli_environment
+
+UNAVAILABLE = 4
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return cli_environment(
+        tmp_path, FNG_GATEWAY_LOG_FORMAT="text", FNG_GATEWAY_EPROC__ENABLED="false"
+    )
+
+
+def run(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=90
+    )
+
+
+def refused(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    """The command failed with exit code 4 and its last line of output, the error, holds
+    ``words``; no traceback anywhere. ``serve`` may log before it fails; a command prints the
+    one line alone."""
+    assert result.returncode == UNAVAILABLE, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("fng-gateway: "), result.stderr
+    for word in words:
+        assert word in line, (word, line)
+    return line
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port something else is listening on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+class TestTheStore:
+    @pytest.mark.parametrize("command", [["serve"], ["migrate"], ["schools", "list"]])
+    def test_unreachable(self, env: dict[str, str], command: list[str]) -> None:
+        port = closed_port()
+        url = f"postgresql+asyncpg://gateway:s3cret-pw@127.0.0.1:{port}/fng"
+        line = refused(
+            run({**env, "FNG_GATEWAY_DATABASE_URL": url}, *command),
+            f"cannot connect to the PostgreSQL server at 127.0.0.1:{port} (connection refused)",
+            "FNG_GATEWAY_DATABASE_URL",
+        )
+        assert "s3cret-pw" not in line
+
+    @pytest.mark.parametrize("command", [["serve"], ["migrate"], ["schools", "list"]])
+    def test_database_that_does_not_exist(self, env: dict[str, str], command: list[str]) -> None:
+        require_service("PostgreSQL", "127.0.0.1", 5432)
+        url = POSTGRES_URL.rsplit("/", 1)[0] + "/no_such_database_here"
+        refused(
+            run({**env, "FNG_GATEWAY_DATABASE_URL": url}, *command),
+            "the database 'no_such_database_here' does not exist",
+            "createdb no_such_database_here",
+        )
+
+    def test_a_store_never_migrated_when_migrating_is_off(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        (tmp_path / "empty.db").touch()
+        for command in (["serve"], ["schools", "list"]):
+            refused(
+                run(
+                    {**env, "FNG_GATEWAY_DATABASE_URL": url, "FNG_GATEWAY_AUTO_MIGRATE": "false"},
+                    *command,
+                ),
+                "was never migrated",
+                "fng-gateway migrate",
+            )
+
+    def test_a_file_that_is_not_a_store(self, env: dict[str, str], tmp_path: Path) -> None:
+        (tmp_path / "notes.txt").write_text("not a database\n" * 100)
+        url = f"sqlite:///{tmp_path / 'notes.txt'}"
+        refused(
+            run({**env, "FNG_GATEWAY_DATABASE_URL": url}, "schools", "list"),
+            "is not a SQLite database",
+        )
+
+    def test_postgresql_url_without_a_driver_means_asyncpg(
+        self, env: dict[str, str], postgres_url: str
+    ) -> None:
+        plain = postgres_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        result = run({**env, "FNG_GATEWAY_DATABASE_URL": plain}, "migrate")
+        assert result.returncode == 0, result.stderr
+        assert "the store is up to date: the PostgreSQL database" in result.stdout
+
+    def test_another_driver_is_refused_saying_what_to_write(self, env: dict[str, str]) -> None:
+        url = "postgresql+psycopg2://gateway:s3cret-pw@db/fng"
+        line = refused(
+            run({**env, "FNG_GATEWAY_DATABASE_URL": url}, "migrate"),
+            "FNG_GATEWAY_DATABASE_URL",
+            "asyncpg, not psycopg2",
+        )
+        assert "s3cret-pw" not in line
+
+
+class TestSettings:
+    def test_config_file_that_is_not_toml_names_the_line(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        config = tmp_path / "gateway.toml"
+        config.write_text('log_level = "INFO"\nport = \n')
+        refused(
+            run({**env, "FNG_GATEWAY_CONFIG_FILE": str(config)}, "serve"),
+            f"the config file {config} is not valid TOML",
+            "line 2",
+        )
+
+    def test_config_file_that_does_not_exist(self, env: dict[str, str], tmp_path: Path) -> None:
+        missing = tmp_path / "missing.toml"
+        refused(
+            run({**env, "FNG_GATEWAY_CONFIG_FILE": str(missing)}, "schools", "list"),
+            f"the config file {missing} (FNG_GATEWAY_CONFIG_FILE) does not exist",
+        )
+
+    def test_a_key_of_the_config_file_that_is_no_setting(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        config = tmp_path / "gateway.toml"
+        config.write_text('databse_url = "sqlite:///x.db"\n')
+        refused(
+            run({**env, "FNG_GATEWAY_CONFIG_FILE": str(config)}, "schools", "list"),
+            "databse_url in the config file: no such setting (did you mean database_url?)",
+        )
+
+    def test_the_config_file_is_read(self, env: dict[str, str], tmp_path: Path) -> None:
+        """The README's example: settings and several master keys from a TOML file."""
+        keys = [env["FNG_GATEWAY_MASTER_KEYS"], run(env, "secrets", "new-key").stdout.strip()]
+        config = tmp_path / "gateway.toml"
+        config.write_text(
+            f'database_url = "sqlite:///{tmp_path / "from-file.db"}"\n'
+            f'master_keys = "{keys[0]},{keys[1]}"\n\n[xml]\nmax_depth = 32\n'
+        )
+        only_file = {
+            key: value
+            for key, value in env.items()
+            if key not in ("FNG_GATEWAY_DATABASE_URL", "FNG_GATEWAY_MASTER_KEYS")
+        }
+        result = run({**only_file, "FNG_GATEWAY_CONFIG_FILE": str(config)}, "schools", "list")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "from-file.db").exists()
+
+    def test_a_mistyped_variable_is_refused_naming_the_setting(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """FNG_GATEWAY_DATABSE_URL is not taken for nothing while ./fng-gateway.db is made."""
+        typo = {key: value for key, value in env.items() if key != "FNG_GATEWAY_DATABASE_URL"} | {
+            "FNG_GATEWAY_DATABSE_URL": env["FNG_GATEWAY_DATABASE_URL"]
+        }
+        for command in (["schools", "list"], ["serve"]):
+            refused(
+                run(typo, *command, cwd=tmp_path),
+                "FNG_GATEWAY_DATABSE_URL is not a setting",
+                "did you mean FNG_GATEWAY_DATABASE_URL?",
+            )
+        assert not (tmp_path / "fng-gateway.db").exists()
+
+    def test_a_new_sqlite_store_is_announced(self, env: dict[str, str], tmp_path: Path) -> None:
+        default = {key: value for key, value in env.items() if key != "FNG_GATEWAY_DATABASE_URL"}
+        first = run(default, "schools", "list", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        created = tmp_path / "fng-gateway.db"
+        assert first.stderr.splitlines() == [
+            f"fng-gateway: NOTE: creating a new SQLite store, {created} "
+            "(set FNG_GATEWAY_DATABASE_URL to use another store)"
+        ]
+        again = run(default, "schools", "list", cwd=tmp_path)
+        assert (again.returncode, again.stderr) == (0, "")
+
+    def test_serve_says_which_store_it_uses(self, env: dict[str, str], tmp_path: Path) -> None:
+        path = tmp_path / "gateway.db"
+        for expected in ("creating a new SQLite store, ", "store: the SQLite file "):
+            process = subprocess.Popen(
+                [COMMAND, "serve", "--port", "0"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert process.stderr is not None
+            lines: list[str] = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                line = process.stderr.readline()
+                lines.append(line)
+                if not line or "listening on" in line:
+                    break
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=60)
+            said = [line for line in lines if expected in line]
+            assert said and str(path) in said[0], lines
+            level = "WARNING" if expected.startswith("creating") else "INFO"
+            assert f" {level} " in said[0], said
+
+
+class TestPorts:
+    def test_serve_on_a_port_in_use(self, env: dict[str, str], held_port: int) -> None:
+        refused(
+            run(env, "serve", "--port", str(held_port)),
+            f"port {held_port} on 127.0.0.1 is already in use",
+            "--port",
+        )
+
+    def test_sandbox_on_a_port_in_use(self, env: dict[str, str], held_port: int) -> None:
+        refused(
+            run(env, "sandbox", "--port", str(held_port)),
+            f"port {held_port} on 127.0.0.1 is already in use",
+            "choose another port with --port",
+        )
+
+    def test_sandbox_whose_own_port_is_in_use(self, env: dict[str, str], held_port: int) -> None:
+        refused(
+            run(env, "sandbox", "--port", "0", "--sandbox-port", str(held_port)),
+            f"port {held_port} on 127.0.0.1 is already in use",
+            "--sandbox-port",
+        )

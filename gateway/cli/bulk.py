@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway.cli.common import REFUSED, actor, show, with_json, with_store
+from gateway.cli.common import REFUSED, actor, show, with_actor, with_json, with_store
 from gateway.errors import CallerError, NotFound
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ empty; vendor is a registered vendor's name; fng_key and partner_key are GUIDs.
 A school (LA number + establishment number) that exists is updated (name, DUNS, language,
 currency); a database (school + database name) that exists gets its FNG key and vendor
 updated. A partner_key given for an existing database must be its active key (rotating keys
-is `fng-gateway keys rotate`).
+is 'fng-gateway keys rotate').
 
 Every row is checked first; if any is wrong, every problem is listed with its line (the
 header is line 1) and nothing is written (exit code 1). Otherwise everything is written in
@@ -152,7 +152,7 @@ async def schools_import(args: argparse.Namespace) -> int:
         report = await import_schools(
             store,
             box,
-            actor(),
+            actor(args),
             text,
             progress=bar,
             generate_keys=descriptor is not None,
@@ -196,12 +196,14 @@ async def schools_import(args: argparse.Namespace) -> int:
 
 def register(groups: dict[str, Any]) -> None:
     """Add ``schools import`` to the ``schools`` group."""
-    parser: argparse.ArgumentParser = with_json(
-        groups["schools"].add_parser(
-            "import",
-            help="create or update schools and databases from a CSV file",
-            description=DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser: argparse.ArgumentParser = with_actor(
+        with_json(
+            groups["schools"].add_parser(
+                "import",
+                help="create or update schools and databases from a CSV file",
+                description=DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
         )
     )
     parser.add_argument("file", type=Path, help="the CSV file")

@@ -6,7 +6,15 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import actor, secret, secret_options, settings, with_json, with_store
+from gateway.cli.common import (
+    actor,
+    secret,
+    secret_options,
+    settings,
+    with_actor,
+    with_json,
+    with_store,
+)
 from gateway.errors import NotFound
 from gateway.tenancy.model import AuthMethod, Interface
 
@@ -21,10 +29,10 @@ if TYPE_CHECKING:
 Namespace = argparse.Namespace
 
 
-def _registry(store: Store, box: SecretBox) -> RegistryService:
+def _registry(store: Store, box: SecretBox, args: Namespace) -> RegistryService:
     from gateway.tenancy.service import RegistryService
 
-    return RegistryService(store, box, actor=actor())
+    return RegistryService(store, box, actor=actor(args))
 
 
 async def _account_id(service: RegistryService, username: str) -> int:
@@ -42,7 +50,7 @@ async def vendors_add(args: Namespace) -> int:
     assert credential is not None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        vendor_id = await _registry(store, box).add_vendor(
+        vendor_id = await _registry(store, box, args).add_vendor(
             args.name,
             token_url=args.token_url,
             client_id=args.client_id,
@@ -55,7 +63,7 @@ async def vendors_add(args: Namespace) -> int:
 
 
 async def vendors_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box).vendors(), args)
+    return await with_store(lambda store, box: _registry(store, box, args).vendors(), args)
 
 
 async def vendors_set_secret(args: Namespace) -> int:
@@ -63,7 +71,7 @@ async def vendors_set_secret(args: Namespace) -> int:
     assert credential is not None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        await _registry(store, box).set_vendor_credential(args.vendor, credential)
+        await _registry(store, box, args).set_vendor_credential(args.vendor, credential)
         return {"vendor_id": args.vendor, "secret": "changed"}
 
     return await with_store(action, args)
@@ -74,7 +82,7 @@ async def vendors_set_secret(args: Namespace) -> int:
 
 async def schools_add(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        school_id = await _registry(store, box).add_school(
+        school_id = await _registry(store, box, args).add_school(
             args.name,
             la_number=args.la,
             establishment_number=args.establishment,
@@ -88,7 +96,7 @@ async def schools_add(args: Namespace) -> int:
 
 
 async def schools_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box).schools(), args)
+    return await with_store(lambda store, box: _registry(store, box, args).schools(), args)
 
 
 async def databases_add(args: Namespace) -> int:
@@ -96,7 +104,7 @@ async def databases_add(args: Namespace) -> int:
     assert fng_key is not None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        created = await _registry(store, box).add_database(
+        created = await _registry(store, box, args).add_database(
             args.school, vendor_id=args.vendor, name=args.name, fng_key=fng_key
         )
         return {"database_id": created.database_id, "partner_key": created.partner_key}
@@ -105,7 +113,7 @@ async def databases_add(args: Namespace) -> int:
 
 
 async def databases_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box).databases(), args)
+    return await with_store(lambda store, box: _registry(store, box, args).databases(), args)
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -122,7 +130,7 @@ async def keys(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> Any:
         from gateway.tenancy.rotation import KeyRotation
 
-        rotation = KeyRotation(store, box, actor())
+        rotation = KeyRotation(store, box, actor(args))
         if args.action == "list":
             return await rotation.partner_keys(args.database)
         if args.action == "rotate":
@@ -150,7 +158,7 @@ async def fng_key(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.rotation import KeyRotation
 
-        rotation = KeyRotation(store, box, actor())
+        rotation = KeyRotation(store, box, actor(args))
         if key is not None:
             await rotation.set_next_fng_key(args.database, key)
             return {
@@ -171,7 +179,7 @@ async def accounts_add(args: Namespace) -> int:
     password = secret(args, "password", required=False)
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        created = await _registry(store, box).add_account(args.username, password)
+        created = await _registry(store, box, args).add_account(args.username, password)
         result: dict[str, Any] = {"account_id": created.account_id}
         if password is None:
             result["password"] = created.password
@@ -181,12 +189,12 @@ async def accounts_add(args: Namespace) -> int:
 
 
 async def accounts_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box).accounts(), args)
+    return await with_store(lambda store, box: _registry(store, box, args).accounts(), args)
 
 
 async def accounts_grant(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        service = _registry(store, box)
+        service = _registry(store, box, args)
         account_id = await _account_id(service, args.username)
         interfaces = [Interface(item) for item in args.interface or []]
         if args.action == "grant":
@@ -209,7 +217,7 @@ async def accounts_password(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.rotation import KeyRotation
 
-        new = await KeyRotation(store, box, actor()).change_password(
+        new = await KeyRotation(store, box, actor(args)).change_password(
             args.username, overlap, password
         )
         result: dict[str, Any] = {
@@ -225,7 +233,9 @@ async def accounts_password(args: Namespace) -> int:
 
 async def accounts_enable(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        await _registry(store, box).set_account_enabled(args.username, args.action == "enable")
+        await _registry(store, box, args).set_account_enabled(
+            args.username, args.action == "enable"
+        )
         return {"username": args.username, "done": args.action}
 
     return await with_store(action, args)
@@ -239,7 +249,7 @@ async def portals_add(args: Namespace) -> int:
     assert password is not None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        portal_id = await _registry(store, box).add_portal(
+        portal_id = await _registry(store, box, args).add_portal(
             args.database,
             name=args.name,
             url=args.url,
@@ -255,14 +265,14 @@ async def portals_add(args: Namespace) -> int:
 
 
 async def portals_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box).portals(), args)
+    return await with_store(lambda store, box: _registry(store, box, args).portals(), args)
 
 
 async def portals_change(args: Namespace) -> int:
     password = secret(args, "password") if args.action == "password" else None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        service = _registry(store, box)
+        service = _registry(store, box, args)
         if password is not None:
             await service.set_portal_password(args.portal, password)
         else:
@@ -276,7 +286,7 @@ async def eproc(args: Namespace) -> int:
     async def action(store: Store, _box: SecretBox) -> Any:
         from gateway.eproc.admin import EprocAdmin
 
-        admin = EprocAdmin(store, actor())
+        admin = EprocAdmin(store, actor(args))
         if args.action == "quarantine":
             return [item.as_dict() for item in await admin.quarantined()]
         if args.action == "show":
@@ -301,7 +311,7 @@ async def secrets_reencrypt(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.reencrypt import reencrypt
 
-        return {"reencrypted": await reencrypt(store, box, actor())}
+        return {"reencrypted": await reencrypt(store, box, actor(args))}
 
     return await with_store(action, args)
 
@@ -312,7 +322,7 @@ async def audit(args: Namespace) -> int:
         since = since.replace(tzinfo=UTC)
 
     async def action(store: Store, box: SecretBox) -> list[dict[str, Any]]:
-        return await _registry(store, box).audit_entries(
+        return await _registry(store, box, args).audit_entries(
             subject=args.subject, since=since, limit=args.limit
         )
 
@@ -323,7 +333,7 @@ async def admin_tokens(args: Namespace) -> int:
     async def action(store: Store, _box: SecretBox) -> Any:
         from gateway.admin.tokens import AdminTokens
 
-        tokens = AdminTokens(store, actor())
+        tokens = AdminTokens(store, actor(args))
         if args.action == "create":
             return {
                 "name": args.name,
@@ -348,29 +358,32 @@ def register(commands: Any) -> dict[str, Any]:
         return commands.add_parser(name, help=text).add_subparsers(dest="action", required=True)
 
     def command(parent: Any, name: str, text: str, run: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = with_json(parent.add_parser(name, help=text))
+        parser: argparse.ArgumentParser = with_actor(with_json(parent.add_parser(name, help=text)))
         parser.set_defaults(run=run)
         return parser
 
     vendors = group("vendors", "SIMS ID client registrations")
     add = command(vendors, "add", "add a vendor", vendors_add)
-    add.add_argument("name")
-    add.add_argument("--token-url", required=True)
-    add.add_argument("--client-id", required=True)
+    add.add_argument("name", help="a name for the vendor, unique")
+    add.add_argument(
+        "--token-url", required=True, help="SIMS ID's token endpoint (https://…/connect/token)"
+    )
+    add.add_argument("--client-id", required=True, help="the vendor's SIMS ID client id")
     add.add_argument(
         "--auth-method",
         choices=[m.value for m in AuthMethod],
         default=AuthMethod.CLIENT_SECRET_BASIC.value,
+        help="how the vendor authenticates to SIMS ID (default: client_secret_basic)",
     )
     secret_options(add, "secret", "the client secret (or private key)")
     command(vendors, "list", "list vendors", vendors_list)
     change = command(vendors, "set-secret", "a vendor's new client secret", vendors_set_secret)
-    change.add_argument("vendor", type=int)
+    change.add_argument("vendor", type=int, help="the vendor's id")
     secret_options(change, "secret", "the client secret (or private key)")
 
     schools = group("schools", "schools")
     add = command(schools, "add", "add a school", schools_add)
-    add.add_argument("name")
+    add.add_argument("name", help="the school's name")
     add.add_argument("--la", required=True, help="LA number (3 digits)")
     add.add_argument("--establishment", required=True, help="establishment number (4 digits)")
     add.add_argument("--duns", help="the school's DUNS number, for eProcurement")
@@ -382,7 +395,9 @@ def register(commands: Any) -> dict[str, Any]:
     add = command(databases, "add", "add a database; prints its partner key once", databases_add)
     add.add_argument("school", type=int, help="the school's id")
     add.add_argument("--vendor", type=int, required=True, help="the vendor's id")
-    add.add_argument("--name", required=True)
+    add.add_argument(
+        "--name", required=True, help="the database's name, e.g. 'Public funds' (unique per school)"
+    )
     secret_options(add, "fng key", "FNG's key for the database")
     command(databases, "list", "list databases", databases_list)
 
@@ -395,7 +410,7 @@ def register(commands: Any) -> dict[str, Any]:
         ("retire", "end the retiring key's grace now"),
     ):
         parser = command(key_commands, name, text, keys)
-        parser.add_argument("database", type=int)
+        parser.add_argument("database", type=int, help="the database's id")
         if name == "rotate":
             secret_options(parser, "key", "the next key, instead of a new one")
         if name == "promote":
@@ -408,14 +423,14 @@ def register(commands: Any) -> dict[str, Any]:
 
     fng_keys = group("fng-key", "FNG's keys: store the next one, promote it")
     parser = command(fng_keys, "set", "store FNG's new key as next (before FNG uses it)", fng_key)
-    parser.add_argument("database", type=int)
+    parser.add_argument("database", type=int, help="the database's id")
     secret_options(parser, "key", "FNG's new key")
     parser = command(fng_keys, "promote", "make the next FNG key current", fng_key)
-    parser.add_argument("database", type=int)
+    parser.add_argument("database", type=int, help="the database's id")
 
     accounts = group("accounts", "integration accounts")
     add = command(accounts, "add", "add an account; prints a generated password once", accounts_add)
-    add.add_argument("username")
+    add.add_argument("username", help="the account's user name, as integrations send it")
     secret_options(add, "password", "its password, instead of a generated one")
     command(accounts, "list", "accounts, their grants and payment systems", accounts_list)
     for name, text in (
@@ -423,13 +438,14 @@ def register(commands: Any) -> dict[str, Any]:
         ("revoke", "stop an account using a database"),
     ):
         parser = command(accounts, name, text, accounts_grant)
-        parser.add_argument("username")
-        parser.add_argument("--database", type=int, required=True)
+        parser.add_argument("username", help="the account's user name")
+        parser.add_argument("--database", type=int, required=True, help="the database's id")
         parser.add_argument(
             "--interface",
             action="append",
-            required=name == "revoke",
+            required=True,
             choices=[i.value for i in Interface],
+            help=f"an interface it may {'no longer ' if name == 'revoke' else ''}use (repeatable)",
         )
         if name == "grant":
             parser.add_argument(
@@ -438,20 +454,31 @@ def register(commands: Any) -> dict[str, Any]:
     parser = command(
         accounts, "password", "a new password; the old one works a while longer", accounts_password
     )
-    parser.add_argument("username")
-    parser.add_argument("--overlap-seconds", type=float, default=None)
+    parser.add_argument("username", help="the account's user name")
+    parser.add_argument(
+        "--overlap-seconds",
+        type=float,
+        default=None,
+        help="how long the old password keeps working (default: keys.password_overlap_seconds)",
+    )
     secret_options(parser, "password", "the new password, instead of a generated one")
     for name in ("enable", "disable"):
-        command(accounts, name, f"{name} an account", accounts_enable).add_argument("username")
+        command(accounts, name, f"{name} an account", accounts_enable).add_argument(
+            "username", help="the account's user name"
+        )
 
     portal_commands = group("portals", "suppliers' eProcurement portals")
     add = command(portal_commands, "add", "add a school database's portal", portals_add)
     add.add_argument("database", type=int, help="the school database's id")
     add.add_argument("--name", required=True, help="unique for the database: a-z, 0-9, -")
     add.add_argument("--url", required=True, help="the portal's EProcurementService URL")
-    add.add_argument("--username", required=True)
-    add.add_argument("--supplier-duns", required=True)
-    add.add_argument("--poll-seconds", type=int, default=300)
+    add.add_argument("--username", required=True, help="the school's user name at the portal")
+    add.add_argument(
+        "--supplier-duns", required=True, help="the supplier's DUNS number (9 digits, or a GLN)"
+    )
+    add.add_argument(
+        "--poll-seconds", type=int, default=300, help="how often to poll it (default 300)"
+    )
     add.add_argument(
         "--password-days",
         type=int,
@@ -463,11 +490,11 @@ def register(commands: Any) -> dict[str, Any]:
     parser = command(
         portal_commands, "password", "a portal's password, changed elsewhere", portals_change
     )
-    parser.add_argument("portal", type=int)
+    parser.add_argument("portal", type=int, help="the portal's id")
     secret_options(parser, "password", "the portal password")
     for name in ("enable", "disable"):
         command(portal_commands, name, f"{name} polling a portal", portals_change).add_argument(
-            "portal", type=int
+            "portal", type=int, help="the portal's id"
         )
 
     work = group("eproc", "eProcurement work set aside for operators")
@@ -478,7 +505,7 @@ def register(commands: Any) -> dict[str, Any]:
         ("release", "acknowledge a document without delivering it (or count an order as sent)"),
     ):
         parser = command(work, name, text, eproc)
-        parser.add_argument("id", type=int)
+        parser.add_argument("id", type=int, help="the document's (or order's) id")
         parser.add_argument("--order", action="store_true", help="the id is an order's")
 
     secrets = group("secrets", "master keys and stored secrets")
@@ -489,13 +516,15 @@ def register(commands: Any) -> dict[str, Any]:
     parser = with_json(commands.add_parser("audit", help="the audit log, newest first"))
     parser.add_argument("--subject", help="e.g. database:3, account:name")
     parser.add_argument("--since", help="an ISO date or date-time")
-    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     parser.set_defaults(run=audit)
 
     tokens = group("admin-tokens", "operators' tokens for the admin API")
     command(tokens, "create", "a token for an operator, shown once", admin_tokens).add_argument(
-        "name"
+        "name", help="the operator's name, recorded in the audit log"
     )
-    command(tokens, "revoke", "revoke an operator's token", admin_tokens).add_argument("name")
+    command(tokens, "revoke", "revoke an operator's token", admin_tokens).add_argument(
+        "name", help="the operator's name"
+    )
     command(tokens, "list", "tokens (never their values)", admin_tokens)
     return {"schools": schools, "secrets": secrets}

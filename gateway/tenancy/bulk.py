@@ -91,10 +91,33 @@ class BulkImportError(RegistryError):
         self.problems = sorted(problems, key=lambda problem: problem[0])
         self.keyless = tuple(keyless)
         lines = len({line for line, _ in self.problems})
-        listed = "\n".join(f"  line {line}: {message}" for line, message in self.problems)
+        # Rows without a key are told once, together, not once a row.
+        listed = [
+            f"  line {line}: {message}" for line, message in self.problems if message != KEYLESS
+        ]
+        if self.keyless:
+            listed.append(f"  {_line_ranges(self.keyless)}: {KEYLESS}")
         super().__init__(
-            f"{len(self.problems)} problem(s) on {lines} line(s); nothing was imported:\n{listed}"
+            f"{len(self.problems)} problem(s) on {lines} line(s); nothing was imported:\n"
+            + "\n".join(listed)
         )
+
+
+#: The problem of a new database's row without a partner key, when keys are not generated.
+KEYLESS: Final = "partner_key is empty, and generated keys were not asked for"
+
+
+def _line_ranges(lines: Iterable[int]) -> str:
+    """``line 4``, ``lines 2, 4`` or ``lines 2-40, 45``."""
+    ordered = sorted(set(lines))
+    spans: list[list[int]] = []
+    for line in ordered:
+        if spans and line == spans[-1][1] + 1:
+            spans[-1][1] = line
+        else:
+            spans.append([line, line])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"line {text}" if len(ordered) == 1 else f"lines {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,9 +518,7 @@ async def _plan(
         problems.extend((row.line, message) for message in found)
         if item.new_partner_key is None and item.database_id is None:
             keyless.append(row.line)
-            problems.append(
-                (row.line, "partner_key is empty, and generated keys were not asked for")
-            )
+            problems.append((row.line, KEYLESS))
         plan.rows.append(item)
         if progress is not None:
             progress("validating", done, len(rows))

@@ -31,7 +31,7 @@ from gateway.tenancy.keys import key_digest, new_key, normalise_key
 from gateway.tenancy.model import KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryError, audit, insert_unique
+from gateway.tenancy.service import RegistryError, audit, insert_unique, require
 
 
 def _now() -> datetime:
@@ -44,11 +44,6 @@ class KeyRotation:
         self._box = box
         self.actor = actor
 
-    async def _require_database(self, conn: Any, database_id: int) -> None:
-        found = await conn.scalar(sa.select(databases.c.id).where(databases.c.id == database_id))
-        if found is None:
-            raise NotFound(f"there is no database {database_id}")
-
     # -- partner keys ------------------------------------------------------------------------
 
     async def rotate_partner_key(self, database_id: int, key: str | None = None) -> str:
@@ -57,7 +52,7 @@ class KeyRotation:
         if value is None:
             raise RegistryError("a partner key must be a GUID")
         async with self._store.write() as conn:
-            await self._require_database(conn, database_id)
+            await require(conn, databases, database_id, "database")
             pending = await conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(partner_keys)
@@ -88,7 +83,7 @@ class KeyRotation:
         """``next`` becomes ``active``; the active key retires at now + ``grace``."""
         deadline = _now() + grace
         async with self._store.write() as conn:
-            await self._require_database(conn, database_id)
+            await require(conn, databases, database_id, "database")
             if not await self._promote_partner(conn, database_id, deadline):
                 raise RegistryError(f"database {database_id} has no next key to promote")
             await audit(
@@ -161,6 +156,7 @@ class KeyRotation:
     async def partner_keys(self, database_id: int) -> list[dict[str, Any]]:
         """The database's keys, without their values: a short fingerprint tells them apart."""
         async with self._store.read() as conn:
+            await require(conn, databases, database_id, "database")
             rows = await conn.execute(
                 sa.select(partner_keys)
                 .where(partner_keys.c.database_id == database_id)
@@ -194,7 +190,7 @@ class KeyRotation:
 
     async def promote_fng_key(self, database_id: int) -> None:
         async with self._store.write() as conn:
-            await self._require_database(conn, database_id)
+            await require(conn, databases, database_id, "database")
             if not await self._promote_fng(conn, database_id):
                 raise RegistryError(f"database {database_id} has no next FNG key")
             await audit(conn, self.actor, "fng_key.promote", f"database:{database_id}")

@@ -76,6 +76,14 @@ async def audit(
     )
 
 
+async def require(conn: AsyncConnection, table: sa.Table, row_id: int, what: str) -> None:
+    """NotFound unless ``table`` has the row ``row_id``: a foreign key that names nothing is
+    told as such, not as a clash with something that exists."""
+    found = await conn.scalar(sa.select(table.c.id).where(table.c.id == row_id))
+    if found is None:
+        raise NotFound(f"there is no {what} {row_id}")
+
+
 async def insert_unique(conn: AsyncConnection, statement: sa.Insert, what: str) -> int:
     try:
         result = await conn.execute(statement)
@@ -189,6 +197,8 @@ class RegistryService:
         if key is None:
             raise RegistryError("the partner key must be a GUID")
         async with self._store.write() as conn:
+            await require(conn, schools, school_id, "school")
+            await require(conn, vendors, vendor_id, "vendor")
             database_id = await insert_unique(
                 conn,
                 databases.insert().values(
@@ -247,6 +257,8 @@ class RegistryService:
         system_identifiers: Sequence[str] = (),
     ) -> None:
         async with self._store.write() as conn:
+            await require(conn, accounts, account_id, "account")
+            await require(conn, databases, database_id, "database")
             for interface in interfaces:
                 await insert_unique(
                     conn,
@@ -308,6 +320,7 @@ class RegistryService:
             raise RegistryError("a portal password lives at least 60 days")
         now = datetime.now(UTC)
         async with self._store.write() as conn:
+            await require(conn, databases, database_id, "database")
             portal_id = await insert_unique(
                 conn,
                 portals.insert().values(
@@ -499,6 +512,8 @@ class RegistryService:
 
     async def revoke(self, account_id: int, database_id: int, interfaces: list[Interface]) -> None:
         async with self._store.write() as conn:
+            await require(conn, accounts, account_id, "account")
+            await require(conn, databases, database_id, "database")
             for interface in interfaces:
                 await conn.execute(
                     grants.delete().where(

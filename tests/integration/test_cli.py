@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import pwd
 import subprocess
-import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
+from gateway.cli import parser
+from tests.support import COMMAND, cli_environment
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    base = {key: value for key, value in os.environ.items() if not key.startswith("FNG_GATEWAY_")}
-    key = subprocess.run(
-        [COMMAND, "secrets", "new-key"], capture_output=True, text=True, check=True
-    )
-    return {
-        **base,
-        "FNG_GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}",
-        "FNG_GATEWAY_MASTER_KEYS": key.stdout.strip(),
-    }
+    return cli_environment(tmp_path)
 
 
 def run(
@@ -116,17 +111,17 @@ class TestRegistration:
         bad = {**env, "FNG_GATEWAY_DATABASE_URL": url, "FNG_GATEWAY_XML__MAX_BYTES": "pa55"}
         result = run(bad, "serve")
         assert result.returncode == 4
-        assert "xml.max_bytes" in result.stderr
+        assert "FNG_GATEWAY_XML__MAX_BYTES" in result.stderr
         assert "pa55" not in result.stderr
 
     def test_a_kubernetes_service_link_is_not_taken_for_a_port(self, env: dict[str, str]) -> None:
         result = run({**env, "FNG_GATEWAY_PORT": "tcp://10.0.0.1:8080"}, "serve")
         assert result.returncode == 4
-        assert "port: " in result.stderr and "enableServiceLinks" in result.stderr
+        assert "FNG_GATEWAY_PORT: " in result.stderr and "enableServiceLinks" in result.stderr
 
 
-def registered(env: dict[str, str]) -> dict[str, Any]:
-    vendor = ok(
+def add_vendor(env: dict[str, str]) -> dict[str, Any]:
+    return ok(
         env,
         "vendors",
         "add",
@@ -138,6 +133,10 @@ def registered(env: dict[str, str]) -> dict[str, Any]:
         "--secret-stdin",
         stdin="vendor-secret-value",
     )
+
+
+def registered(env: dict[str, str]) -> dict[str, Any]:
+    vendor = add_vendor(env)
     school = ok(env, "schools", "add", "S", "--la", "123", "--establishment", "4567")
     database = ok(
         env,
@@ -201,3 +200,108 @@ class TestOperations:
         header, row = table.stdout.splitlines()[:2]
         assert header.split()[:3] == ["id", "name", "la_number"]
         assert row.split()[:3] == ["1", "S", "123"]
+
+
+class TestTruthfulCli:
+    def test_unknown_references_are_not_found_not_conflicts(self, env: dict[str, str]) -> None:
+        """A database for a school or vendor that does not exist, a grant of a database that
+        does not exist: "no school 99" and exit 3, as the admin API answers 404."""
+        ids = registered(env)
+        fng_key = "0f8fad5b-d9cb-469f-a165-70867728950e"
+        for args, expected in (
+            (["99", "--vendor", str(ids["vendor_id"])], "there is no school 99"),
+            ([str(ids["school_id"]), "--vendor", "98"], "there is no vendor 98"),
+        ):
+            result = run(
+                env, "databases", "add", *args, "--name", "Other", "--fng-key-stdin", stdin=fng_key
+            )
+            assert (result.returncode, result.stderr.strip()) == (3, f"fng-gateway: {expected}")
+        ok(env, "accounts", "add", "acct")
+        for action in ("grant", "revoke"):
+            result = run(
+                env, "accounts", action, "acct", "--database", "99", "--interface", "ejournal"
+            )
+            assert (result.returncode, result.stderr.strip()) == (
+                3,
+                "fng-gateway: there is no database 99",
+            )
+        listed = run(env, "keys", "list", "99")
+        assert (listed.returncode, listed.stderr.strip()) == (
+            3,
+            "fng-gateway: there is no database 99",
+        )
+
+    def test_a_grant_names_its_interface(self, env: dict[str, str]) -> None:
+        database = str(registered(env)["database_id"])
+        ok(env, "accounts", "add", "acct")
+        result = run(env, "accounts", "grant", "acct", "--database", database, "--system", "X")
+        assert result.returncode == 2 and "--interface" in result.stderr
+        assert ok(env, "accounts", "list")[0]["grants"] in ([], None)
+
+    def test_the_audit_log_names_who_acted(self, env: dict[str, str]) -> None:
+        """Without $USER or $LOGNAME (as under kubectl exec), the uid's name; --actor wins."""
+        anonymous = {key: value for key, value in env.items() if key not in ("USER", "LOGNAME")}
+        ok(anonymous, "accounts", "add", "first")
+        ok(anonymous, "accounts", "add", "second", "--actor", "alice")
+        actors = [entry["actor"] for entry in ok(env, "audit")]
+        assert actors == ["cli:alice", f"cli:{pwd.getpwuid(os.getuid()).pw_name}"]
+        assert "cli:?" not in actors
+
+    def test_version(self, env: dict[str, str]) -> None:
+        result = run(env, "--version")
+        assert (result.returncode, result.stdout.strip()) == (
+            0,
+            f"fng-gateway {version('fng-gateway')}",
+        )
+
+    def test_serve_help_says_where_settings_come_from(self, env: dict[str, str]) -> None:
+        text = " ".join(run(env, "serve", "--help").stdout.split())
+        for words in (
+            "FNG_GATEWAY_CONFIG_FILE",
+            "environment variables",
+            "FNG_GATEWAY_MASTER_KEYS",
+        ):
+            assert words in text, words
+
+    def test_every_option_has_help_in_plain_words(self) -> None:
+        """Every option and argument of every command says what it is, without markup."""
+
+        def walk(node: argparse.ArgumentParser, path: str) -> list[str]:
+            problems = []
+            for text in (node.description, node.epilog):
+                if text and "`" in text:
+                    problems.append(f"{path}: markup in {text[:40]!r}")
+            for action in node._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for name, child in action.choices.items():
+                        problems += walk(child, f"{path} {name}")
+                    continue
+                if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                    continue
+                name = action.option_strings[0] if action.option_strings else action.dest
+                if not action.help:
+                    problems.append(f"{path} {name}: no help")
+                elif "`" in action.help:
+                    problems.append(f"{path} {name}: markup in its help")
+            return problems
+
+        assert walk(parser(), "fng-gateway") == []
+
+    def test_keyless_rows_of_an_import_are_told_once(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        add_vendor(env)
+        rows = [
+            f"S{i},123,000{i},,,,Public funds,V,0f8fad5b-d9cb-469f-a165-70867728950{i},"
+            for i in range(5)
+        ]
+        csv_file = tmp_path / "schools.csv"
+        csv_file.write_text(
+            "name,la_number,establishment_number,duns,language,currency,database,vendor,"
+            "fng_key,partner_key\n" + "\n".join(rows) + "\n"
+        )
+        result = run(env, "schools", "import", str(csv_file))
+        assert result.returncode == 1
+        assert result.stderr.count("partner_key is empty") == 1, result.stderr
+        assert "lines 2-6: partner_key is empty" in result.stderr
+        assert result.stderr.count("--keys-out") == 1

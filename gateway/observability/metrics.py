@@ -164,7 +164,13 @@ class Metrics:
         ) -> None:
             self._upstream(context, str(params.response.status))
 
-        async def failed(_session: object, context: SimpleNamespace, _params: object) -> None:
+        async def failed(
+            _session: object, context: SimpleNamespace, params: aiohttp.TraceRequestExceptionParams
+        ) -> None:
+            if isinstance(params.exception, GatewayError):
+                # Raised by the gateway's own client middleware before anything was sent (no
+                # SIMS ID token): that upstream's failure is counted by its own request.
+                return
             self._upstream(context, "error")
 
         trace.on_request_start.append(start)

@@ -106,3 +106,21 @@ async def test_every_family_after_traffic(
     assert value(found, "fng_gateway_eproc_quarantined") == quarantined
     assert value(found, "fng_gateway_eproc_queue_depth") == 0
     assert value(found, "fng_gateway_draining") == 0
+
+
+async def test_a_sims_id_failure_is_counted_against_sims_id_not_fng(
+    gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    """SIMS ID refusing the token: one SIMS ID response (its status), and no FNG response, since
+    the call never left for FNG."""
+    await sandbox.faults({"target": "simsid", "kind": "error", "status": 503})
+    answer = await soap_call(
+        http, gateway.soap_url, operation("GetBanks", systemIdentifier="TPPCS"), gateway.auth
+    )
+    assert answer.fault_code == "TOKEN_UNAVAILABLE"
+    async with http.get(f"{gateway.url}/metrics") as response:
+        found = samples(await response.text())
+    upstream = "fng_gateway_upstream_responses_total"
+    assert value(found, upstream, upstream="simsid", operation="token", status="503") == 1
+    assert value(found, upstream, upstream="fng") == 0
+    assert (await sandbox.stats())["requests"]["GetBanks"] == 0

@@ -117,8 +117,10 @@ class FngClient:
         self._tokens = tokens
         self._settings = settings
         self._keys = keys
+        # The connect limit is the socket's alone: a call queued for one of the pool's
+        # connections under load has not failed to reach FNG, and `total` still bounds it.
         self._timeout = aiohttp.ClientTimeout(
-            total=settings.timeout_seconds, connect=settings.connect_timeout_seconds
+            total=settings.timeout_seconds, sock_connect=settings.connect_timeout_seconds
         )
 
     async def get_banks(self, target: DatabaseTarget, system_identifier: str) -> FngResponse:

@@ -43,14 +43,7 @@ class Registered:
                     "database_key": self.database_key,
                 }
             ],
-            "payment_system": {
-                "system_identifier": demo.system_identifier,
-                "banks": list(demo.banks),
-                "products": list(demo.products),
-                "vat_codes": list(demo.vat_codes),
-                "charge_codes": list(demo.charge_codes),
-                "charge_vat_codes": list(demo.charge_vat_codes),
-            },
+            "payment_system": _payment_system(demo),
             "eproc": {
                 "portal": demo.portal_name,
                 "portal_url": f"{self.sandbox_url}{demo.portal_path}",
@@ -74,6 +67,52 @@ class Registered:
                 "cost_centres": list(demo.cost_centres),
             },
         }
+
+
+def _payment_system(demo: DemoSeed) -> dict[str, Any]:
+    return {
+        "system_identifier": demo.system_identifier,
+        "banks": list(demo.banks),
+        "products": list(demo.products),
+        "vat_codes": list(demo.vat_codes),
+        "charge_codes": list(demo.charge_codes),
+        "charge_vat_codes": list(demo.charge_vat_codes),
+    }
+
+
+def upstreams_info(demo: DemoSeed, sandbox_url: str) -> dict[str, Any]:
+    """What an operator registers in a gateway of their own to use a sandbox run alone
+    (``fng-gateway sandbox --upstreams-only``): the vendor's SIMS ID client, FNG's address,
+    the demo school and its database's keys, the payment system, the supplier portal."""
+    return {
+        "sandbox_url": sandbox_url,
+        "simsid": {
+            "token_url": f"{sandbox_url}/connect/token",
+            "client_id": demo.client_id,
+            "client_secret": demo.client_secret,
+            "auth_method": AuthMethod.CLIENT_SECRET_BASIC.value,
+        },
+        "fng": {"base_url": f"{sandbox_url}/fng"},
+        "school": {
+            "name": demo.school_name,
+            "la_number": demo.la_number,
+            "establishment_number": demo.establishment_number,
+            "duns": demo.school_duns,
+        },
+        "database": {
+            "name": demo.database_name,
+            "fng_key": demo.fng_key,
+            "partner_key": demo.partner_key,
+        },
+        "payment_system": _payment_system(demo),
+        "portal": {
+            "name": demo.portal_name,
+            "url": f"{sandbox_url}{demo.portal_path}",
+            "username": demo.portal_username,
+            "password": demo.portal_password,
+            "supplier_duns": demo.supplier_duns,
+        },
+    }
 
 
 async def register_demo(

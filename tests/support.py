@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import os
+import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +28,27 @@ _counter = itertools.count(1)
 
 #: The installed command, as an operator runs it.
 COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
+
+
+def info_written(
+    path: Path, process: subprocess.Popen[Any], log: Path | None = None, seconds: float = 60
+) -> dict[str, Any]:
+    """The JSON that a starting ``fng-gateway sandbox`` writes to its ``--info-file``, once it
+    is there; what the process printed (``log``, or its pipes) if it exits first."""
+
+    def printed() -> str:
+        return log.read_text(errors="replace") if log is not None else str(process.communicate())
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"fng-gateway sandbox exited:\n{printed()}")
+        if path.exists() and path.stat().st_size:
+            info: dict[str, Any] = json.loads(path.read_text())
+            return info
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"fng-gateway sandbox did not start in time:\n{printed()}")
 
 
 def cli_environment(tmp_path: Path, **settings: str) -> dict[str, str]:

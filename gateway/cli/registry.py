@@ -15,7 +15,7 @@ from gateway.cli.common import (
     with_json,
     with_store,
 )
-from gateway.errors import NotFound
+from gateway.errors import CallerError, NotFound
 from gateway.tenancy.model import AuthMethod, Interface
 
 if TYPE_CHECKING:
@@ -100,12 +100,22 @@ async def schools_list(args: Namespace) -> int:
 
 
 async def databases_add(args: Namespace) -> int:
+    if args.fng_key_stdin and args.partner_key_stdin:
+        raise CallerError(
+            "only one key can come from stdin: give the other with --fng-key-env VAR "
+            "or --partner-key-env VAR"
+        )
     fng_key = secret(args, "fng key")
     assert fng_key is not None
+    partner_key = secret(args, "partner key", required=False)
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         created = await _registry(store, box, args).add_database(
-            args.school, vendor_id=args.vendor, name=args.name, fng_key=fng_key
+            args.school,
+            vendor_id=args.vendor,
+            name=args.name,
+            fng_key=fng_key,
+            partner_key=partner_key,
         )
         return {"database_id": created.database_id, "partner_key": created.partner_key}
 
@@ -399,6 +409,9 @@ def register(commands: Any) -> dict[str, Any]:
         "--name", required=True, help="the database's name, e.g. 'Public funds' (unique per school)"
     )
     secret_options(add, "fng key", "FNG's key for the database")
+    secret_options(
+        add, "partner key", "the partner key already entered in FNG, instead of a new one"
+    )
     command(databases, "list", "list databases", databases_list)
 
     key_commands = group("keys", "partner keys: rotate, promote, cancel, retire, list")

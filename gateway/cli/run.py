@@ -1,4 +1,5 @@
-"""Running the gateway: ``serve``, ``sandbox`` (with the sandbox and a demo school), ``migrate``."""
+"""Running the gateway: ``serve``, ``sandbox`` (with the sandbox and a demo school, or the
+sandbox alone), ``migrate``."""
 
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ async def sandbox(args: argparse.Namespace) -> int:
     from gateway.admin.tokens import AdminTokens
     from gateway.app import STORE, begin_draining, create_app
     from gateway.observability.logging import configure_logging
-    from gateway.quickstart import register_demo
+    from gateway.quickstart import register_demo, upstreams_info
     from gateway.sandbox import SandboxState, create_sandbox_app, seed_demo
     from gateway.tenancy.secrets import SecretBox
     from gateway.tenancy.service import RegistryService
@@ -140,13 +141,13 @@ async def sandbox(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="fng-gateway-sandbox-") as data:
         data_dir = Path(data)
         state = await SandboxState.open(f"sqlite+aiosqlite:///{data_dir / 'sandbox.db'}")
-        demo = await seed_demo(state)
         sandbox_port = (
             args.sandbox_port
             if args.sandbox_port is not None
             else (args.port + 1 if args.port else 0)
         )
         try:
+            demo = await seed_demo(state)
             sandbox_runner, sandbox_port = await _start(
                 create_sandbox_app(state), args.host, sandbox_port, option="--sandbox-port"
             )
@@ -154,6 +155,12 @@ async def sandbox(args: argparse.Namespace) -> int:
             await state.close()
             raise
         sandbox_url = f"http://{_url_host(args.host)}:{sandbox_port}"
+        if args.upstreams_only:
+            try:
+                await _upstreams_only(args, upstreams_info(demo, sandbox_url), sandbox_runner)
+            finally:
+                await state.close()
+            return DONE
         config = settings(
             host=args.host,
             port=args.port,
@@ -203,6 +210,22 @@ async def sandbox(args: argparse.Namespace) -> int:
         finally:
             await state.close()
     return DONE
+
+
+async def _upstreams_only(
+    args: argparse.Namespace, info: dict[str, Any], runner: web.AppRunner
+) -> None:
+    """The sandbox alone, for a gateway run apart (``fng-gateway serve``) to use."""
+    from gateway.observability.logging import configure_logging
+
+    configure_logging(
+        os.environ.get("FNG_GATEWAY_LOG_LEVEL", "INFO"),
+        os.environ.get("FNG_GATEWAY_LOG_FORMAT", "text"),
+    )
+    if args.info_file:
+        await asyncio.to_thread(_write_private, Path(args.info_file), json.dumps(info, indent=2))
+    _print_upstreams(info)
+    await _serve_until_stopped([runner], lambda: None, 0)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -261,6 +284,35 @@ def _print_welcome(info: dict[str, Any]) -> None:
     )
 
 
+def _print_upstreams(info: dict[str, Any]) -> None:
+    simsid, fng, school, database, portal = (
+        info[part] for part in ("simsid", "fng", "school", "database", "portal")
+    )
+    print(
+        "\nThe sandbox is running alone: SIMS ID, FNG and a supplier's portal, with a demo "
+        "school, for a gateway you run yourself (fng-gateway serve)."
+        f"\n\n  SIMS ID token URL {simsid['token_url']}"
+        f"\n    client id       {simsid['client_id']}"
+        f"\n    client secret   {simsid['client_secret']} ({simsid['auth_method']})"
+        f"\n  FNG base URL      {fng['base_url']}  (FNG_GATEWAY_FNG__BASE_URL)"
+        f"\n  School            {school['name']} ({school['la_number']}/"
+        f"{school['establishment_number']}), DUNS {school['duns']}"
+        f"\n  Database          {database['name']}"
+        f"\n    FNG key         {database['fng_key']}"
+        f"\n    partner key     {database['partner_key']}"
+        f"\n  Payment system    {info['payment_system']['system_identifier']}"
+        f"\n  Supplier portal   {portal['url']}"
+        f"\n    user name       {portal['username']}"
+        f"\n    password        {portal['password']}"
+        f"\n    supplier DUNS   {portal['supplier_duns']}"
+        f"\n  Sandbox           {info['sandbox_url']}/_sandbox/stats"
+        "\n\nRegister the school in your gateway with the CLI, as the README's "
+        '"Running it" shows.'
+        "\nStop with Ctrl-C; the demo data lives as long as this process.\n",
+        flush=True,
+    )
+
+
 # -- parser --------------------------------------------------------------------------------
 
 
@@ -284,6 +336,14 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
         help="the sandbox's port (default: the gateway's plus one)",
     )
     parser.add_argument("--info-file", help="write the URLs and demo credentials here as JSON")
+    parser.add_argument(
+        "--upstreams-only",
+        action="store_true",
+        help=(
+            "run the sandbox alone (SIMS ID, FNG and the demo portal, default port 8081), "
+            "for a gateway you run with 'fng-gateway serve'; prints what to register"
+        ),
+    )
     parser.set_defaults(run=sandbox)
     serve_parser = commands.add_parser(
         "serve",

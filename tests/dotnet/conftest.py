@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 from filelock import FileLock
+
+from tests.support import info_written
 
 CI = os.environ.get("CI") == "true"
 ROOT = Path(__file__).parents[2]
@@ -213,18 +214,6 @@ class GatewayProcess:
         return [note["message"] for note in await self.control("GET", "audit-messages")]
 
 
-def _wait_for(path: Path, process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"fng-gateway sandbox exited:\n{log.read_text()}")
-        if path.exists() and path.stat().st_size:
-            info: dict[str, Any] = json.loads(path.read_text())
-            return info
-        time.sleep(0.05)
-    raise AssertionError(f"fng-gateway sandbox did not start in time:\n{log.read_text()}")
-
-
 @pytest.fixture
 async def start_gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[GatewayProcess]]]:
     """Starts ``fng-gateway sandbox --port 0`` (on ``host``), stopped with SIGTERM at the end."""
@@ -244,7 +233,7 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable
                 env=environment,
             )
         processes.append(process)
-        info = await asyncio.to_thread(_wait_for, info_file, process, log)
+        info = await asyncio.to_thread(info_written, info_file, process, log)
         return GatewayProcess(info, log)
 
     yield start

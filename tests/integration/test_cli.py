@@ -231,6 +231,28 @@ class TestTruthfulCli:
             "fng-gateway: there is no database 99",
         )
 
+    def test_a_database_takes_the_partner_key_fng_already_has(self, env: dict[str, str]) -> None:
+        ids = registered(env)
+        school, vendor = str(ids["school_id"]), str(ids["vendor_id"])
+        fng_key, partner_key = (
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        )
+        keys = {**env, "PARTNER": partner_key, "NOT_A_KEY": "not-a-guid"}
+        common = ("databases", "add", school, "--vendor", vendor, "--fng-key-stdin")
+        added = ok(keys, *common, "--name", "Given", "--partner-key-env", "PARTNER", stdin=fng_key)
+        assert added["partner_key"] == partner_key
+        for extra, message in (
+            (("--partner-key-env", "NOT_A_KEY"), "the partner key must be a GUID"),
+            (
+                ("--partner-key-stdin",),
+                "only one key can come from stdin: give the other with --fng-key-env VAR "
+                "or --partner-key-env VAR",
+            ),
+        ):
+            result = run(keys, *common, "--name", "Other", *extra, stdin=fng_key)
+            assert (result.returncode, result.stderr.strip()) == (1, f"fng-gateway: {message}")
+
     def test_a_grant_names_its_interface(self, env: dict[str, str]) -> None:
         database = str(registered(env)["database_id"])
         ok(env, "accounts", "add", "acct")

@@ -16,21 +16,9 @@ from typing import Any
 import zeep
 from lxml import etree
 
-from tests.support import budget_xml, sample_journal
+from tests.support import budget_xml, info_written, sample_journal
 
 COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
-
-
-def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"fng-gateway sandbox exited: {process.communicate()}")
-        if path.exists() and path.stat().st_size:
-            info: dict[str, Any] = json.loads(path.read_text())
-            return info
-        time.sleep(0.1)
-    raise AssertionError("fng-gateway sandbox did not start in time")
 
 
 def run_demo(info: dict[str, Any], version: str, submission: str) -> tuple[str, str]:
@@ -166,7 +154,7 @@ class TestQuickstart:
             env=env,
         )
         try:
-            info = await asyncio.to_thread(wait_for, info_file, process)
+            info = await asyncio.to_thread(info_written, info_file, process)
             assert oct(info_file.stat().st_mode & 0o777) == "0o600"
             assert await asyncio.to_thread(run_demo, info, "1.1", "0071") == ("", "1")
             assert await asyncio.to_thread(run_demo, info, "1.2", "0072") == ("1", "2")

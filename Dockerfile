@@ -4,22 +4,16 @@
 #   podman build --format docker --build-arg BASE_IMAGE=localhost/base-python:bookworm \
 #       -t fng-gateway .    # with a local base, as the tests do (.ci/base-image makes it)
 #
-# The build stages make a virtualenv in /opt/venv holding the project's wheel and its
-# dependencies (all published as binary wheels, so no compiler is needed); the final stage is
-# the same base plus that virtualenv and nothing else. It runs as UID/GID 10001 and writes
+# The build stage makes a virtualenv in /opt/venv holding the project's wheel and exactly the
+# locked dependencies (requirements/gateway.txt, with hashes; all published as binary wheels,
+# so no compiler is needed); the final stage is the same base plus that virtualenv and nothing
+# else. It runs as UID/GID 10001 and writes
 # only to /var/lib/fng-gateway (the SQLite file, when SQLite is the store) and /tmp, so it
 # runs with a read-only root filesystem given those two as volumes. A real deployment sets
 # FNG_GATEWAY_DATABASE_URL to PostgreSQL and FNG_GATEWAY_MASTER_KEYS (or …_MASTER_KEYS_FILE).
 # Podman keeps the HEALTHCHECK only with `--format docker` (the OCI format has no such field).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
-
-# The dependencies named in pyproject.toml, alone: a COPY of this file is cached by content,
-# so editing other parts of pyproject.toml does not reinstall every dependency.
-FROM ${BASE_IMAGE} AS requirements
-WORKDIR /src
-COPY pyproject.toml ./
-RUN python3 -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; open("requirements.txt", "w").write("\n".join(deps) + "\n")'
 
 FROM ${BASE_IMAGE} AS build
 # Unset unless given: a CA bundle for reaching the package index through a TLS-inspecting
@@ -29,15 +23,23 @@ ARG PIP_CERT
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY --from=requirements /src/requirements.txt ./
+# Exactly the locked dependencies, each checked against its hash (requirements/gateway.txt),
+# alone first: the layer is cached until the lock changes. The build backend comes from its
+# own lock into a venv that stays in this stage.
+COPY requirements/gateway.txt requirements/build.txt ./requirements/
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --requirement requirements.txt
+ && /opt/venv/bin/pip install --no-cache-dir --only-binary=:all: --require-hashes \
+      --requirement requirements/gateway.txt \
+ && python3 -m venv /opt/build \
+ && /opt/build/bin/pip install --no-cache-dir --only-binary=:all: --require-hashes \
+      --requirement requirements/build.txt
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY gateway ./gateway
-# The project as a wheel (schemas force-included as gateway/_schemas), installed without
-# touching the dependencies; pip and setuptools leave, so the final image has no installer.
-RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels . \
+# The project as a wheel (schemas force-included as gateway/_schemas), built with the locked
+# backend and installed without touching the dependencies; pip and setuptools leave, so the
+# final image has no installer.
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
  && /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index /tmp/wheels/fng_gateway-*.whl \
  && /opt/venv/bin/pip uninstall --yes pip setuptools \
  && /opt/venv/bin/fng-gateway --help > /dev/null

@@ -195,7 +195,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE],
         app[BOX],
         cache_seconds=settings.auth.registry_cache_seconds,
-        lockout=Lockout(app[FAILED_LOGINS], settings.auth),
+        lockout=Lockout(app[FAILED_LOGINS], app[STORE], settings.auth),
     )
     app[REGISTRY] = registry
     ledger = Ledger(

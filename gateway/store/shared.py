@@ -61,7 +61,8 @@ class FailedLogins:
 
     Shared across replicas through Redis (a sorted set a key, scored by the time) when there
     is one; while Redis is unreachable each replica counts on its own, so throttling never
-    switches off."""
+    switches off. Times are wall-clock seconds, so that they compare with an operator's
+    unlock recorded in the store."""
 
     def __init__(self, client: redis.Redis | None, *, window: float, keep: int) -> None:
         self._client = client
@@ -114,6 +115,21 @@ class FailedLogins:
                     for key, count in zip(keys, counts, strict=True)
                 ]
         return [self._count_here(key, now) for key in keys]
+
+    async def forget(self, before: float, *keys: str) -> None:
+        """Drop the failures of ``keys`` up to the time ``before`` (an operator's unlock)."""
+        for key in keys:
+            times = self._local.get(key)
+            if times is not None:
+                times[:] = [at for at in times if at > before]
+        if self._client is not None:
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.zremrangebyscore(_failures(key), "-inf", before)
+                    await pipe.execute()
+            except RedisError as exc:
+                _counted_alone(exc)
 
     def _here(self, key: str, now: float) -> list[float]:
         times = self._local.get(key)

@@ -12,7 +12,9 @@ failed logins are counted three ways, each over the same sliding window:
 
 A refusal says how long to wait (``TooManyAttempts.retry_after``): until enough of the
 failures that reached the limit are older than the window. Refused attempts are not
-counted, so a lock ends on time however often the caller tries.
+counted, so a lock ends on time however often the caller tries. An operator's unlock
+(``accounts.unlocked_at``, from the command line or the admin API, through the store so
+that it reaches every replica) makes the account's failures counted before it not count.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ import math
 import time
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from gateway.config import AuthSettings
 from gateway.errors import TooManyAttempts
+from gateway.store import Store
 from gateway.store.shared import FailedLogins
+from gateway.store.tables import accounts
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,8 @@ class _Count:
     limit: int
     #: Whom a refusal names: "for this account", "from this address", …
     whom: str
+    #: Whether an unlock of the account clears it.
+    of_account: bool
 
 
 def failure_keep(settings: AuthSettings) -> int:
@@ -43,8 +51,9 @@ def failure_keep(settings: AuthSettings) -> int:
 
 
 class Lockout:
-    def __init__(self, failures: FailedLogins, settings: AuthSettings) -> None:
+    def __init__(self, failures: FailedLogins, store: Store, settings: AuthSettings) -> None:
         self._failures = failures
+        self._store = store
         self._settings = settings
 
     def _counts(self, username: str, address: str | None) -> list[_Count]:
@@ -54,9 +63,20 @@ class Lockout:
                 f"account-address:{address}|{username}",
                 self._settings.max_failures,
                 "for this account from this address",
+                of_account=True,
             ),
-            _Count(f"account:{username}", self._settings.max_account_failures, "for this account"),
-            _Count(f"address:{address}", self._settings.max_address_failures, "from this address"),
+            _Count(
+                f"account:{username}",
+                self._settings.max_account_failures,
+                "for this account",
+                of_account=True,
+            ),
+            _Count(
+                f"address:{address}",
+                self._settings.max_address_failures,
+                "from this address",
+                of_account=False,
+            ),
         )
         return [count for count in counts if count.limit > 0]
 
@@ -66,6 +86,8 @@ class Lockout:
         if not counts:
             return
         recent = await self._failures.recent(*(count.key for count in counts))
+        if any(times for count, times in zip(counts, recent, strict=True) if count.of_account):
+            recent = await self._after_unlock(username, counts, recent)
         now = time.time()
         waits = [
             (times[len(times) - count.limit] + self._failures.window - now, count)
@@ -94,3 +116,27 @@ class Lockout:
                     count.whom.replace("this", "the"),
                     extra={"account": username, "address": address},
                 )
+
+    async def _after_unlock(
+        self, username: str, counts: list[_Count], recent: list[list[float]]
+    ) -> list[list[float]]:
+        """``recent`` without the account's failures from before an operator's unlock."""
+        async with self._store.read() as conn:
+            unlocked_at = await conn.scalar(
+                sa.select(accounts.c.unlocked_at).where(accounts.c.username == username)
+            )
+        if unlocked_at is None:
+            return recent
+        unlocked = unlocked_at.timestamp()
+        stale = [
+            count.key
+            for count, times in zip(counts, recent, strict=True)
+            if count.of_account and times and times[0] <= unlocked
+        ]
+        if not stale:
+            return recent
+        await self._failures.forget(unlocked, *stale)
+        return [
+            [at for at in times if at > unlocked] if count.of_account else times
+            for count, times in zip(counts, recent, strict=True)
+        ]

@@ -8,9 +8,11 @@ server and a guesser elsewhere would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +23,13 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from gateway.admin.tokens import AdminTokens
+from gateway.app import STORE
 from gateway.config import AuthSettings
 from gateway.tenancy.model import Interface
 from gateway.tenancy.secrets import SecretBox
 from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway, worker_redis_url
-from tests.support import Auth, SoapAnswer, basic, operation, soap_call
+from tests.support import COMMAND, Auth, SoapAnswer, basic, cli_environment, operation, soap_call
 
 GET_BANKS = operation("GetBanks", systemIdentifier="TPPCS")
 WAIT = re.compile(r"try again in (\d+) seconds")
@@ -196,6 +200,76 @@ class TestOneAddress:
         assert locked.fault_code == "TOO_MANY_ATTEMPTS"
         assert "too many failed logins from this address; try again in" in locked.fault_string
         assert await lockouts.logins("127.0.0.6", lockouts.right) == ["ok"]
+
+
+class TestUnlock:
+    async def test_from_the_command_line(self, lockouts: Lockouts, tmp_path: Path) -> None:
+        """``accounts unlock`` lifts the lock at once (the gateway is another process), the
+        failures before it no longer count, and the operator is in the audit log."""
+        gateway = lockouts.gateway
+        await lockouts.logins("127.0.0.2", lockouts.wrong, 3)
+        assert await lockouts.logins("127.0.0.2", lockouts.right) == ["TOO_MANY_ATTEMPTS"]
+        env = cli_environment(
+            tmp_path,
+            FNG_GATEWAY_DATABASE_URL=gateway.settings.database_url,
+            FNG_GATEWAY_MASTER_KEYS=lockouts.key.decode(),
+        )
+        command = [COMMAND, "accounts", "unlock", gateway.demo.username, "--actor", "ops"]
+        done = await asyncio.to_thread(
+            subprocess.run, [*command, "--json"], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"username": gateway.demo.username, "done": "unlock"}
+        assert (
+            await lockouts.logins("127.0.0.2", lockouts.wrong, 3) == ["AUTHENTICATION_FAILED"] * 3
+        )
+        assert await lockouts.logins("127.0.0.2", lockouts.wrong) == ["TOO_MANY_ATTEMPTS"]
+        await self.assert_audited(gateway, "cli:ops")
+
+        unknown = await asyncio.to_thread(
+            subprocess.run,
+            [COMMAND, "accounts", "unlock", "ghost"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert unknown.returncode == 3
+        assert unknown.stderr.strip() == "fng-gateway: there is no account named 'ghost'"
+
+    async def test_through_the_admin_api(self, lockouts: Lockouts) -> None:
+        """``POST /admin/accounts/{id}/unlock`` lifts the account's locks at every address,
+        in the operator's name; an unknown account is 404."""
+        gateway = lockouts.gateway
+        await lockouts.logins("127.0.0.2", lockouts.wrong, 3)
+        await lockouts.logins("127.0.0.3", lockouts.wrong, 2)
+        assert await lockouts.logins("127.0.0.4", lockouts.right) == ["TOO_MANY_ATTEMPTS"]
+        token = await AdminTokens(gateway.app[STORE], "test").create("alice")
+        headers = {"Authorization": f"Bearer {token}"}
+        http = lockouts.session("127.0.0.1")
+        url = f"{gateway.url}/admin/accounts/{gateway.demo.account_id}/unlock"
+        async with http.post(url, headers=headers) as response:
+            assert response.status == 200
+            assert await response.json() == {
+                "subject": f"account:{gateway.demo.account_id}",
+                "done": "account.unlock",
+            }
+        for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            assert await lockouts.logins(address, lockouts.right) == ["ok"]
+        await self.assert_audited(gateway, "admin:alice")
+
+        async with http.post(f"{gateway.url}/admin/accounts/99999/unlock", headers=headers) as r:
+            assert r.status == 404
+            assert r.content_type == "application/problem+json"
+            assert (await r.json())["title"] == "NotFoundException:there is no account 99999"
+
+    @staticmethod
+    async def assert_audited(gateway: Gateway, actor: str) -> None:
+        entries = await gateway.registry.audit_entries(
+            subject=f"account:{gateway.demo.account_id}", limit=1
+        )
+        assert [(entry["action"], entry["actor"]) for entry in entries] == [
+            ("account.unlock", actor)
+        ]
 
 
 @pytest.mark.parametrize("shared", ["memory", "redis", "redis-down"])

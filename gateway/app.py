@@ -44,6 +44,7 @@ from gateway.store.cache import CACHE_ERRORS, ReadThrough, create_cache
 from gateway.store.ledger import Ledger
 from gateway.store.migrate import ensure_current, require_current
 from gateway.store.shared import FailedLogins, SharedLocks, redis_client
+from gateway.tenancy.lockout import Lockout, failure_keep
 from gateway.tenancy.model import Caller, DatabaseTarget, Interface
 from gateway.tenancy.registry import Registry
 from gateway.tenancy.rotation import KeyRotation
@@ -149,7 +150,9 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
         wait=settings.simsid.timeout_seconds * 2,
     )
     app[FAILED_LOGINS] = FailedLogins(
-        client, limit=settings.auth.max_failures, window=settings.auth.failure_window_seconds
+        client,
+        window=settings.auth.failure_window_seconds,
+        keep=failure_keep(settings.auth),
     )
 
     async def cache_ok() -> bool:
@@ -192,7 +195,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE],
         app[BOX],
         cache_seconds=settings.auth.registry_cache_seconds,
-        failures=app[FAILED_LOGINS],
+        lockout=Lockout(app[FAILED_LOGINS], app[STORE], settings.auth),
     )
     app[REGISTRY] = registry
     ledger = Ledger(

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -154,10 +154,30 @@ class ShutdownSettings(_Section):
 
 
 class AuthSettings(_Section):
+    """Failed logins are counted three ways over a sliding window; each limit reached refuses
+    only what it counts, until enough of its failures are older than the window. 0: no limit."""
+
     registry_cache_seconds: float = Field(5.0, ge=0)
-    #: Failed logins allowed per account and per client address in the window; 0: no limit.
+    #: Failed logins of one account from one client address: the account is then refused
+    #: from that address; other accounts there, and the account elsewhere, are not.
     max_failures: int = Field(10, ge=0)
+    #: Failed logins of one account from all addresses together: the account is then
+    #: refused from every address.
+    max_account_failures: int = Field(50, ge=0)
+    #: Failed logins from one address, all accounts together: the address is then refused.
+    #: Far above ``max_failures``, so that one account's mistakes never refuse its neighbours.
+    max_address_failures: int = Field(100, ge=0)
     failure_window_seconds: float = Field(900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _address_limit_above_one_account(self) -> AuthSettings:
+        if 0 < self.max_address_failures <= self.max_failures:
+            raise ValueError(
+                f"max_address_failures ({self.max_address_failures}) must be above "
+                f"max_failures ({self.max_failures}), or one account's failed logins "
+                "would refuse every account at its address"
+            )
+        return self
 
 
 class AdminSettings(_Section):

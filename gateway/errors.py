@@ -47,6 +47,8 @@ class GatewayError(Exception):
     code: ClassVar[str] = "GATEWAY_ERROR"
     http_status: ClassVar[int] = 500
     caller_fault: ClassVar[bool] = False
+    #: Seconds after which the caller may try again (HTTP ``Retry-After``), where known.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -123,6 +125,10 @@ class TooManyAttempts(CallerError):
     exception_type = "AuthenticationException"
     code = "TOO_MANY_ATTEMPTS"
     http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SubmissionInProgress(CallerError):

@@ -64,6 +64,20 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{name} is not running at {host}:{port}")
 
 
+async def worker_redis_url() -> str:
+    """A Redis database of this test worker's own (tests in one worker run one at a time),
+    emptied."""
+    require_service("Redis", "127.0.0.1", 6379)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    url = REDIS_URL.rsplit("/", 1)[0] + f"/{12 + int(worker or 0)}"
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url
+
+
 def _admin(statement: str) -> None:
     """Run one statement on the PostgreSQL server, from a thread with its own event loop."""
 

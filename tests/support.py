@@ -234,6 +234,7 @@ class SoapAnswer:
     status: int
     root: etree._Element
     raw: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
     def _body(self) -> etree._Element:
         body = self.root.find(f"{{{ns.SOAP11_ENV}}}Body")
@@ -295,7 +296,7 @@ async def soap_call(
         sent.setdefault("Content-Type", content_type)
     async with session.post(url, data=data, headers=sent) as response:
         raw = await response.read()
-        return SoapAnswer(response.status, etree.fromstring(raw), raw)
+        return SoapAnswer(response.status, etree.fromstring(raw), raw, dict(response.headers))
 
 
 def basic(username: str, password: str) -> str:

@@ -422,6 +422,15 @@ async def disable_account(ctx: Context, path: AccountRef) -> Done:
     return Done(subject=f"account:{path.account_id}", done="account.disable")
 
 
+@route("POST", "/accounts/{account_id}/unlock", tag="accounts")
+async def unlock_account(ctx: Context, path: AccountRef) -> Done:
+    """Let an account refused for failed logins log in again, from every address.
+
+    Its failed logins until now no longer count, on every replica."""
+    await ctx.registry.unlock_account(await ctx.username(path.account_id))
+    return Done(subject=f"account:{path.account_id}", done="account.unlock")
+
+
 # -- portals and eProcurement work ----------------------------------------------------------
 
 

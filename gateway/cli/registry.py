@@ -241,11 +241,13 @@ async def accounts_password(args: Namespace) -> int:
     return await with_store(action, args)
 
 
-async def accounts_enable(args: Namespace) -> int:
+async def accounts_access(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        await _registry(store, box, args).set_account_enabled(
-            args.username, args.action == "enable"
-        )
+        service = _registry(store, box, args)
+        if args.action == "unlock":
+            await service.unlock_account(args.username)
+        else:
+            await service.set_account_enabled(args.username, args.action == "enable")
         return {"username": args.username, "done": args.action}
 
     return await with_store(action, args)
@@ -475,8 +477,12 @@ def register(commands: Any) -> dict[str, Any]:
         help="how long the old password keeps working (default: keys.password_overlap_seconds)",
     )
     secret_options(parser, "password", "the new password, instead of a generated one")
-    for name in ("enable", "disable"):
-        command(accounts, name, f"{name} an account", accounts_enable).add_argument(
+    for name, text in (
+        ("enable", "enable an account"),
+        ("disable", "disable an account"),
+        ("unlock", "let an account refused for failed logins log in again, from every address"),
+    ):
+        command(accounts, name, text, accounts_access).add_argument(
             "username", help="the account's user name"
         )
 

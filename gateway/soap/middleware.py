@@ -58,6 +58,8 @@ async def error_responses(request: web.Request, handler: Handler) -> web.StreamR
 def error_response(request: web.Request, error: GatewayError) -> web.Response:
     request_id = context.request_id.get()
     headers = {"X-Request-Id": request_id}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     version = request.get(SOAP_VERSION)
     if version is not None:
         headers["Content-Type"] = version.content_type

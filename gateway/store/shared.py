@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Final
@@ -53,70 +55,106 @@ class SharedLocks:
 
 
 class FailedLogins:
-    """Counts failed logins per key (an account, a client address) in a sliding window; at
-    ``limit`` the key is refused until the window has passed. Shared across replicas through
-    Redis when there is one; while Redis is unreachable each replica counts on its own, so
-    throttling never switches off."""
+    """Failed logins per key (an account, an address, an account at an address) over a
+    sliding window: the times of each key's failures in the last ``window`` seconds, at most
+    ``keep`` of them (the newest). What they mean is the caller's to decide.
 
-    def __init__(self, client: redis.Redis | None, *, limit: int, window: float) -> None:
+    Shared across replicas through Redis (a sorted set a key, scored by the time) when there
+    is one; while Redis is unreachable each replica counts on its own, so throttling never
+    switches off. Times are wall-clock seconds, so that they compare with an operator's
+    unlock recorded in the store."""
+
+    def __init__(self, client: redis.Redis | None, *, window: float, keep: int) -> None:
         self._client = client
-        self.limit = limit
-        self._window = window
-        self._local: dict[str, tuple[int, float]] = {}
+        self.window = window
+        self._keep = max(keep, 1)
+        self._local: dict[str, list[float]] = {}
 
-    async def blocked(self, *keys: str) -> bool:
-        if self.limit <= 0:
-            return False
-        if self._client is not None:
-            try:
-                values = await self._client.mget([f"{_PREFIX}failed:{key}" for key in keys])
-            except RedisError as exc:
-                log.warning(
-                    "Redis is unavailable; failed logins are counted by this replica alone",
-                    extra={"error": repr(exc)},
-                )
-            else:
-                shared = any(v is not None and int(v) >= self.limit for v in values)
-                return shared or self._blocked_here(keys)
-        return self._blocked_here(keys)
-
-    async def failed(self, *keys: str) -> None:
-        if self.limit <= 0:
-            return
+    async def recent(self, *keys: str) -> list[list[float]]:
+        """The times of each key's failures in the window, oldest first."""
+        now = time.time()
+        here = [self._here(key, now) for key in keys]
         if self._client is not None:
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
                     for key in keys:
-                        name = f"{_PREFIX}failed:{key}"
-                        pipe.incr(name)
-                        pipe.expire(name, int(self._window) or 1)
-                    await pipe.execute()
-                return
+                        pipe.zrangebyscore(
+                            _failures(key), now - self.window, "+inf", withscores=True
+                        )
+                    shared = await pipe.execute()
             except RedisError as exc:
-                log.warning(
-                    "Redis is unavailable; a failed login is counted by this replica alone",
-                    extra={"error": repr(exc)},
-                )
-        self._count_here(keys)
+                _counted_alone(exc)
+            else:
+                return [
+                    sorted([score for _member, score in found] + mine)
+                    for found, mine in zip(shared, here, strict=True)
+                ]
+        return here
 
-    def _blocked_here(self, keys: tuple[str, ...]) -> bool:
-        if not self._local:
-            return False
-        now = time.monotonic()
-        return any(
-            count >= self.limit and until > now
-            for count, until in (self._local.get(key, (0, 0.0)) for key in keys)
-        )
+    async def failed(self, *keys: str) -> list[int]:
+        """Count a failure of each key now; how many each has in the window with it."""
+        now = time.time()
+        if self._client is not None:
+            member = f"{now:.6f}:{secrets.token_hex(4)}"
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        name = _failures(key)
+                        pipe.zadd(name, {member: now})
+                        pipe.zremrangebyscore(name, "-inf", now - self.window)
+                        pipe.zremrangebyrank(name, 0, -self._keep - 1)
+                        pipe.expire(name, math.ceil(self.window))
+                        pipe.zcard(name)
+                    results = await pipe.execute()
+            except RedisError as exc:
+                _counted_alone(exc)
+            else:
+                counts = results[4::5]
+                return [
+                    int(count) + len(self._here(key, now))
+                    for key, count in zip(keys, counts, strict=True)
+                ]
+        return [self._count_here(key, now) for key in keys]
 
-    def _count_here(self, keys: tuple[str, ...]) -> None:
-        now = time.monotonic()
+    async def forget(self, before: float, *keys: str) -> None:
+        """Drop the failures of ``keys`` up to the time ``before`` (an operator's unlock)."""
         for key in keys:
-            count, until = self._local.get(key, (0, 0.0))
-            if until <= now:
-                count = 0
-            self._local[key] = (count + 1, now + self._window)
+            times = self._local.get(key)
+            if times is not None:
+                times[:] = [at for at in times if at > before]
+        if self._client is not None:
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.zremrangebyscore(_failures(key), "-inf", before)
+                    await pipe.execute()
+            except RedisError as exc:
+                _counted_alone(exc)
+
+    def _here(self, key: str, now: float) -> list[float]:
+        times = self._local.get(key)
+        if not times:
+            return []
+        return [at for at in times if at > now - self.window]
+
+    def _count_here(self, key: str, now: float) -> int:
+        times = self._here(key, now)
+        times = [*times, now][-self._keep :]
+        self._local[key] = times
         if len(self._local) > 100_000:
-            self._local = {k: v for k, v in self._local.items() if v[1] > now}
+            self._local = {k: v for k, v in self._local.items() if v and v[-1] > now - self.window}
+        return len(times)
+
+
+def _failures(key: str) -> str:
+    return f"{_PREFIX}failures:{key}"
+
+
+def _counted_alone(exc: RedisError) -> None:
+    log.warning(
+        "Redis is unavailable; failed logins are counted by this replica alone",
+        extra={"error": repr(exc)},
+    )
 
 
 #: Connections to Redis one process keeps at most. A call that finds them all in use waits

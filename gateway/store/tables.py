@@ -114,6 +114,8 @@ accounts = sa.Table(
     sa.Column("previous_password_hash", sa.String(200), nullable=True),
     sa.Column("previous_valid_until", UtcDateTime(), nullable=True),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    # An operator's unlock: failed logins of the account counted before it no longer count.
+    sa.Column("unlocked_at", UtcDateTime(), nullable=True),
     _created(),
 )
 

@@ -25,9 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.errors import AuthenticationFailed, TooManyAttempts
+from gateway.errors import AuthenticationFailed
 from gateway.store import Store
-from gateway.store.shared import FailedLogins
 from gateway.store.tables import (
     UtcDateTime,
     account_systems,
@@ -39,6 +38,7 @@ from gateway.store.tables import (
     vendors,
 )
 from gateway.tenancy.keys import key_digest, normalise_key
+from gateway.tenancy.lockout import Lockout
 from gateway.tenancy.model import (
     AuthMethod,
     Caller,
@@ -74,12 +74,12 @@ class Registry:
         box: SecretBox,
         *,
         cache_seconds: float,
-        failures: FailedLogins | None = None,
+        lockout: Lockout | None = None,
         cache_size: int = 10_000,
     ) -> None:
         self._store = store
         self._box = box
-        self._failures = failures
+        self._lockout = lockout
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
         self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
@@ -114,9 +114,8 @@ class Registry:
             ):
                 return hit.caller
             self._cache.pop(cache_key, None)
-        throttled = (f"account:{username}", f"address:{remote or '-'}")
-        if self._failures is not None and await self._failures.blocked(*throttled):
-            raise TooManyAttempts("too many failed logins; try again later")
+        if self._lockout is not None:
+            await self._lockout.check(username, remote)
         # Identical calls arriving together share one resolution (and one scrypt).
         pending = self._pending.get(cache_key)
         if pending is None:
@@ -126,8 +125,8 @@ class Registry:
         try:
             caller, retire_at = await asyncio.shield(pending)
         except AuthenticationFailed:
-            if self._failures is not None:
-                await self._failures.failed(*throttled)
+            if self._lockout is not None:
+                await self._lockout.failed(username, remote)
             raise
         if self._cache_seconds > 0:
             self._cache[cache_key] = _Cached(

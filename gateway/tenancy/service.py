@@ -532,18 +532,21 @@ class RegistryService:
             )
 
     async def set_account_enabled(self, username: str, enabled: bool) -> None:
+        await self._update_account(
+            username, "account.enable" if enabled else "account.disable", enabled=enabled
+        )
+
+    async def unlock_account(self, username: str) -> None:
+        """Lift the account's lockouts at every address, on every replica: its failed logins
+        until now no longer count (see ``gateway.tenancy.lockout``)."""
+        await self._update_account(username, "account.unlock", unlocked_at=datetime.now(UTC))
+
+    async def _update_account(self, username: str, action: str, **values: Any) -> None:
         async with self._store.write() as conn:
             account_id = await conn.scalar(
                 sa.select(accounts.c.id).where(accounts.c.username == username)
             )
             if account_id is None:
                 raise NotFound(f"there is no account named {username!r}")
-            await conn.execute(
-                accounts.update().where(accounts.c.id == account_id).values(enabled=enabled)
-            )
-            await audit(
-                conn,
-                self.actor,
-                "account.enable" if enabled else "account.disable",
-                f"account:{account_id}",
-            )
+            await conn.execute(accounts.update().where(accounts.c.id == account_id).values(values))
+            await audit(conn, self.actor, action, f"account:{account_id}")

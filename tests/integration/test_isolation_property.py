@@ -285,7 +285,12 @@ async def _build(tmp: Path, closers: list[Callable[[], Awaitable[None]]]) -> Wor
     config = gateway_settings(
         tmp,
         sandbox,
-        auth={"registry_cache_seconds": 0, "max_failures": 0},
+        auth={
+            "registry_cache_seconds": 0,
+            "max_failures": 0,
+            "max_account_failures": 0,
+            "max_address_failures": 0,
+        },
         budget={"cache_seconds": 0},
     )
     gateway = await start_gateway(serve, config, SecretBox([Fernet.generate_key()]), sandbox)

@@ -17,7 +17,8 @@ sandbox integrators lack.
 from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.appkeys import SANDBOX_STATE
 from gateway.sandbox.demo import DemoSeed, seed_demo
-from gateway.sandbox.state import SandboxState, SandboxStats
+from gateway.sandbox.state import SandboxState
+from gateway.sandbox.stats import SandboxStats
 
 __all__ = [
     "SANDBOX_STATE",

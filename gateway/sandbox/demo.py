@@ -1,6 +1,6 @@
 """The demo: a school database whose payment system fits FMS's published sample journal,
 whose budget planning set-up a budget tool can work with, and a supplier portal holding
-a document for each of FMS's eProcurement import rules (:mod:`.demo_portal`).
+a document for each of FMS's eProcurement import rules (:mod:`.portal.demo`).
 
 It is what the quick start runs against. Its keys and client secret are generated once,
 kept in the sandbox's state, and returned unchanged every time after. Its two financial
@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Final
 
-from gateway.sandbox.budget import Fund, LedgerCode, period_of
-from gateway.sandbox.demo_portal import (
+from gateway.sandbox.fng.budget_rules import Fund, LedgerCode, period_of
+from gateway.sandbox.portal.demo import (
     DEMO_PORTAL,
     DEMO_PORTAL_DOCUMENTS,
     DEMO_PORTAL_PATH,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from gateway.sandbox import tables as t
-from gateway.sandbox import tokens
+from gateway.sandbox.simsid import tokens
 
 _SIGNING_KEY: Final = "signing_key"
 

@@ -14,26 +14,21 @@ from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import XmlRejected
-from gateway.sandbox import ebis, procurement
-from gateway.sandbox.planning import require_database
-from gateway.sandbox.procurement import (
-    AuthorisedOrder,
-    Delivery,
-    IndexEntry,
-    NewDocument,
-    PortalAccount,
-    PortalCounters,
-)
+from gateway.sandbox import ebis
+from gateway.sandbox.fng import procurement
+from gateway.sandbox.fng.planning import require_database
+from gateway.sandbox.fng.procurement import AuthorisedOrder, Delivery
+from gateway.sandbox.portal import portals
+from gateway.sandbox.portal.portals import IndexEntry, NewDocument, PortalAccount
+from gateway.sandbox.stats import PortalCounters, SandboxStats
+from gateway.sandbox.tables import iso_utc
 from gateway.xmlsafe import Limits, parse_text
-
-if TYPE_CHECKING:
-    from gateway.sandbox.state import SandboxStats
 
 PORTAL_NAME: Final = re.compile(r"[a-z0-9-]{1,40}")
 DUNS: Final = re.compile(r"[0-9]{9}|[0-9]{13}")
@@ -203,7 +198,7 @@ class ProcurementState:
         _require_xml_text(password, "the password")
         _require_duns(supplier_duns, "supplier_duns")
         async with self._write() as conn:
-            await procurement.add_portal(conn, name, username, password, supplier_duns)
+            await portals.add_portal(conn, name, username, password, supplier_duns)
 
     async def add_portal_document(
         self,
@@ -226,24 +221,24 @@ class ProcurementState:
         """Queue several documents at once (all of them, or none); return their ids."""
         rows = []
         for document in documents:
-            if document.doc_type not in procurement.PORTAL_TYPES:
-                raise ValueError(f"a document type is one of {', '.join(procurement.PORTAL_TYPES)}")
+            if document.doc_type not in portals.PORTAL_TYPES:
+                raise ValueError(f"a document type is one of {', '.join(portals.PORTAL_TYPES)}")
             uuid = document.uuid if document.uuid is not None else new_document_id()
             if not DOCUMENT_UUID.fullmatch(uuid):
                 raise ValueError("a document id has 1 to 100 characters and no spaces")
             _require_xml_text(uuid, "the document id")
             _require_xml_text(document.xml, "the document")
-            created_at = procurement.iso_utc(document.created or datetime.now(UTC))
+            created_at = iso_utc(document.created or datetime.now(UTC))
             rows.append((uuid, document.doc_type, document.xml, created_at))
         async with self._write() as conn:
-            await procurement.add_documents(conn, name, rows)
+            await portals.add_documents(conn, name, rows)
         return [row[0] for row in rows]
 
     async def portal(self, name: str) -> dict[str, Any]:
         """A portal: account, current password, switches, documents with their processed
         flags, received orders, and counters. LookupError if there is none."""
         async with self._read() as conn:
-            view = await procurement.portal_view(conn, name)
+            view = await portals.portal_view(conn, name)
         if view is None:
             raise LookupError(f"no portal {name}")
         view["counters"] = self.stats.portals.get(name, PortalCounters()).as_dict()
@@ -251,26 +246,26 @@ class ProcurementState:
 
     async def portal_names(self) -> list[str]:
         async with self._read() as conn:
-            return list(await procurement.portal_names(conn))
+            return list(await portals.portal_names(conn))
 
     async def portal_account(self, name: str) -> PortalAccount | None:
         async with self._read() as conn:
-            return await procurement.portal_account(conn, name)
+            return await portals.portal_account(conn, name)
 
     async def portal_index(self, name: str, *, after: datetime | None = None) -> list[IndexEntry]:
         """Unprocessed documents; or, given ``after``, all created after it."""
-        since = None if after is None else procurement.iso_utc(after)
+        since = None if after is None else iso_utc(after)
         async with self._read() as conn:
-            return await procurement.index(conn, name, after=since)
+            return await portals.index(conn, name, after=since)
 
     async def portal_document(self, name: str, uuid: str) -> str | None:
         async with self._read() as conn:
-            return await procurement.document(conn, name, uuid)
+            return await portals.document(conn, name, uuid)
 
     async def set_portal_document_processed(self, name: str, uuid: str, processed: bool) -> bool:
         """Mark a document processed or not; False if the portal has no such document."""
         async with self._write() as conn:
-            found = await procurement.set_processed(conn, name, uuid, processed)
+            found = await portals.set_processed(conn, name, uuid, processed)
         if found and processed:
             self.stats.portal(name).documents_acknowledged += 1
         return found
@@ -278,23 +273,23 @@ class ProcurementState:
     async def reset_portal(self, name: str) -> int:
         """Mark every document of the portal unprocessed (its ResetAll)."""
         async with self._write() as conn:
-            return await procurement.reset_all(conn, name)
+            return await portals.reset_all(conn, name)
 
     async def change_portal_password(self, name: str) -> str:
         """Give the portal's account a new random password, the only one accepted after."""
         password = new_portal_password()
         async with self._write() as conn:
-            await procurement.set_password(conn, name, password)
+            await portals.set_password(conn, name, password)
         return password
 
     async def receive_portal_order(
         self, name: str, xml: str, buyers_order_number: str | None
     ) -> None:
         async with self._write() as conn:
-            await procurement.receive_order(conn, name, xml, buyers_order_number)
+            await portals.receive_order(conn, name, xml, buyers_order_number)
         self.stats.portal(name).orders_received += 1
 
     async def set_portal_switches(self, name: str, *, refuse_auth: bool) -> None:
         """``refuse_auth``: every call answers AuthenticationException, whatever it sends."""
         async with self._write() as conn:
-            await procurement.set_refuse_auth(conn, name, refuse_auth)
+            await portals.set_refuse_auth(conn, name, refuse_auth)

@@ -6,9 +6,6 @@ journals can never be checked against the same ledger and both be posted, nor tw
 budgets with one serial number both be imported, even by two sandbox processes sharing
 a file. An in-memory database is one connection shared by the whole process, so there
 every read takes the lock too.
-
-The request counters of :class:`SandboxStats` are kept in memory: they observe traffic,
-and a restart begins them again at zero.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
@@ -28,9 +25,10 @@ import sqlalchemy as sa
 from joserfc.jwk import RSAKey
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.sandbox import ledger, planning, tokens
 from gateway.sandbox import tables as t
-from gateway.sandbox.budget import (
+from gateway.sandbox.engine import create_engine, load_or_create_signing_key
+from gateway.sandbox.fng import ledger, planning
+from gateway.sandbox.fng.budget_rules import (
     ALL_CLOSED,
     LEDGER_TYPES,
     Budget,
@@ -42,80 +40,14 @@ from gateway.sandbox.budget import (
     LedgerCode,
     collapse,
 )
-from gateway.sandbox.budget import check as check_budget
-from gateway.sandbox.engine import create_engine, load_or_create_signing_key
-from gateway.sandbox.journal import MAPPING_KINDS, BankLedger, Journal, RuleError, check
-from gateway.sandbox.procurement import PortalCounters
+from gateway.sandbox.fng.budget_rules import check as check_budget
+from gateway.sandbox.fng.journal_rules import MAPPING_KINDS, BankLedger, Journal, RuleError, check
 from gateway.sandbox.procurement_state import ProcurementState
-
-#: The FNG calls the sandbox counts.
-OPERATIONS: Final = (
-    "GetBanks",
-    "PostJournals",
-    "PostAuditMessage",
-    "ExportGlAccount",
-    "ExportFinancialYears",
-    "ImportBudget",
-    "PostDocument",
-    "AuthorisedOrders",
-    "MarkOrderSent",
-)
+from gateway.sandbox.simsid import tokens
+from gateway.sandbox.stats import SandboxStats
 
 #: The longest code FMS keeps (ledger, fund, CFR and cost-centre codes).
 CODE_LENGTH: Final = 20
-
-
-@dataclass(slots=True)
-class SandboxStats:
-    """Counters that let tests prove how often something happened."""
-
-    token_requests: int = 0
-    tokens_issued: int = 0
-    requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
-    posted_submissions: int = 0
-    journal_lines: int = 0
-    audit_messages: int = 0
-    budgets_imported: int = 0
-    #: Distinct eProcurement documents FNG stored, and authorised orders marked sent.
-    documents_received: int = 0
-    orders_sent: int = 0
-    #: Per supplier portal, by name (a portal appears once it is called or reset).
-    portals: dict[str, PortalCounters] = field(default_factory=dict)
-    #: Per database, the calls FNG let through to it (token and both keys accepted), by
-    #: operation (a database appears once it is reached).
-    databases: dict[int, dict[str, int]] = field(default_factory=dict)
-
-    def portal(self, name: str) -> PortalCounters:
-        return self.portals.setdefault(name, PortalCounters())
-
-    def reached(self, database_id: int, operation: str) -> None:
-        self.databases.setdefault(database_id, dict.fromkeys(OPERATIONS, 0))[operation] += 1
-
-    def databases_as_dict(self) -> dict[str, dict[str, int]]:
-        return {str(key): dict(counts) for key, counts in sorted(self.databases.items())}
-
-    def reset(self) -> None:
-        self.token_requests = self.tokens_issued = 0
-        self.requests = dict.fromkeys(OPERATIONS, 0)
-        self.posted_submissions = self.journal_lines = self.audit_messages = 0
-        self.budgets_imported = 0
-        self.documents_received = self.orders_sent = 0
-        self.portals = {}
-        self.databases = {}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "token_requests": self.token_requests,
-            "tokens_issued": self.tokens_issued,
-            "requests": dict(self.requests),
-            "posted_submissions": self.posted_submissions,
-            "journal_lines": self.journal_lines,
-            "audit_messages": self.audit_messages,
-            "budgets_imported": self.budgets_imported,
-            "documents_received": self.documents_received,
-            "orders_sent": self.orders_sent,
-            "portals": {name: c.as_dict() for name, c in sorted(self.portals.items())},
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,7 +500,7 @@ class SandboxState(ProcurementState):
                 sa.insert(t.audit_messages).values(
                     database_id=database_id,
                     client_id=client_id,
-                    received_at=ledger.now_iso(),
+                    received_at=t.now_iso(),
                     message=message,
                 )
             )

@@ -56,7 +56,7 @@ from gateway.eproc.scheduler import Scheduler
 from gateway.observability.logging import JsonFormatter
 from gateway.quickstart import Registered, register_demo
 from gateway.sandbox import DemoSeed, SandboxState, create_sandbox_app, ebis, seed_demo
-from gateway.sandbox.procurement import NewDocument, portal_path
+from gateway.sandbox.portal.portals import NewDocument, portal_path
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, portals
 from gateway.tenancy.secrets import SecretBox

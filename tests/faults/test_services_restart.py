@@ -39,8 +39,8 @@ from lxml import etree
 from gateway import ns
 from gateway.quickstart import register_demo
 from gateway.sandbox import ebis
-from gateway.sandbox.demo_portal import LINES, ORDER_DATE
-from gateway.sandbox.procurement import NewDocument
+from gateway.sandbox.portal.demo import LINES, ORDER_DATE
+from gateway.sandbox.portal.portals import NewDocument
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import eproc_documents

@@ -11,7 +11,7 @@ from lxml import etree
 
 from gateway.sandbox import SandboxState, ebis, seed_demo
 from gateway.sandbox.demo import DEMO_CLIENT_ID, DEMO_DATABASE, seed_budget_planning
-from gateway.sandbox.demo_portal import (
+from gateway.sandbox.portal.demo import (
     DEMO_SCHOOL_DUNS,
     DEMO_SUPPLIER_DUNS,
     DemoDocument,

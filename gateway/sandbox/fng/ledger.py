@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.sandbox import tables as t
-from gateway.sandbox.journal import SECTIONS, BankLedger, Journal, LedgerView, add
+from gateway.sandbox.fng.journal_rules import SECTIONS, BankLedger, Journal, LedgerView, add
 
 #: Section name → its row-version column in ``bank_ledgers``.
 SECTION_COLUMNS: Final[Mapping[str, str]] = {
@@ -25,10 +24,6 @@ SECTION_COLUMNS: Final[Mapping[str, str]] = {
     "OrderReversals": "order_reversals",
     "SettlementReversals": "settlement_reversals",
 }
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def payment_system_id(
@@ -83,7 +78,7 @@ async def post(conn: AsyncConnection, ps_id: int, journal: Journal, view: Ledger
         sa.insert(t.submissions).values(
             payment_system_id=ps_id,
             submission_id=journal.submission_id,
-            posted_at=now_iso(),
+            posted_at=t.now_iso(),
             transaction_line_count=journal.lines,
             requested_by=journal.requested_by,
             source=journal.source,

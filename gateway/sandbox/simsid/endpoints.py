@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import web
 
-from gateway.sandbox import tokens
 from gateway.sandbox.appkeys import SANDBOX_STATE, SIMSID
+from gateway.sandbox.simsid import tokens
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")

@@ -41,8 +41,9 @@ from gateway.errors import (
     XmlRejected,
 )
 from gateway.sandbox.appkeys import PORTAL_WSDL, SANDBOX_STATE
-from gateway.sandbox.procurement import PORTAL_METHODS, IndexEntry, PortalAccount, portal_path
+from gateway.sandbox.portal.portals import IndexEntry, PortalAccount, portal_path
 from gateway.sandbox.state import SandboxState
+from gateway.sandbox.stats import PORTAL_METHODS
 from gateway.soap.envelope import SoapVersion, envelope, fault, fault_status, read_message
 from gateway.xmlsafe import Limits, parse, parse_text
 

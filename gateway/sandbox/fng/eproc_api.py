@@ -14,12 +14,11 @@ from typing import Final
 from aiohttp import web
 from lxml import etree
 
-from gateway.errors import PayloadTooLarge, XmlRejected
-from gateway.sandbox import documents
+from gateway.sandbox import responses
 from gateway.sandbox.appkeys import SANDBOX_STATE
-from gateway.sandbox.fng import LIMITS, authorize, refusal, xml_body
-from gateway.sandbox.procurement import DELIVERED_TYPES
-from gateway.xmlsafe import parse, parse_text
+from gateway.sandbox.fng.access import LIMITS, authorize, refusal, xml_document
+from gateway.sandbox.fng.procurement import DELIVERED_TYPES
+from gateway.xmlsafe import parse_text
 
 #: The longest source and document id FNG keeps.
 ID_LENGTH: Final = 100
@@ -47,13 +46,7 @@ async def post_document(request: web.Request) -> web.Response:
     doc_type = request.query.get("type", "")
     if doc_type not in DELIVERED_TYPES:
         raise refusal(web.HTTPBadRequest, f"type must be one of {', '.join(DELIVERED_TYPES)}")
-    body = await xml_body(request)
-    try:
-        root = parse(body, LIMITS)
-    except PayloadTooLarge as exc:
-        raise refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
-    except XmlRejected as exc:
-        raise refusal(web.HTTPBadRequest, exc.message) from None
+    body, root = await xml_document(request)
     expected = ROOTS[doc_type]
     if root.tag != expected:
         raise refusal(
@@ -68,7 +61,7 @@ async def post_document(request: web.Request) -> web.Response:
         )
     receipt = etree.Element("DocumentReceipt", source=source, documentId=document_id)
     receipt.set("status", outcome)
-    return documents.xml_response(receipt, status=201 if outcome == "created" else 200)
+    return responses.xml_response(receipt, status=201 if outcome == "created" else 200)
 
 
 async def get_authorised_orders(request: web.Request) -> web.Response:
@@ -86,7 +79,7 @@ async def get_authorised_orders(request: web.Request) -> web.Response:
             authorised=order.authorised_at,
         )
         element.append(parse_text(order.order_xml, LIMITS))
-    return documents.xml_response(root)
+    return responses.xml_response(root)
 
 
 async def mark_order_sent(request: web.Request) -> web.Response:

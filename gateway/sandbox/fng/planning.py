@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.sandbox import tables as t
-from gateway.sandbox.budget import (
+from gateway.sandbox.fng.budget_rules import (
     CLOSED,
     OPEN,
     Budget,
@@ -28,7 +28,7 @@ from gateway.sandbox.budget import (
     add_months,
     monthly_periods,
 )
-from gateway.sandbox.ledger import now_iso
+from gateway.sandbox.tables import now_iso
 
 # -- set-up --------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 from gateway.sandbox import ebis
 from gateway.sandbox.ebis import InvoiceLine, OrderLine
-from gateway.sandbox.procurement import NewDocument, portal_path
+from gateway.sandbox.portal.portals import NewDocument, portal_path
 from gateway.sandbox.state import SandboxState, new_guid
 
 DEMO_PORTAL: Final = "demo-supplier"

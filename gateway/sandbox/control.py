@@ -74,7 +74,7 @@ async def delete_faults(request: web.Request) -> web.Response:
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:
-    revoked = await request.app[SANDBOX_STATE].revoke_tokens()
+    revoked = await request.app[SANDBOX_STATE].simsid.revoke_tokens()
     return web.json_response({"revoked": revoked})
 
 
@@ -110,15 +110,15 @@ async def reset_stats(request: web.Request) -> web.Response:
 
 
 async def get_journals(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SANDBOX_STATE].journals())
+    return web.json_response(await request.app[SANDBOX_STATE].journals.posted())
 
 
 async def get_audit_messages(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SANDBOX_STATE].audit_messages())
+    return web.json_response(await request.app[SANDBOX_STATE].journals.audit_messages())
 
 
 async def get_budgets(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SANDBOX_STATE].budgets())
+    return web.json_response(await request.app[SANDBOX_STATE].budgets.imported())
 
 
 def _database_filter(request: web.Request) -> int | None:
@@ -164,12 +164,12 @@ def _strings(
 
 async def get_eproc_documents(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
-    return web.json_response(await state.documents(_database_filter(request)))
+    return web.json_response(await state.procurement.documents(_database_filter(request)))
 
 
 async def get_authorised_orders(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
-    return web.json_response(await state.authorised_orders(_database_filter(request)))
+    return web.json_response(await state.procurement.authorised_orders(_database_filter(request)))
 
 
 async def post_authorised_order(request: web.Request) -> web.Response:
@@ -179,7 +179,7 @@ async def post_authorised_order(request: web.Request) -> web.Response:
         return responses.problem(400, "database_id must be an integer")
     fields = _strings(data, ("supplier_duns",), ("order_xml", "order_id", "buyer_duns"))
     try:
-        order_id = await request.app[SANDBOX_STATE].add_authorised_order(
+        order_id = await request.app[SANDBOX_STATE].procurement.add_authorised_order(
             database_id,
             supplier_duns=fields["supplier_duns"],
             order_xml=fields.get("order_xml"),
@@ -194,14 +194,14 @@ async def post_authorised_order(request: web.Request) -> web.Response:
 
 
 async def get_portals(request: web.Request) -> web.Response:
-    return web.json_response({"portals": await request.app[SANDBOX_STATE].portal_names()})
+    return web.json_response({"portals": await request.app[SANDBOX_STATE].portals.names()})
 
 
 async def post_portal(request: web.Request) -> web.Response:
     fields = _strings(await _json_body(request), ("name", "username", "password", "supplier_duns"))
     state = request.app[SANDBOX_STATE]
     try:
-        await state.add_portal(
+        await state.portals.add(
             fields["name"],
             username=fields["username"],
             password=fields["password"],
@@ -209,12 +209,12 @@ async def post_portal(request: web.Request) -> web.Response:
         )
     except ValueError as exc:
         return responses.problem(400, str(exc))
-    return web.json_response(await state.portal(fields["name"]))
+    return web.json_response(await state.portals.describe(fields["name"]))
 
 
 async def get_portal(request: web.Request) -> web.Response:
     try:
-        found = await request.app[SANDBOX_STATE].portal(request.match_info["name"])
+        found = await request.app[SANDBOX_STATE].portals.describe(request.match_info["name"])
     except LookupError as exc:
         raise _not_found(str(exc)) from None
     return web.json_response(found)
@@ -229,7 +229,7 @@ async def post_portal_document(request: web.Request) -> web.Response:
         except ValueError:
             return responses.problem(400, "created must be an ISO 8601 date and time")
     try:
-        uuid = await request.app[SANDBOX_STATE].add_portal_document(
+        uuid = await request.app[SANDBOX_STATE].portals.add_document(
             request.match_info["name"],
             doc_type=fields["type"],
             xml=fields["xml"],
@@ -249,7 +249,7 @@ async def put_portal_switches(request: web.Request) -> web.Response:
     if not isinstance(refuse, bool) or set(data) != {"refuse_auth"}:
         return responses.problem(400, 'the body must be {"refuse_auth": true|false}')
     try:
-        await request.app[SANDBOX_STATE].set_portal_switches(
+        await request.app[SANDBOX_STATE].portals.set_switches(
             request.match_info["name"], refuse_auth=refuse
         )
     except LookupError as exc:

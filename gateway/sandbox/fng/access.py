@@ -55,7 +55,7 @@ async def authorize(request: web.Request, operation: str) -> tuple[int, str]:
     if scheme.lower() != "bearer" or not token.strip():
         raise _invalid_token("a SIMS ID bearer token is required")
     try:
-        claims = await state.verify_token(
+        claims = await state.simsid.verify_token(
             token.strip(), issuer=request.app[SIMSID].issuer_for(request)
         )
     except tokens.TokenError as exc:
@@ -70,7 +70,7 @@ async def authorize(request: web.Request, operation: str) -> tuple[int, str]:
         raise refusal(web.HTTPForbidden, f"the scope header must be {tokens.FNG_SCOPE}")
     psk = request.headers.get("X-PSK", "")
     client_key = request.headers.get("X-Client-Id", "")
-    database_id = await state.database_for(claims.client_id, psk, client_key)
+    database_id = await state.databases.find(claims.client_id, psk, client_key)
     if database_id is None:
         raise refusal(
             web.HTTPForbidden,

@@ -42,7 +42,7 @@ async def export_gl_account(request: web.Request) -> web.Response:
     day = _query_date(text)
     if day is None:
         raise refusal(web.HTTPBadRequest, f"the date must be dd/MM/yyyy; {text!r} is not")
-    chart = await state.chart(database_id, day)
+    chart = await state.planning.chart(database_id, day)
     if chart is None:
         raise refusal(
             web.HTTPNotFound, f"no financial year of this database contains {day:%d/%m/%Y}"
@@ -57,7 +57,7 @@ async def export_financial_years(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
     state.stats.requests["ExportFinancialYears"] += 1
     database_id, client_id = await authorize(request, "ExportFinancialYears")
-    found = await state.financial_years(database_id)
+    found = await state.planning.financial_years(database_id)
     return responses.xml_response(budget_documents.fiscal_year_document(found, user=client_id))
 
 
@@ -75,7 +75,7 @@ async def import_budget(request: web.Request) -> web.Response:
         )
         return responses.xml_response(result)
     budget = read_budget(root)
-    outcome = await state.import_budget(database_id, client_id, budget)
+    outcome = await state.budgets.import_budget(database_id, client_id, budget)
     result = budget_documents.budget_result(
         success=outcome.imported, serial_number=budget.serial_number, errors=outcome.errors
     )

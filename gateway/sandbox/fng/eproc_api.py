@@ -53,7 +53,7 @@ async def post_document(request: web.Request) -> web.Response:
             web.HTTPBadRequest,
             f"a document of type {doc_type} is an eBIS-XML {expected}, not {root.tag!r}",
         )
-    outcome = await state.deliver_document(database_id, source, document_id, doc_type, body)
+    outcome = await state.procurement.deliver(database_id, source, document_id, doc_type, body)
     if outcome == "conflict":
         raise refusal(
             web.HTTPConflict,
@@ -70,7 +70,7 @@ async def get_authorised_orders(request: web.Request) -> web.Response:
     state.stats.requests["AuthorisedOrders"] += 1
     database_id, _ = await authorize(request, "AuthorisedOrders")
     root = etree.Element("AuthorisedOrders")
-    for order in await state.pending_orders(database_id):
+    for order in await state.procurement.pending_orders(database_id):
         element = etree.SubElement(
             root,
             "AuthorisedOrder",
@@ -88,7 +88,7 @@ async def mark_order_sent(request: web.Request) -> web.Response:
     state.stats.requests["MarkOrderSent"] += 1
     database_id, _ = await authorize(request, "MarkOrderSent")
     order_id = request.match_info["id"]
-    if await state.mark_order_sent(database_id, order_id) is None:
+    if await state.procurement.mark_order_sent(database_id, order_id) is None:
         raise refusal(web.HTTPNotFound, "the database has no authorised order with this id")
     return web.Response(status=204)
 

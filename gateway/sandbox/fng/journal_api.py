@@ -30,7 +30,7 @@ async def get_banks(request: web.Request) -> web.Response:
     system_identifier = request.query.get("systemIdentifier", "")
     if not system_identifier:
         raise refusal(web.HTTPBadRequest, "the systemIdentifier query parameter is required")
-    banks = await state.banks(database_id, system_identifier)
+    banks = await state.journals.banks(database_id, system_identifier)
     if banks is None:
         raise refusal(
             web.HTTPNotFound,
@@ -57,7 +57,7 @@ async def post_journals(request: web.Request) -> web.Response:
         )
         return responses.xml_response(result)
     journal = read_journal(root)
-    outcome = await state.post_journal(database_id, journal)
+    outcome = await state.journals.post(database_id, journal)
     result = journal_documents.journal_result(
         success=outcome.posted,
         system_identifier=journal.system_identifier,
@@ -90,7 +90,7 @@ async def post_audit_message(request: web.Request) -> web.Response:
             sent=f"{len(message)} characters",
         )
         return responses.xml_response(journal_documents.audit_result([error]))
-    await state.add_audit_message(database_id, client_id, message)
+    await state.journals.add_audit_message(database_id, client_id, message)
     return responses.xml_response(journal_documents.audit_result())
 
 

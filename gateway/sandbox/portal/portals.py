@@ -1,29 +1,53 @@
-"""The supplier portals' side of the database: accounts, queued documents, received orders.
+"""Supplier portals (``state.portals``): each portal's one account, its switches, the
+documents it queues for collection and the orders it received.
 
-Each function runs inside a transaction its caller holds, so that a check and the write
-it allows happen atomically.
+The functions below the class run inside a transaction their caller holds, so that a
+check and the write it allows happen atomically.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import secrets
+import uuid as uuid_module
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
+from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.sandbox import ebis
 from gateway.sandbox import tables as t
-from gateway.sandbox.tables import now_iso
+from gateway.sandbox.stats import PortalCounters, SandboxStats
+from gateway.sandbox.store import SandboxStore
 
 #: What a portal's index may list.
 PORTAL_TYPES: Final = ("order", "invoice", "creditnote", "quote")
+PORTAL_NAME: Final = re.compile(r"[a-z0-9-]{1,40}")
+DOCUMENT_UUID: Final = re.compile(r"\S{1,100}")
+USERNAME_LENGTH: Final = 50
+PASSWORD_LENGTH: Final = 256
 
 
 def portal_path(name: str) -> str:
     """The path of a portal's service (its WSDL is this plus ``?wsdl``)."""
     return f"/portals/{name}/EProcurementService.asmx"
+
+
+def new_portal_password() -> str:
+    """A portal password that only survives XML escaping done right (``&`` and ``<``)."""
+    return f"sbx-{secrets.token_urlsafe(18)}&<{secrets.token_hex(3)}"
+
+
+def _require_xml_text(value: str, what: str) -> None:
+    """Refuse text that XML cannot carry (control characters, lone surrogates)."""
+    try:
+        etree.Element("x").text = value
+    except ValueError:
+        raise ValueError(f"{what} holds characters XML cannot carry") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +81,125 @@ class IndexEntry:
     created_at: str
 
 
-async def add_portal(
+class Portals:
+    """The supplier portals the sandbox runs, by name."""
+
+    def __init__(self, store: SandboxStore, stats: SandboxStats) -> None:
+        self._store = store
+        self._stats = stats
+
+    async def add(self, name: str, *, username: str, password: str, supplier_duns: str) -> None:
+        """Open a supplier portal at ``/portals/{name}/EProcurementService.asmx`` with the
+        one account a school holds there."""
+        if not PORTAL_NAME.fullmatch(name):
+            raise ValueError("a portal name has 1 to 40 of a-z, 0-9 and '-'")
+        if not 1 <= len(username) <= USERNAME_LENGTH:
+            raise ValueError(f"a portal username has 1 to {USERNAME_LENGTH} characters")
+        if not 1 <= len(password) <= PASSWORD_LENGTH:
+            raise ValueError(f"a portal password has 1 to {PASSWORD_LENGTH} characters")
+        _require_xml_text(username, "the username")
+        _require_xml_text(password, "the password")
+        ebis.require_duns(supplier_duns, "supplier_duns")
+        async with self._store.write() as conn:
+            await _add_portal(conn, name, username, password, supplier_duns)
+
+    async def add_document(
+        self,
+        name: str,
+        *,
+        doc_type: str,
+        xml: str,
+        uuid: str | None = None,
+        created: datetime | None = None,
+    ) -> str:
+        """Queue a document for collection; return its id. ``xml`` is kept as given, so a
+        document that is not well-formed can be queued too. ``created`` (default now;
+        naive means UTC) is its date in the index."""
+        (added,) = await self.add_documents(
+            name, [NewDocument(doc_type, xml, uuid=uuid, created=created)]
+        )
+        return added
+
+    async def add_documents(self, name: str, documents: Iterable[NewDocument]) -> list[str]:
+        """Queue several documents at once (all of them, or none); return their ids."""
+        rows = []
+        for document in documents:
+            if document.doc_type not in PORTAL_TYPES:
+                raise ValueError(f"a document type is one of {', '.join(PORTAL_TYPES)}")
+            uuid = document.uuid if document.uuid is not None else str(uuid_module.uuid4())
+            if not DOCUMENT_UUID.fullmatch(uuid):
+                raise ValueError("a document id has 1 to 100 characters and no spaces")
+            _require_xml_text(uuid, "the document id")
+            _require_xml_text(document.xml, "the document")
+            created_at = t.iso_utc(document.created or datetime.now(UTC))
+            rows.append((uuid, document.doc_type, document.xml, created_at))
+        async with self._store.write() as conn:
+            await _add_documents(conn, name, rows)
+        return [row[0] for row in rows]
+
+    async def describe(self, name: str) -> dict[str, Any]:
+        """A portal: account, current password, switches, documents with their processed
+        flags, received orders, and counters. LookupError if there is none."""
+        async with self._store.read() as conn:
+            view = await _portal_view(conn, name)
+        if view is None:
+            raise LookupError(f"no portal {name}")
+        view["counters"] = self._stats.portals.get(name, PortalCounters()).as_dict()
+        return view
+
+    async def names(self) -> list[str]:
+        async with self._store.read() as conn:
+            return list(await _portal_names(conn))
+
+    async def account(self, name: str) -> PortalAccount | None:
+        async with self._store.read() as conn:
+            return await _portal_account(conn, name)
+
+    async def index(self, name: str, *, after: datetime | None = None) -> list[IndexEntry]:
+        """Unprocessed documents; or, given ``after``, all created after it."""
+        since = None if after is None else t.iso_utc(after)
+        async with self._store.read() as conn:
+            return await _index(conn, name, after=since)
+
+    async def document(self, name: str, uuid: str) -> str | None:
+        async with self._store.read() as conn:
+            return await _document(conn, name, uuid)
+
+    async def set_processed(self, name: str, uuid: str, processed: bool) -> bool:
+        """Mark a document processed or not; False if the portal has no such document."""
+        async with self._store.write() as conn:
+            found = await _set_processed(conn, name, uuid, processed)
+        if found and processed:
+            self._stats.portal(name).documents_acknowledged += 1
+        return found
+
+    async def reset(self, name: str) -> int:
+        """Mark every document of the portal unprocessed (its ResetAll)."""
+        async with self._store.write() as conn:
+            return await _reset_all(conn, name)
+
+    async def change_password(self, name: str) -> str:
+        """Give the portal's account a new random password, the only one accepted after."""
+        password = new_portal_password()
+        async with self._store.write() as conn:
+            await _set_password(conn, name, password)
+        return password
+
+    async def receive_order(self, name: str, xml: str, buyers_order_number: str | None) -> None:
+        async with self._store.write() as conn:
+            await _receive_order(conn, name, xml, buyers_order_number)
+        self._stats.portal(name).orders_received += 1
+
+    async def set_switches(self, name: str, *, refuse_auth: bool) -> None:
+        """``refuse_auth``: every call answers AuthenticationException, whatever it sends."""
+        async with self._store.write() as conn:
+            await _set_refuse_auth(conn, name, refuse_auth)
+
+
+# -- inside a transaction the caller holds -------------------------------------------------
+
+
+async def _add_portal(
     conn: AsyncConnection, name: str, username: str, password: str, supplier_duns: str
 ) -> None:
     p = t.portals
@@ -74,7 +216,7 @@ async def add_portal(
     )
 
 
-async def portal_account(conn: AsyncConnection, name: str) -> PortalAccount | None:
+async def _portal_account(conn: AsyncConnection, name: str) -> PortalAccount | None:
     p = t.portals
     row = (await conn.execute(sa.select(p).where(p.c.name == name))).first()
     if row is None:
@@ -82,16 +224,16 @@ async def portal_account(conn: AsyncConnection, name: str) -> PortalAccount | No
     return PortalAccount(row.name, row.username, row.password, row.supplier_duns, row.refuse_auth)
 
 
-async def require_portal(conn: AsyncConnection, name: str) -> None:
-    if await portal_account(conn, name) is None:
+async def _require_portal(conn: AsyncConnection, name: str) -> None:
+    if await _portal_account(conn, name) is None:
         raise LookupError(f"no portal {name}")
 
 
-async def add_documents(
+async def _add_documents(
     conn: AsyncConnection, name: str, rows: Sequence[tuple[str, str, str, str]]
 ) -> None:
     """Queue documents given as (uuid, type, xml, created_at); ids are unique per portal."""
-    await require_portal(conn, name)
+    await _require_portal(conn, name)
     pd = t.portal_documents
     uuids = [row[0] for row in rows]
     clash = await conn.scalar(
@@ -118,7 +260,7 @@ async def add_documents(
         )
 
 
-async def index(conn: AsyncConnection, name: str, *, after: str | None) -> list[IndexEntry]:
+async def _index(conn: AsyncConnection, name: str, *, after: str | None) -> list[IndexEntry]:
     """Unprocessed documents (``after`` None), or every one created after ``after``."""
     pd = t.portal_documents
     query = (
@@ -134,7 +276,7 @@ async def index(conn: AsyncConnection, name: str, *, after: str | None) -> list[
     return [IndexEntry(row.uuid, row.doc_type, row.created_at) for row in rows]
 
 
-async def document(conn: AsyncConnection, name: str, uuid: str) -> str | None:
+async def _document(conn: AsyncConnection, name: str, uuid: str) -> str | None:
     pd = t.portal_documents
     found = await conn.scalar(
         sa.select(pd.c.xml).where(pd.c.portal == name).where(pd.c.uuid == uuid)
@@ -142,7 +284,7 @@ async def document(conn: AsyncConnection, name: str, uuid: str) -> str | None:
     return None if found is None else str(found)
 
 
-async def set_processed(conn: AsyncConnection, name: str, uuid: str, processed: bool) -> bool:
+async def _set_processed(conn: AsyncConnection, name: str, uuid: str, processed: bool) -> bool:
     """Set a document's processed flag; False if the portal has no such document."""
     pd = t.portal_documents
     result = await conn.execute(
@@ -154,47 +296,47 @@ async def set_processed(conn: AsyncConnection, name: str, uuid: str, processed: 
     return bool(result.rowcount)
 
 
-async def reset_all(conn: AsyncConnection, name: str) -> int:
+async def _reset_all(conn: AsyncConnection, name: str) -> int:
     pd = t.portal_documents
     result = await conn.execute(sa.update(pd).where(pd.c.portal == name).values(processed=False))
     return int(result.rowcount)
 
 
-async def set_password(conn: AsyncConnection, name: str, password: str) -> None:
+async def _set_password(conn: AsyncConnection, name: str, password: str) -> None:
     p = t.portals
     result = await conn.execute(sa.update(p).where(p.c.name == name).values(password=password))
     if result.rowcount != 1:
         raise LookupError(f"no portal {name}")
 
 
-async def set_refuse_auth(conn: AsyncConnection, name: str, refuse: bool) -> None:
+async def _set_refuse_auth(conn: AsyncConnection, name: str, refuse: bool) -> None:
     p = t.portals
     result = await conn.execute(sa.update(p).where(p.c.name == name).values(refuse_auth=refuse))
     if result.rowcount != 1:
         raise LookupError(f"no portal {name}")
 
 
-async def receive_order(
+async def _receive_order(
     conn: AsyncConnection, name: str, xml: str, buyers_order_number: str | None
 ) -> None:
     await conn.execute(
         sa.insert(t.portal_orders).values(
             portal=name,
-            received_at=now_iso(),
+            received_at=t.now_iso(),
             buyers_order_number=buyers_order_number,
             xml=xml,
         )
     )
 
 
-async def portal_names(conn: AsyncConnection) -> Sequence[str]:
+async def _portal_names(conn: AsyncConnection) -> Sequence[str]:
     return (await conn.scalars(sa.select(t.portals.c.name).order_by(t.portals.c.name))).all()
 
 
-async def portal_view(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
+async def _portal_view(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
     """A portal's account, switches, documents and received orders (counters are the
     caller's: they live in memory)."""
-    account = await portal_account(conn, name)
+    account = await _portal_account(conn, name)
     if account is None:
         return None
     pd, po = t.portal_documents, t.portal_orders

@@ -41,8 +41,7 @@ from gateway.errors import (
     XmlRejected,
 )
 from gateway.sandbox.appkeys import PORTAL_WSDL, SANDBOX_STATE
-from gateway.sandbox.portal.portals import IndexEntry, PortalAccount, portal_path
-from gateway.sandbox.state import SandboxState
+from gateway.sandbox.portal.portals import IndexEntry, PortalAccount, Portals, portal_path
 from gateway.sandbox.stats import PORTAL_METHODS
 from gateway.soap.envelope import SoapVersion, envelope, fault, fault_status, read_message
 from gateway.xmlsafe import Limits, parse, parse_text
@@ -84,9 +83,10 @@ def load_wsdl(schemas_dir: Path) -> etree._ElementTree:
 
 @dataclass(frozen=True, slots=True)
 class PortalCall:
-    """One authenticated call: the state, the portal, and the operation's element."""
+    """One authenticated call: the portals, the portal's account, and the operation's
+    element."""
 
-    state: SandboxState
+    portals: Portals
     account: PortalAccount
     element: etree._Element
 
@@ -120,11 +120,11 @@ def _doc_id(call: PortalCall) -> str:
 
 
 async def change_password(call: PortalCall) -> str | bool:
-    return await call.state.change_portal_password(call.name)
+    return await call.portals.change_password(call.name)
 
 
 async def fetch_index(call: PortalCall) -> str | bool:
-    return _doclist(await call.state.portal_index(call.name))
+    return _doclist(await call.portals.index(call.name))
 
 
 async def fetch_index_from_date(call: PortalCall) -> str | bool:
@@ -135,7 +135,7 @@ async def fetch_index_from_date(call: PortalCall) -> str | bool:
         begin = datetime.fromisoformat(text)
     except ValueError:
         raise MalformedRequest(f"BeginDate must be an xs:dateTime; {text!r} is not") from None
-    return _doclist(await call.state.portal_index(call.name, after=begin))
+    return _doclist(await call.portals.index(call.name, after=begin))
 
 
 async def update_document_status(call: PortalCall) -> str | bool:
@@ -143,14 +143,14 @@ async def update_document_status(call: PortalCall) -> str | bool:
     processed = _BOOLEANS.get((call.parameter("Processed") or "").strip())
     if processed is None:
         raise MalformedRequest("Processed must be an xs:boolean")
-    if not await call.state.set_portal_document_processed(call.name, doc_id, processed):
+    if not await call.portals.set_processed(call.name, doc_id, processed):
         raise DocumentNotExist(f"there is no document {doc_id}")
     return True
 
 
 async def fetch_doc(call: PortalCall) -> str | bool:
     doc_id = _doc_id(call)
-    text = await call.state.portal_document(call.name, doc_id)
+    text = await call.portals.document(call.name, doc_id)
     if text is None:
         raise DocumentNotExist(f"there is no document {doc_id}")
     return text
@@ -180,12 +180,12 @@ async def send_order(call: PortalCall) -> str | bool:
             f"{call.account.supplier_duns}"
         )
     number = root.findtext("OrderReferences/BuyersOrderNumber")
-    await call.state.receive_portal_order(call.name, text, number.strip() if number else None)
+    await call.portals.receive_order(call.name, text, number.strip() if number else None)
     return True
 
 
 async def reset_all(call: PortalCall) -> str | bool:
-    await call.state.reset_portal(call.name)
+    await call.portals.reset(call.name)
     return True
 
 
@@ -261,7 +261,7 @@ def _soap_response(version: SoapVersion, body: bytes, status: int = 200) -> web.
 
 async def _account(request: web.Request) -> PortalAccount:
     name = request.match_info["name"]
-    account = await request.app[SANDBOX_STATE].portal_account(name)
+    account = await request.app[SANDBOX_STATE].portals.account(name)
     if account is None:
         raise web.HTTPNotFound(text=f"there is no portal {name}")
     return account
@@ -286,7 +286,7 @@ async def service(request: web.Request) -> web.Response:
         _check_action(request, declared, operation)
         state.stats.portal(account.name).calls[operation] += 1
         _authenticate(account, message.headers)
-        value = await METHODS[operation](PortalCall(state, account, message.body))
+        value = await METHODS[operation](PortalCall(state.portals, account, message.body))
     except GatewayError as exc:
         body = fault(declared, exc, uuid.uuid4().hex)
         return web.Response(

@@ -1,7 +1,7 @@
 """SIMS ID's cryptography: access tokens, client assertions and client secrets.
 
 Pure functions over keys and claims; what needs remembering (issued tokens, presented
-assertion ids, secret hashes) is kept by :class:`gateway.sandbox.state.SandboxState`.
+assertion ids, secret hashes) is kept by :class:`gateway.sandbox.simsid.issuer.SimsId`.
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ CENT: Final = Decimal("0.01")
 STANDARD_RATE: Final = Decimal("20.00")
 DUNS: Final = re.compile(r"[0-9]{9}|[0-9]{13}")
 
-#: Documents handed to the sandbox (by its API, or to a portal's SendOrder): generous, but
-#: still bounded.
+#: What the sandbox reads of eBIS-XML: documents given to its API, a portal's call and the
+#: order inside a SendOrder. Generous, but still bounded.
 LIMITS: Final = Limits(
     max_bytes=16 * 1024 * 1024, max_depth=64, max_elements=1_000_000, max_attributes=4_000_000
 )

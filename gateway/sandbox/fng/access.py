@@ -13,11 +13,12 @@ from typing import Final
 from aiohttp import web
 from lxml import etree
 
-from gateway.errors import PayloadTooLarge, XmlRejected
 from gateway.sandbox import responses
 from gateway.sandbox.appkeys import SANDBOX_STATE, SIMSID
+from gateway.sandbox.errors import DocumentRefused, DocumentTooLarge, TokenError
+from gateway.sandbox.parsing import read_xml
 from gateway.sandbox.simsid import tokens
-from gateway.xmlsafe import Limits, parse
+from gateway.xmlsafe import Limits
 
 #: Generous: the sandbox must take whatever a real payment system could send.
 LIMITS: Final = Limits(
@@ -58,7 +59,7 @@ async def authorize(request: web.Request, operation: str) -> tuple[int, str]:
         claims = await state.simsid.verify_token(
             token.strip(), issuer=request.app[SIMSID].issuer_for(request)
         )
-    except tokens.TokenError as exc:
+    except TokenError as exc:
         raise _invalid_token(str(exc)) from None
     if tokens.FNG_SCOPE not in claims.scopes:
         raise refusal(
@@ -92,8 +93,8 @@ async def xml_document(request: web.Request) -> tuple[bytes, etree._Element]:
     otherwise."""
     body = await xml_body(request)
     try:
-        return body, parse(body, LIMITS)
-    except PayloadTooLarge as exc:
+        return body, read_xml(body, LIMITS)
+    except DocumentTooLarge as exc:
         raise refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
-    except XmlRejected as exc:
+    except DocumentRefused as exc:
         raise refusal(web.HTTPBadRequest, exc.message) from None

@@ -18,7 +18,7 @@ from gateway.sandbox import responses
 from gateway.sandbox.appkeys import SANDBOX_STATE
 from gateway.sandbox.fng.access import LIMITS, authorize, refusal, xml_document
 from gateway.sandbox.fng.procurement import DELIVERED_TYPES
-from gateway.xmlsafe import parse_text
+from gateway.sandbox.parsing import read_xml_text
 
 #: The longest source and document id FNG keeps.
 ID_LENGTH: Final = 100
@@ -78,7 +78,7 @@ async def get_authorised_orders(request: web.Request) -> web.Response:
             supplierDuns=order.supplier_duns,
             authorised=order.authorised_at,
         )
-        element.append(parse_text(order.order_xml, LIMITS))
+        element.append(read_xml_text(order.order_xml, LIMITS))
     return responses.xml_response(root)
 
 

@@ -10,13 +10,13 @@ from typing import Final
 
 from aiohttp import web
 
-from gateway.errors import XmlRejected
 from gateway.sandbox import responses
 from gateway.sandbox.appkeys import SANDBOX_STATE, SCHEMAS
+from gateway.sandbox.errors import DocumentRefused
 from gateway.sandbox.fng import journal_documents
 from gateway.sandbox.fng.access import LIMITS, authorize, refusal, xml_body, xml_document
 from gateway.sandbox.fng.journal_rules import RuleError, header_attributes, read_journal
-from gateway.xmlsafe import parse
+from gateway.sandbox.parsing import read_xml
 
 CONTROL_ACCOUNTS_XSD: Final = "ejournal/ControlAccounts.xsd"
 AUDIT_MESSAGE_LIMIT: Final = 4000
@@ -75,8 +75,8 @@ async def post_audit_message(request: web.Request) -> web.Response:
     database_id, client_id = await authorize(request, "PostAuditMessage")
     body = await xml_body(request)
     try:
-        root = parse(body, LIMITS)
-    except XmlRejected as exc:
+        root = read_xml(body, LIMITS)
+    except DocumentRefused as exc:
         raise refusal(web.HTTPBadRequest, exc.message) from None
     if root.tag != "AuditMessage" or len(root) or root.attrib:
         raise refusal(web.HTTPBadRequest, "the body must be <AuditMessage>text</AuditMessage>")

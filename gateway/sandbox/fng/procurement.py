@@ -18,13 +18,13 @@ import sqlalchemy as sa
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import XmlRejected
 from gateway.sandbox import ebis
 from gateway.sandbox import tables as t
+from gateway.sandbox.errors import DocumentRefused
 from gateway.sandbox.fng.databases import new_guid, require_database
+from gateway.sandbox.parsing import read_xml_text
 from gateway.sandbox.stats import SandboxStats
 from gateway.sandbox.store import SandboxStore
-from gateway.xmlsafe import parse_text
 
 #: What FNG accepts from the gateway.
 DELIVERED_TYPES: Final = ("order", "invoice", "creditnote")
@@ -120,8 +120,8 @@ class Procurement:
             raise ValueError("an order id has 1 to 100 letters, digits, '.', '_', '~' or '-'")
         if order_xml is not None:
             try:
-                root = parse_text(order_xml, ebis.LIMITS)
-            except XmlRejected as exc:
+                root = read_xml_text(order_xml, ebis.LIMITS)
+            except DocumentRefused as exc:
                 raise ValueError(f"order_xml: {exc.message}") from None
             if root.tag != "Order":
                 raise ValueError("order_xml must be an eBIS-XML Order document")

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from aiohttp import web
 
 from gateway.sandbox.appkeys import SANDBOX_STATE, SIMSID
+from gateway.sandbox.errors import SandboxError, TokenError
 from gateway.sandbox.simsid import tokens
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -27,7 +28,7 @@ _MAX_FORM_BYTES: Final = 64 * 1024
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-class OAuthError(Exception):
+class OAuthError(SandboxError):
     """A refusal with the OAuth error body RFC 6749 §5.2 prescribes."""
 
     def __init__(
@@ -196,7 +197,7 @@ async def _authenticate_assertion(request: web.Request, form: dict[str, str]) ->
             audience=token_endpoint_url(request),
             now=int(time.time()),
         )
-    except tokens.TokenError as exc:
+    except TokenError as exc:
         raise _invalid_client(str(exc)) from None
     if not await state.simsid.remember_assertion(client_id, jti, expires_at):
         raise _invalid_client("the client assertion has been used before")

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from joserfc.jwk import RSAKey
 
 from gateway.sandbox import tables as t
+from gateway.sandbox.errors import TokenError
 from gateway.sandbox.simsid import tokens
 from gateway.sandbox.store import SandboxStore
 
@@ -159,7 +160,7 @@ class SimsId:
         return token
 
     async def verify_token(self, token: str, *, issuer: str) -> tokens.AccessClaims:
-        """Verify an access token; raise :class:`tokens.TokenError` if it is refused."""
+        """Verify an access token; raise :class:`TokenError` if it is refused."""
         claims = tokens.verify_access_token(
             token, self._signing_key, issuer=issuer, now=int(time.time())
         )
@@ -172,9 +173,9 @@ class SimsId:
                 )
             ).first()
         if row is None or row.client_id != claims.client_id:
-            raise tokens.TokenError("the token was not issued by this SIMS ID")
+            raise TokenError("the token was not issued by this SIMS ID")
         if row.revoked:
-            raise tokens.TokenError("the token has been revoked")
+            raise TokenError("the token has been revoked")
         return claims
 
     async def revoke_tokens(self) -> int:

@@ -231,13 +231,13 @@ async def add_school(
     client_id = f"client-{uuid.uuid4().hex[:8]}"
     if auth_method is AuthMethod.PRIVATE_KEY_JWT:
         key = RSAKey.generate_key(2048, auto_kid=True)
-        await sandbox.state.add_client(client_id, public_jwk=key.as_dict(private=False))
+        await sandbox.state.simsid.add_client(client_id, public_jwk=key.as_dict(private=False))
         credential = key.as_pem(private=True).decode()
     else:
         credential = f"s3cret {uuid.uuid4().hex}:%+"
-        await sandbox.state.add_client(client_id, secret=credential)
+        await sandbox.state.simsid.add_client(client_id, secret=credential)
     fng_key, partner_key = str(uuid.uuid4()), str(uuid.uuid4())
-    database_id = await sandbox.state.add_database(
+    database_id = await sandbox.state.databases.add(
         "Public funds",
         school_name=name,
         la_number=la_number,
@@ -248,7 +248,7 @@ async def add_school(
     )
     await seed_budget_planning(sandbox.state, database_id, date.today())
     demo = sandbox.demo
-    await sandbox.state.add_payment_system(
+    await sandbox.state.journals.add_payment_system(
         database_id,
         "TPPCS",
         "Payments",

@@ -14,10 +14,17 @@ sandbox integrators lack.
     app = create_sandbox_app(state)
 """
 
-from gateway.sandbox.app import create_sandbox_app
-from gateway.sandbox.appkeys import SANDBOX_STATE
-from gateway.sandbox.demo import DemoSeed, seed_demo
-from gateway.sandbox.state import SandboxState, SandboxStats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.sandbox.app import create_sandbox_app
+    from gateway.sandbox.appkeys import SANDBOX_STATE
+    from gateway.sandbox.demo import DemoSeed, seed_demo
+    from gateway.sandbox.state import SandboxState
+    from gateway.sandbox.stats import SandboxStats
 
 __all__ = [
     "SANDBOX_STATE",
@@ -27,3 +34,21 @@ __all__ = [
     "create_sandbox_app",
     "seed_demo",
 ]
+
+#: The module each name above lives in. A name is imported when it is first asked for, so
+#: that importing one module of the sandbox runs that module's imports and no others.
+_HOMES = {
+    "SANDBOX_STATE": "gateway.sandbox.appkeys",
+    "DemoSeed": "gateway.sandbox.demo",
+    "SandboxState": "gateway.sandbox.state",
+    "SandboxStats": "gateway.sandbox.stats",
+    "create_sandbox_app": "gateway.sandbox.app",
+    "seed_demo": "gateway.sandbox.demo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

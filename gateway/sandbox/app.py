@@ -8,10 +8,14 @@ import asyncio
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.sandbox import control, fng, fng_eproc, portal, simsid
-from gateway.sandbox.appkeys import FAULTS, SANDBOX_STATE, SCHEMAS, SIMSID, SimsIdSettings
-from gateway.sandbox.faults import FaultBoard, fault_middleware
+from gateway.sandbox import control
+from gateway.sandbox.appkeys import FAULTS, SANDBOX_STATE, SCHEMAS, SIMSID
+from gateway.sandbox.fng import budget_api, eproc_api, journal_api
+from gateway.sandbox.portal import service as portal_service
+from gateway.sandbox.simsid import endpoints as simsid
+from gateway.sandbox.simsid.settings import SimsIdSettings
 from gateway.sandbox.state import SandboxState
+from gateway.sandbox.switches import FaultBoard, fault_middleware
 from gateway.xmlsafe import SchemaRegistry, shipped_schemas_dir
 
 #: The largest request body accepted (journals can be long).
@@ -71,8 +75,9 @@ def create_sandbox_app(
     app.router.add_route("*", "/connect/token", simsid.token)
     app.router.add_get("/.well-known/openid-configuration", simsid.discovery)
     app.router.add_get("/.well-known/openid-configuration/jwks", simsid.jwks)
-    fng.add_routes(app)
-    fng_eproc.add_routes(app)
-    portal.add_routes(app, schemas_dir)
+    journal_api.add_routes(app)
+    budget_api.add_routes(app)
+    eproc_api.add_routes(app)
+    portal_service.add_routes(app, schemas_dir)
     control.add_routes(app)
     return app

@@ -4,7 +4,7 @@ It is open to anyone who can reach the port, on purpose: the sandbox is a test d
 and a quick start, never a place for real schools' data. Tests and integrators use it to
 inject faults, revoke tokens, change the token lifetime, and observe what was posted.
 
-``PUT|GET|DELETE /_sandbox/faults``        the fault rules (see :mod:`.faults`)
+``PUT|GET|DELETE /_sandbox/faults``        the fault rules (see :mod:`.switches`)
 ``POST /_sandbox/revoke-tokens``           refuse every token issued so far
 ``GET|PUT /_sandbox/simsid``               ``{"token_lifetime": seconds}`` of new tokens
 ``GET /_sandbox/stats``                    counters; ``POST /_sandbox/stats/reset`` zeroes them
@@ -33,9 +33,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.sandbox import documents
+from gateway.sandbox import responses
 from gateway.sandbox.appkeys import FAULTS, SANDBOX_STATE, SIMSID
-from gateway.sandbox.faults import FaultRule
+from gateway.sandbox.switches import FaultRule
 
 _MAX_TOKEN_LIFETIME = 7 * 24 * 3600
 
@@ -45,8 +45,8 @@ async def _json_body(request: web.Request) -> Any:
         return await request.json()
     except (ValueError, UnicodeError):
         raise web.HTTPBadRequest(
-            text=documents.problem_text(400, "the body must be JSON"),
-            content_type=documents.PROBLEM_CONTENT_TYPE,
+            text=responses.problem_text(400, "the body must be JSON"),
+            content_type=responses.PROBLEM_CONTENT_TYPE,
         ) from None
 
 
@@ -58,11 +58,11 @@ async def put_faults(request: web.Request) -> web.Response:
     data = await _json_body(request)
     raw_rules = data.get("rules") if isinstance(data, dict) else None
     if not isinstance(raw_rules, list):
-        return documents.problem(400, 'the body must be {"rules": [...]}')
+        return responses.problem(400, 'the body must be {"rules": [...]}')
     try:
         rules = [FaultRule.from_json(item) for item in raw_rules]
     except ValueError as exc:
-        return documents.problem(400, str(exc))
+        return responses.problem(400, str(exc))
     board = request.app[FAULTS]
     board.replace(rules)
     return web.json_response({"rules": board.as_json()})
@@ -74,7 +74,7 @@ async def delete_faults(request: web.Request) -> web.Response:
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:
-    revoked = await request.app[SANDBOX_STATE].revoke_tokens()
+    revoked = await request.app[SANDBOX_STATE].simsid.revoke_tokens()
     return web.json_response({"revoked": revoked})
 
 
@@ -90,7 +90,7 @@ async def put_simsid(request: web.Request) -> web.Response:
         or not isinstance(lifetime, int)
         or not 1 <= lifetime <= _MAX_TOKEN_LIFETIME
     ):
-        return documents.problem(400, f"token_lifetime must be seconds, 1 to {_MAX_TOKEN_LIFETIME}")
+        return responses.problem(400, f"token_lifetime must be seconds, 1 to {_MAX_TOKEN_LIFETIME}")
     request.app[SIMSID].token_lifetime = lifetime
     return web.json_response({"token_lifetime": lifetime})
 
@@ -110,15 +110,15 @@ async def reset_stats(request: web.Request) -> web.Response:
 
 
 async def get_journals(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SANDBOX_STATE].journals())
+    return web.json_response(await request.app[SANDBOX_STATE].journals.posted())
 
 
 async def get_audit_messages(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SANDBOX_STATE].audit_messages())
+    return web.json_response(await request.app[SANDBOX_STATE].journals.audit_messages())
 
 
 async def get_budgets(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[SANDBOX_STATE].budgets())
+    return web.json_response(await request.app[SANDBOX_STATE].budgets.imported())
 
 
 def _database_filter(request: web.Request) -> int | None:
@@ -132,13 +132,13 @@ def _database_filter(request: web.Request) -> int | None:
 
 def _bad_request(detail: str) -> web.HTTPException:
     return web.HTTPBadRequest(
-        text=documents.problem_text(400, detail), content_type=documents.PROBLEM_CONTENT_TYPE
+        text=responses.problem_text(400, detail), content_type=responses.PROBLEM_CONTENT_TYPE
     )
 
 
 def _not_found(detail: str) -> web.HTTPException:
     return web.HTTPNotFound(
-        text=documents.problem_text(404, detail), content_type=documents.PROBLEM_CONTENT_TYPE
+        text=responses.problem_text(404, detail), content_type=responses.PROBLEM_CONTENT_TYPE
     )
 
 
@@ -164,22 +164,22 @@ def _strings(
 
 async def get_eproc_documents(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
-    return web.json_response(await state.documents(_database_filter(request)))
+    return web.json_response(await state.procurement.documents(_database_filter(request)))
 
 
 async def get_authorised_orders(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
-    return web.json_response(await state.authorised_orders(_database_filter(request)))
+    return web.json_response(await state.procurement.authorised_orders(_database_filter(request)))
 
 
 async def post_authorised_order(request: web.Request) -> web.Response:
     data = await _json_body(request)
     database_id = data.pop("database_id", None) if isinstance(data, dict) else None
     if isinstance(database_id, bool) or not isinstance(database_id, int):
-        return documents.problem(400, "database_id must be an integer")
+        return responses.problem(400, "database_id must be an integer")
     fields = _strings(data, ("supplier_duns",), ("order_xml", "order_id", "buyer_duns"))
     try:
-        order_id = await request.app[SANDBOX_STATE].add_authorised_order(
+        order_id = await request.app[SANDBOX_STATE].procurement.add_authorised_order(
             database_id,
             supplier_duns=fields["supplier_duns"],
             order_xml=fields.get("order_xml"),
@@ -187,34 +187,34 @@ async def post_authorised_order(request: web.Request) -> web.Response:
             buyer_duns=fields.get("buyer_duns"),
         )
     except ValueError as exc:
-        return documents.problem(400, str(exc))
+        return responses.problem(400, str(exc))
     except LookupError as exc:
-        return documents.problem(404, str(exc))
+        return responses.problem(404, str(exc))
     return web.json_response({"id": order_id})
 
 
 async def get_portals(request: web.Request) -> web.Response:
-    return web.json_response({"portals": await request.app[SANDBOX_STATE].portal_names()})
+    return web.json_response({"portals": await request.app[SANDBOX_STATE].portals.names()})
 
 
 async def post_portal(request: web.Request) -> web.Response:
     fields = _strings(await _json_body(request), ("name", "username", "password", "supplier_duns"))
     state = request.app[SANDBOX_STATE]
     try:
-        await state.add_portal(
+        await state.portals.add(
             fields["name"],
             username=fields["username"],
             password=fields["password"],
             supplier_duns=fields["supplier_duns"],
         )
     except ValueError as exc:
-        return documents.problem(400, str(exc))
-    return web.json_response(await state.portal(fields["name"]))
+        return responses.problem(400, str(exc))
+    return web.json_response(await state.portals.describe(fields["name"]))
 
 
 async def get_portal(request: web.Request) -> web.Response:
     try:
-        found = await request.app[SANDBOX_STATE].portal(request.match_info["name"])
+        found = await request.app[SANDBOX_STATE].portals.describe(request.match_info["name"])
     except LookupError as exc:
         raise _not_found(str(exc)) from None
     return web.json_response(found)
@@ -227,9 +227,9 @@ async def post_portal_document(request: web.Request) -> web.Response:
         try:
             created = datetime.fromisoformat(fields["created"])
         except ValueError:
-            return documents.problem(400, "created must be an ISO 8601 date and time")
+            return responses.problem(400, "created must be an ISO 8601 date and time")
     try:
-        uuid = await request.app[SANDBOX_STATE].add_portal_document(
+        uuid = await request.app[SANDBOX_STATE].portals.add_document(
             request.match_info["name"],
             doc_type=fields["type"],
             xml=fields["xml"],
@@ -237,9 +237,9 @@ async def post_portal_document(request: web.Request) -> web.Response:
             created=created,
         )
     except ValueError as exc:
-        return documents.problem(400, str(exc))
+        return responses.problem(400, str(exc))
     except LookupError as exc:
-        return documents.problem(404, str(exc))
+        return responses.problem(404, str(exc))
     return web.json_response({"uuid": uuid})
 
 
@@ -247,13 +247,13 @@ async def put_portal_switches(request: web.Request) -> web.Response:
     data = await _json_body(request)
     refuse = data.get("refuse_auth") if isinstance(data, dict) else None
     if not isinstance(refuse, bool) or set(data) != {"refuse_auth"}:
-        return documents.problem(400, 'the body must be {"refuse_auth": true|false}')
+        return responses.problem(400, 'the body must be {"refuse_auth": true|false}')
     try:
-        await request.app[SANDBOX_STATE].set_portal_switches(
+        await request.app[SANDBOX_STATE].portals.set_switches(
             request.match_info["name"], refuse_auth=refuse
         )
     except LookupError as exc:
-        return documents.problem(404, str(exc))
+        return responses.problem(404, str(exc))
     return web.json_response({"refuse_auth": refuse})
 
 

@@ -1,6 +1,6 @@
 """The demo: a school database whose payment system fits FMS's published sample journal,
 whose budget planning set-up a budget tool can work with, and a supplier portal holding
-a document for each of FMS's eProcurement import rules (:mod:`.demo_portal`).
+a document for each of FMS's eProcurement import rules (:mod:`.portal.demo`).
 
 It is what the quick start runs against. Its keys and client secret are generated once,
 kept in the sandbox's state, and returned unchanged every time after. Its two financial
@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Final
 
-from gateway.sandbox.budget import Fund, LedgerCode, period_of
-from gateway.sandbox.demo_portal import (
+from gateway.sandbox.fng.budget_rules import Fund, LedgerCode, period_of
+from gateway.sandbox.fng.databases import new_guid
+from gateway.sandbox.portal.demo import (
     DEMO_PORTAL,
     DEMO_PORTAL_DOCUMENTS,
     DEMO_PORTAL_PATH,
@@ -26,7 +27,8 @@ from gateway.sandbox.demo_portal import (
     DEMO_SUPPLIER_DUNS,
     seed_procurement,
 )
-from gateway.sandbox.state import SandboxState, new_guid, new_secret
+from gateway.sandbox.simsid.issuer import new_secret
+from gateway.sandbox.state import SandboxState
 
 _SETTING: Final = "demo"
 
@@ -204,7 +206,7 @@ async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSe
     seeded before it knew eProcurement gains its portal and authorised order.
     """
     today = today or date.today()
-    stored = await state.get_setting(_SETTING)
+    stored = await state.store.get_setting(_SETTING)
     if stored is not None:
         data: dict[str, Any] = json.loads(stored)
         changed = False
@@ -215,16 +217,16 @@ async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSe
             data.update(await seed_procurement(state, data["database_id"]))
             changed = True
         if changed:
-            await state.put_setting(_SETTING, json.dumps(data))
+            await state.store.put_setting(_SETTING, json.dumps(data))
         data["financial_years"] = tuple(data["financial_years"])
         return DemoSeed(
             **{name: data[name] for name in _STORED},
-            portal_password=(await state.portal(DEMO_PORTAL))["password"],
+            portal_password=(await state.portals.describe(DEMO_PORTAL))["password"],
         )
     secret = new_secret()
     fng_key, partner_key = new_guid(), new_guid()
-    await state.add_client(DEMO_CLIENT_ID, secret=secret)
-    database_id = await state.add_database(
+    await state.simsid.add_client(DEMO_CLIENT_ID, secret=secret)
+    database_id = await state.databases.add(
         DEMO_DATABASE,
         school_name=DEMO_SCHOOL,
         la_number=DEMO_LA_NUMBER,
@@ -233,7 +235,7 @@ async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSe
         fng_key=fng_key,
         partner_key=partner_key,
     )
-    payment_system_id = await state.add_payment_system(
+    payment_system_id = await state.journals.add_payment_system(
         database_id, DEMO_SYSTEM_IDENTIFIER, DEMO_PAYMENT_SYSTEM, DEMO_MAPPINGS
     )
     planning = await seed_budget_planning(state, database_id, today)
@@ -253,7 +255,9 @@ async def seed_demo(state: SandboxState, *, today: date | None = None) -> DemoSe
         authorised_order_id=procurement["authorised_order_id"],
     )
     stored_values = asdict(seed)
-    await state.put_setting(_SETTING, json.dumps({name: stored_values[name] for name in _STORED}))
+    await state.store.put_setting(
+        _SETTING, json.dumps({name: stored_values[name] for name in _STORED})
+    )
     return seed
 
 
@@ -264,8 +268,8 @@ async def seed_budget_planning(
     current = financial_year_start(today)
     previous = date(current.year - 1, 4, 1)
     open_year, closed_year = year_description(current), year_description(previous)
-    await state.add_financial_year(database_id, closed_year, previous, closed=True)
-    await state.add_financial_year(
+    await state.planning.add_financial_year(database_id, closed_year, previous, closed=True)
+    await state.planning.add_financial_year(
         database_id,
         open_year,
         current,
@@ -287,8 +291,8 @@ async def seed_budget_planning(
         for entry in DEMO_CHART
     ]
     for year in (closed_year, open_year):
-        await state.add_chart(database_id, year, chart)
-    await state.add_cost_centres(database_id, DEMO_COST_CENTRES)
+        await state.planning.add_chart(database_id, year, chart)
+    await state.planning.add_cost_centres(database_id, DEMO_COST_CENTRES)
     return {
         "financial_years": [open_year, closed_year],
         "open_year": open_year,

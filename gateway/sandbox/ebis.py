@@ -30,6 +30,7 @@ is an integer, so every reading of the checksum agrees.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -38,9 +39,24 @@ from typing import Final
 
 from lxml import etree
 
+from gateway.xmlsafe import Limits
+
 SCHEMA_VERSION: Final = "3.09"
 CENT: Final = Decimal("0.01")
 STANDARD_RATE: Final = Decimal("20.00")
+DUNS: Final = re.compile(r"[0-9]{9}|[0-9]{13}")
+
+#: What the sandbox reads of eBIS-XML: documents given to its API, a portal's call and the
+#: order inside a SendOrder. Generous, but still bounded.
+LIMITS: Final = Limits(
+    max_bytes=16 * 1024 * 1024, max_depth=64, max_elements=1_000_000, max_attributes=4_000_000
+)
+
+
+def require_duns(value: str, what: str) -> None:
+    """Refuse a party number that is neither a DUNS number nor a GLN."""
+    if not DUNS.fullmatch(value):
+        raise ValueError(f"{what} is a DUNS number of 9 digits (or a GLN of 13)")
 
 
 def money(value: Decimal) -> str:

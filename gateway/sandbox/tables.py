@@ -8,9 +8,25 @@ token times are Unix seconds.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+
+def iso_utc(moment: datetime) -> str:
+    """A moment as the sandbox stores it: UTC, to the millisecond (naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    """Now, as the sandbox stores moments."""
+    return iso_utc(datetime.now(UTC))
+
 
 #: Small values the sandbox keeps for itself: its signing key, the demo's credentials.
 settings = sa.Table(

@@ -56,7 +56,7 @@ from gateway.eproc.scheduler import Scheduler
 from gateway.observability.logging import JsonFormatter
 from gateway.quickstart import Registered, register_demo
 from gateway.sandbox import DemoSeed, SandboxState, create_sandbox_app, ebis, seed_demo
-from gateway.sandbox.procurement import NewDocument, portal_path
+from gateway.sandbox.portal.portals import NewDocument, portal_path
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, portals
 from gateway.tenancy.secrets import SecretBox
@@ -594,7 +594,7 @@ class Bench:
         created = _now()
         for start in range(0, len(documents), QUEUE_BATCH):
             batch = documents[start : start + QUEUE_BATCH]
-            await state.add_portal_documents(
+            await state.portals.add_documents(
                 portal,
                 [NewDocument("order", xml, uuid=uuid, created=created) for uuid, xml in batch],
             )
@@ -717,7 +717,7 @@ class Bench:
             for number in range(len(self.bench_portals), count):
                 name = f"{BENCH_PORTAL_PREFIX}{number:05d}"
                 username, password = f"school-{number}", f"pw-{secrets.token_urlsafe(12)}&<"
-                await state.add_portal(
+                await state.portals.add(
                     name, username=username, password=password, supplier_duns=demo.supplier_duns
                 )
                 self.bench_portals[name] = await registry.add_portal(

@@ -210,7 +210,7 @@ async def assert_in_fng_once(sandbox: Sandbox, sent: Submissions) -> None:
     journals = await sandbox.journals()
     assert sorted(j["submission_id"] for j in journals) == sent.submission_ids
     assert all(len(j["lines"]) == 2 for j in journals), journals
-    budgets = await sandbox.state.budgets()
+    budgets = await sandbox.state.budgets.imported()
     assert sorted(str(b["serial_number"]) for b in budgets) == sent.serials
     stats = await sandbox.stats()
     assert stats["posted_submissions"] == len(sent.submission_ids)

@@ -52,7 +52,7 @@ async def test_fng_fault_while_documents_are_delivered(
         ) >= len(valid)
 
     await wait_until(attempted, 60, "every document has been tried twice")
-    portal = await sandbox.state.portal(sandbox.demo.portal_name)
+    portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
     assert not [d["uuid"] for d in portal["documents"] if d["processed"]]
 
     await sandbox.clear_faults()
@@ -61,8 +61,8 @@ async def test_fng_fault_while_documents_are_delivered(
 
     async def finished() -> bool:
         deployment.make_portals_due()
-        documents = [d["document_id"] for d in await sandbox.state.documents()]
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        documents = [d["document_id"] for d in await sandbox.state.procurement.documents()]
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         processed = sorted(d["uuid"] for d in portal["documents"] if d["processed"])
         # The gateway records the acknowledgement just after the portal has taken it.
         recorded = count(
@@ -72,7 +72,7 @@ async def test_fng_fault_while_documents_are_delivered(
         return sorted(documents) == valid and processed == valid and recorded == len(valid)
 
     await wait_until(finished, 60, "every valid document is in FNG and acknowledged")
-    documents = [d["document_id"] for d in await sandbox.state.documents()]
+    documents = [d["document_id"] for d in await sandbox.state.procurement.documents()]
     assert sorted(documents) == valid  # once each
     assert gateway.running
     assert gateway.stop() == 0

@@ -153,7 +153,7 @@ async def test_killed_mid_document_and_restarted(
             return count(database, "select count(*) from eproc_documents") > 0
         if step == "after the FNG post":
             return bool((await sandbox.stats())["documents_received"])
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         acknowledged = any(d["processed"] for d in portal["documents"])
         return (
             acknowledged
@@ -172,8 +172,8 @@ async def test_killed_mid_document_and_restarted(
     deployment.make_portals_due()
 
     async def finished() -> bool:
-        documents = [d["document_id"] for d in await sandbox.state.documents()]
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        documents = [d["document_id"] for d in await sandbox.state.procurement.documents()]
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         processed = sorted(d["uuid"] for d in portal["documents"] if d["processed"])
         # The gateway records the acknowledgement just after the portal has taken it.
         recorded = count(
@@ -184,6 +184,6 @@ async def test_killed_mid_document_and_restarted(
     restarted = await deployment.start(**settings)
     await wait_until(finished, 90, "every valid document is in FNG and acknowledged")
     assert restarted.stop() == 0
-    documents = [d["document_id"] for d in await sandbox.state.documents()]
+    documents = [d["document_id"] for d in await sandbox.state.procurement.documents()]
     assert sorted(documents) == valid  # once each
     assert (await sandbox.stats())["documents_received"] == len(valid)

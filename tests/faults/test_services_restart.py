@@ -39,8 +39,8 @@ from lxml import etree
 from gateway import ns
 from gateway.quickstart import register_demo
 from gateway.sandbox import ebis
-from gateway.sandbox.demo_portal import LINES, ORDER_DATE
-from gateway.sandbox.procurement import NewDocument
+from gateway.sandbox.portal.demo import LINES, ORDER_DATE
+from gateway.sandbox.portal.portals import NewDocument
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import eproc_documents
@@ -384,12 +384,14 @@ async def add_orders(sandbox: Sandbox) -> list[str]:
         )
         for index in range(EXTRA_ORDERS)
     ]
-    await sandbox.state.add_portal_documents(sandbox.demo.portal_name, documents)
+    await sandbox.state.portals.add_documents(sandbox.demo.portal_name, documents)
     return [f"restart-order-{index}" for index in range(EXTRA_ORDERS)]
 
 
 async def delivered(sandbox: Sandbox) -> list[str]:
-    return sorted(document["document_id"] for document in await sandbox.state.documents())
+    return sorted(
+        document["document_id"] for document in await sandbox.state.procurement.documents()
+    )
 
 
 # -- the test --------------------------------------------------------------------------------
@@ -492,7 +494,7 @@ async def test_postgres_and_redis_restarted_mid_run(
     stats = await sandbox.stats()
     assert stats["requests"]["PostJournals"] == len(expected)
     budgets_in_fng = sorted(
-        int(budget["serial_number"]) for budget in await sandbox.state.budgets()
+        int(budget["serial_number"]) for budget in await sandbox.state.budgets.imported()
     )
     assert budgets_in_fng == sorted(imported)
     # A budget whose outcome was lost is sent once more, and FNG refuses it as a duplicate
@@ -501,9 +503,9 @@ async def test_postgres_and_redis_restarted_mid_run(
 
     # Every valid document in FNG once and acknowledged at the portal; the order sent once.
     async def all_done() -> bool:
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         processed = sorted(d["uuid"] for d in portal["documents"] if d["processed"])
-        (authorised,) = await sandbox.state.authorised_orders()
+        (authorised,) = await sandbox.state.procurement.authorised_orders()
         return (
             await delivered(sandbox) == portal_documents
             and processed == portal_documents
@@ -529,7 +531,7 @@ async def test_postgres_and_redis_restarted_mid_run(
     assert {document: states.get(document) for document in portal_documents} == dict.fromkeys(
         portal_documents, "acknowledged"
     )
-    orders = (await sandbox.state.portal(sandbox.demo.portal_name))["orders"]
+    orders = (await sandbox.state.portals.describe(sandbox.demo.portal_name))["orders"]
     assert len(orders) == 1, orders
 
     # The replicas were never restarted.

@@ -168,7 +168,7 @@ class TestImport:
         assert first.get("isSuccess") == again.get("isSuccess") == "true"
         assert (first.get("replayed"), again.get("replayed")) == (None, "true")
         assert first.get("serialNumber") == "7"
-        (budget,) = await sandbox.state.budgets()
+        (budget,) = await sandbox.state.budgets.imported()
         assert str(budget["serial_number"]) == "7"
         assert await import_requests(sandbox) == 1
 

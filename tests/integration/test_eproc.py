@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from gateway.app import SCHEDULER, STORE
 from gateway.eproc.admin import EprocAdmin
 from gateway.sandbox import ebis
-from gateway.sandbox.procurement_state import generated_order
+from gateway.sandbox.fng.procurement import generated_order
 from gateway.store.tables import eproc_documents, eproc_orders, portals, schools
 from gateway.tenancy.secrets import SecretBox
 from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
@@ -31,7 +31,7 @@ async def run_once(gateway: Gateway) -> None:
 
 
 async def documents_in_fng(sandbox: Sandbox) -> list[str]:
-    return sorted(item["document_id"] for item in await sandbox.state.documents())
+    return sorted(item["document_id"] for item in await sandbox.state.procurement.documents())
 
 
 async def ledger(gateway: Gateway) -> dict[str, tuple[str, str | None]]:
@@ -54,7 +54,7 @@ async def due_now(gateway: Gateway, **values: Any) -> None:
 async def add_portals(gateway: Gateway, sandbox: Sandbox, *names: str) -> None:
     """Open portals in the sandbox for the demo supplier and register them for the school."""
     for name in names:
-        await sandbox.state.add_portal(name, username="u", password="p", supplier_duns="123123123")
+        await sandbox.state.portals.add(name, username="u", password="p", supplier_duns="123123123")
         await gateway.registry.add_portal(
             gateway.demo.database_id,
             name=name,
@@ -76,7 +76,7 @@ class TestDocuments:
     ) -> None:
         await run_once(gateway)
         assert await documents_in_fng(sandbox) == expected(sandbox, "valid")
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         processed = sorted(d["uuid"] for d in portal["documents"] if d["processed"])
         assert processed == expected(sandbox, "valid")
 
@@ -105,7 +105,7 @@ class TestDocuments:
         after = await sandbox.stats()
         assert after["documents_received"] == before["documents_received"] == 5
         assert after["requests"]["PostDocument"] == before["requests"]["PostDocument"]
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         assert portal["counters"]["calls"]["ResetAll"] == 0  # never called
 
     async def test_fng_failing_leaves_documents_unacknowledged_until_it_recovers(
@@ -115,7 +115,7 @@ class TestDocuments:
             {"target": "fng", "path": "EProcurement/Documents", "kind": "error", "status": 503}
         )
         await run_once(gateway)
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         assert not any(d["processed"] for d in portal["documents"])
         await sandbox.clear_faults()
         async with gateway.app[STORE].write() as conn:  # the retry is due
@@ -166,7 +166,7 @@ class TestOperators:
         await admin.release_document(item.id)
         await due_now(gateway)
         await run_once(gateway)
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         assert next(d for d in portal["documents"] if d["uuid"] == "demo-bad-test-mode")[
             "processed"
         ]
@@ -178,9 +178,9 @@ class TestAuthorisedOrders:
         await run_once(gateway)
         await due_now(gateway)
         await run_once(gateway)
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         assert len(portal["orders"]) == 1
-        (order,) = await sandbox.state.authorised_orders()
+        (order,) = await sandbox.state.procurement.authorised_orders()
         assert (order["id"], order["state"]) == (sandbox.demo.authorised_order_id, "sent")
 
     async def test_refused_by_the_portal_is_quarantined_with_its_message(
@@ -193,7 +193,7 @@ class TestAuthorisedOrders:
             buyer_duns=sandbox.demo.school_duns,
             order_date=date.today(),
         )
-        order_id = await sandbox.state.add_authorised_order(
+        order_id = await sandbox.state.procurement.add_authorised_order(
             sandbox.demo.database_id, supplier_duns=sandbox.demo.supplier_duns, order_xml=xml
         )
         await run_once(gateway)
@@ -205,7 +205,7 @@ class TestAuthorisedOrders:
             ).one()
         assert (row.state, row.rule) == ("quarantined", "portal_rejected")
         assert "111111111" in row.reason
-        states = {o["id"]: o["state"] for o in await sandbox.state.authorised_orders()}
+        states = {o["id"]: o["state"] for o in await sandbox.state.procurement.authorised_orders()}
         assert states[order_id] == "pending"
 
 
@@ -219,7 +219,7 @@ class TestPasswords:
                 )
             )
         await run_once(gateway)
-        current = (await sandbox.state.portal(sandbox.demo.portal_name))["password"]
+        current = (await sandbox.state.portals.describe(sandbox.demo.portal_name))["password"]
         assert current != old
         async with gateway.app[STORE].read() as conn:
             stored = await conn.scalar(sa.select(portals.c.password_enc))
@@ -236,7 +236,7 @@ class TestPasswords:
                 )
             )
         await run_once(gateway)
-        counters = (await sandbox.state.portal(sandbox.demo.portal_name))["counters"]
+        counters = (await sandbox.state.portals.describe(sandbox.demo.portal_name))["counters"]
         assert counters["calls"]["ChangePassword"] == 0
 
 
@@ -255,14 +255,14 @@ class TestRecovery:
                 lines=[ebis.OrderLine(1, "P-1", "Pencils", "3", Decimal("2.50"))],
             )
         )
-        uuid = await sandbox.state.add_portal_document(
+        uuid = await sandbox.state.portals.add_document(
             sandbox.demo.portal_name, doc_type="order", xml=late
         )
-        await sandbox.state.set_portal_document_processed(sandbox.demo.portal_name, uuid, True)
+        await sandbox.state.portals.set_processed(sandbox.demo.portal_name, uuid, True)
         await due_now(gateway, last_success_at=datetime.now(UTC) - timedelta(days=2))
         await run_once(gateway)
         assert uuid in await documents_in_fng(sandbox)
-        counters = (await sandbox.state.portal(sandbox.demo.portal_name))["counters"]
+        counters = (await sandbox.state.portals.describe(sandbox.demo.portal_name))["counters"]
         assert counters["calls"]["FetchIndexFromDate"] == 1
 
 
@@ -279,7 +279,7 @@ class TestPortalIsolation:
         gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
         demo = sandbox.demo
         await add_portals(gateway, sandbox, "refusing", "slow", "garbled")
-        await sandbox.state.set_portal_switches("refusing", refuse_auth=True)
+        await sandbox.state.portals.set_switches("refusing", refuse_auth=True)
         await sandbox.faults(
             {"target": "portal", "path": "/portals/slow/", "kind": "latency", "latency_ms": 10_000},
             {"target": "portal", "path": "/portals/garbled/", "kind": "garbage"},
@@ -328,6 +328,6 @@ class TestPortalIsolation:
         await due_now(gateway)
         await gateway.app[SCHEDULER].run_once()
         for name in (sandbox.demo.portal_name, "second", "third"):
-            counters = (await sandbox.state.portal(name))["counters"]
+            counters = (await sandbox.state.portals.describe(name))["counters"]
             assert counters["calls"]["FetchIndex"] == 1, name
         assert await documents_in_fng(sandbox) == expected(sandbox, "valid")

@@ -228,7 +228,7 @@ async def _keys_after(
             moves = {"expired": "gone", "active": "retiring", "next": "active"}
             states = {key: moves.get(state, state) for key, state in states.items()}
             active = next(key for key, state in states.items() if state == "active")
-            await sandbox.state.set_partner_key(database.sandbox_id, active)
+            await sandbox.state.databases.set_partner_key(database.sandbox_id, active)
         else:
             await rotation.retire_now(database.gateway_id)
             states = {k: "expired" if s == "retiring" else s for k, s in states.items()}
@@ -259,7 +259,7 @@ async def _school(sandbox: Sandbox, gateway: Gateway, index: int) -> tuple[Datab
     # FNG's database is the one whose set-up holds the keys the gateway sends for it.
     target = await gateway.app[REGISTRY].database_target(gateway_id)
     assert target is not None
-    sandbox_id = await sandbox.state.database_for(
+    sandbox_id = await sandbox.state.databases.find(
         target.vendor.client_id,
         target.fng_key.get_secret_value(),
         target.partner_key.get_secret_value(),

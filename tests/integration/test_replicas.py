@@ -168,7 +168,7 @@ class TestReplicas:
     ) -> None:
         one, other = cluster.replicas
         fng_key, partner_key = str(uuid.uuid4()), str(uuid.uuid4())
-        database_id = await sandbox.state.add_database(
+        database_id = await sandbox.state.databases.add(
             "Public funds",
             school_name="New School",
             la_number="321",
@@ -177,7 +177,7 @@ class TestReplicas:
             fng_key=fng_key,
             partner_key=partner_key,
         )
-        await sandbox.state.add_payment_system(
+        await sandbox.state.journals.add_payment_system(
             database_id,
             "TPPCS",
             "Payments",

@@ -87,11 +87,15 @@ class TestRotation:
         await asyncio.sleep(pause)
         new_fng_key = str(uuid.uuid4())  # FNG issues a new key for the database ...
         await rotation.set_next_fng_key(database, new_fng_key)  # ... stored in the gateway ...
-        await sandbox.state.set_fng_key(sandbox.demo.database_id, new_fng_key)  # ... then live
+        await sandbox.state.databases.set_fng_key(
+            sandbox.demo.database_id, new_fng_key
+        )  # ... then live
         await asyncio.sleep(pause)
         deadline = await rotation.promote_partner_key(database, grace=timedelta(seconds=4))
         await asyncio.sleep(pause)
-        await sandbox.state.set_partner_key(sandbox.demo.database_id, new_key)  # entered in FNG
+        await sandbox.state.databases.set_partner_key(
+            sandbox.demo.database_id, new_key
+        )  # entered in FNG
         await asyncio.sleep(pause)
         client.key = new_key  # the payment system moves to the new key within the grace
         await asyncio.sleep(pause)
@@ -116,7 +120,7 @@ class TestRotation:
         rotation = KeyRotation(gateway.app[STORE], gateway.box, "operator")
         database = gateway.demo.database_id
         new_key = await rotation.rotate_partner_key(database)
-        await sandbox.state.set_partner_key(sandbox.demo.database_id, new_key)
+        await sandbox.state.databases.set_partner_key(sandbox.demo.database_id, new_key)
         assert await get_banks(http, gateway, gateway.auth) == "ok"  # FNG now wants the new key
         keys = await rotation.partner_keys(database)
         assert [key["state"] for key in keys] == ["retiring", "active"]

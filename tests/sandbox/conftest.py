@@ -16,7 +16,7 @@ from joserfc.jwk import RSAKey
 from lxml import etree
 
 from gateway.sandbox import DemoSeed, SandboxState, create_sandbox_app, seed_demo
-from gateway.sandbox.tokens import generate_signing_key
+from gateway.sandbox.simsid.tokens import generate_signing_key
 from gateway.xmlsafe import SchemaRegistry, shipped_schemas_dir
 
 FNG = "/fng/api/JournalInterface"

@@ -61,7 +61,7 @@ def _texts(element: etree._Element | None) -> dict[str, str]:
 async def _other_database(sandbox: Sandbox, school_name: str) -> tuple[int, dict[str, str]]:
     """A second database of the demo's client; returns it and the keys that reach it."""
     keys = {"psk": str(uuid.uuid4()), "client_key": str(uuid.uuid4())}
-    database_id = await sandbox.state.add_database(
+    database_id = await sandbox.state.databases.add(
         "Non-public funds",
         school_name=school_name,
         la_number="123",
@@ -176,11 +176,13 @@ class TestExportGlAccount:
         name = "Ysgol Gynradd Gymraeg Llanfair - Église Saint-Étienne"
         database_id, keys = await _other_database(sandbox, name)
         state = sandbox.state
-        await state.add_financial_year(database_id, "2030/31", date(2030, 4, 1), closed=False)
-        await state.add_ledger_code(
+        await state.planning.add_financial_year(
+            database_id, "2030/31", date(2030, 4, 1), closed=False
+        )
+        await state.planning.add_ledger_code(
             database_id, "2030/31", "EX", "5310", "Café supplies € ŵ", {"01": "E25"}
         )
-        await state.add_cost_centre(database_id, "ART", "Art & design")
+        await state.planning.add_cost_centre(database_id, "ART", "Art & design")
         response = await sandbox.export_chart("15/06/2030", **keys)
         body = await response.read()
         assert b"Caf\xe9 supplies &#8364; &#373;" in body
@@ -252,7 +254,7 @@ class TestDemoYears:
         demo = await seed_demo(state, today=today)
         assert (demo.open_year, demo.closed_year) == (open_year, closed_year)
         assert demo.financial_years == (open_year, closed_year)
-        found = await state.financial_years(demo.database_id)
+        found = await state.planning.financial_years(demo.database_id)
         assert [(y.description, y.state, y.lowest_open_period) for y in found.years] == [
             (closed_year, "Closed", 13),
             (open_year, "Open", lowest),
@@ -263,13 +265,13 @@ class TestDemoYears:
         first = await seed_demo(state, today=date(2026, 9, 15))
         again = await seed_demo(state, today=date(2031, 1, 1))
         assert again == first
-        assert len((await state.financial_years(first.database_id)).years) == 2
+        assert len((await state.planning.financial_years(first.database_id)).years) == 2
 
     async def test_older_demo_gains_budget_planning(self, state: SandboxState) -> None:
         """A demo stored before budget planning existed gains its years, chart and centres."""
-        await state.add_client("fng-gateway-demo", secret="s")
+        await state.simsid.add_client("fng-gateway-demo", secret="s")
         fng_key, partner_key = str(uuid.uuid4()), str(uuid.uuid4())
-        database_id = await state.add_database(
+        database_id = await state.databases.add(
             "Public funds",
             school_name="Demo Primary School",
             la_number="123",
@@ -278,7 +280,7 @@ class TestDemoYears:
             fng_key=fng_key,
             partner_key=partner_key,
         )
-        ps_id = await state.add_payment_system(database_id, "TPPCS", "Demo", {})
+        ps_id = await state.journals.add_payment_system(database_id, "TPPCS", "Demo", {})
         old = {
             "client_id": "fng-gateway-demo",
             "client_secret": "s",
@@ -287,11 +289,11 @@ class TestDemoYears:
             "database_id": database_id,
             "payment_system_id": ps_id,
         }
-        await state.put_setting("demo", json.dumps(old))
+        await state.store.put_setting("demo", json.dumps(old))
         demo = await seed_demo(state, today=date(2026, 9, 15))
         assert demo.open_year == "2026/27"
         assert demo.fng_key == fng_key
-        chart = await state.chart(database_id, date(2026, 9, 15))
+        chart = await state.planning.chart(database_id, date(2026, 9, 15))
         assert chart is not None
         assert len(chart.ledger_codes) == len(demo.ledger_codes)
         assert await seed_demo(state) == demo

@@ -117,7 +117,7 @@ class TestImport:
         """The same serial number imports once into each database."""
         state, demo = sandbox.state, sandbox.demo
         psk, client_key = str(uuid.uuid4()), str(uuid.uuid4())
-        other = await state.add_database(
+        other = await state.databases.add(
             "Non-public funds",
             school_name="Demo Primary School",
             la_number="123",
@@ -126,8 +126,10 @@ class TestImport:
             fng_key=psk,
             partner_key=client_key,
         )
-        await state.add_financial_year(other, "2026/27", date(2026, 4, 1), closed=False)
-        await state.add_ledger_code(other, "2026/27", "IN", "1500", "Donations", {"03": "I07"})
+        await state.planning.add_financial_year(other, "2026/27", date(2026, 4, 1), closed=False)
+        await state.planning.add_ledger_code(
+            other, "2026/27", "IN", "1500", "Donations", {"03": "I07"}
+        )
         body = message("2026/27", [fund("1500", "03", "I07")], serial="0007")
         assert (await _import(sandbox, schemas, demo_budget(demo, serial="7"))).get(
             "isSuccess"

@@ -11,13 +11,13 @@ from lxml import etree
 
 from gateway.sandbox import SandboxState, ebis, seed_demo
 from gateway.sandbox.demo import DEMO_CLIENT_ID, DEMO_DATABASE, seed_budget_planning
-from gateway.sandbox.demo_portal import (
+from gateway.sandbox.fng.databases import new_guid
+from gateway.sandbox.portal.demo import (
     DEMO_SCHOOL_DUNS,
     DEMO_SUPPLIER_DUNS,
     DemoDocument,
     demo_documents,
 )
-from gateway.sandbox.state import new_guid
 from gateway.xmlsafe import SchemaRegistry
 from tests.sandbox.conftest import Sandbox
 
@@ -214,7 +214,7 @@ class TestDemoSeed:
         demo = sandbox.demo
         assert demo.school_duns.isdigit() and len(demo.school_duns) == 9
         assert demo.portal_path == "/portals/demo-supplier/EProcurementService.asmx"
-        portal = await sandbox.state.portal(demo.portal_name)
+        portal = await sandbox.state.portals.describe(demo.portal_name)
         assert (portal["username"], portal["password"], portal["supplier_duns"]) == (
             demo.portal_username,
             demo.portal_password,
@@ -230,17 +230,17 @@ class TestDemoSeed:
         password it reports is the portal's current one."""
         again = await seed_demo(sandbox.state)
         assert again == sandbox.demo
-        portal = await sandbox.state.portal(sandbox.demo.portal_name)
+        portal = await sandbox.state.portals.describe(sandbox.demo.portal_name)
         assert len(portal["documents"]) == len(sandbox.demo.portal_documents)
-        assert len(await sandbox.state.authorised_orders()) == 1
-        new = await sandbox.state.change_portal_password(sandbox.demo.portal_name)
+        assert len(await sandbox.state.procurement.authorised_orders()) == 1
+        new = await sandbox.state.portals.change_password(sandbox.demo.portal_name)
         assert (await seed_demo(sandbox.state)).portal_password == new
 
     async def test_older_demo_gains_procurement(self, state: SandboxState) -> None:
         """A demo seeded before the sandbox knew eProcurement gains its portal and order."""
-        await state.add_client(DEMO_CLIENT_ID, secret="secret")
+        await state.simsid.add_client(DEMO_CLIENT_ID, secret="secret")
         fng_key, partner_key = new_guid(), new_guid()
-        database_id = await state.add_database(
+        database_id = await state.databases.add(
             DEMO_DATABASE,
             school_name="Demo Primary School",
             la_number="123",
@@ -249,7 +249,7 @@ class TestDemoSeed:
             fng_key=fng_key,
             partner_key=partner_key,
         )
-        ps_id = await state.add_payment_system(database_id, "TPPCS", "Demo payments", {})
+        ps_id = await state.journals.add_payment_system(database_id, "TPPCS", "Demo payments", {})
         planning = await seed_budget_planning(state, database_id, date.today())
         older = {
             "client_id": DEMO_CLIENT_ID,
@@ -260,11 +260,11 @@ class TestDemoSeed:
             "payment_system_id": ps_id,
             **planning,
         }
-        await state.put_setting("demo", json.dumps(older))
+        await state.store.put_setting("demo", json.dumps(older))
         demo = await seed_demo(state)
-        (order,) = await state.authorised_orders(database_id)
+        (order,) = await state.procurement.authorised_orders(database_id)
         assert order["id"] == demo.authorised_order_id
-        portal = await state.portal(demo.portal_name)
+        portal = await state.portals.describe(demo.portal_name)
         assert portal["password"] == demo.portal_password
         assert len(portal["documents"]) == len(demo.portal_documents)
         assert await seed_demo(state) == demo

@@ -40,7 +40,7 @@ class TestBearerToken:
 
     async def test_expired_token(self, sandbox: Sandbox) -> None:
         """A token whose exp has passed is 401."""
-        token = await sandbox.state.issue_token(
+        token = await sandbox.state.simsid.issue_token(
             sandbox.demo.client_id,
             issuer=sandbox.issuer,
             lifetime=60,
@@ -61,7 +61,7 @@ class TestBearerToken:
     async def test_bad_signature(self, sandbox: Sandbox) -> None:
         """The same claims signed by another key under the sandbox's kid are 401."""
         token = await sandbox.token()
-        decoded = jwt.decode(token, sandbox.state.signing_key)
+        decoded = jwt.decode(token, sandbox.state.simsid.signing_key)
         forged = jwt.encode(decoded.header, decoded.claims, RSAKey.generate_key(2048))
         assert (await sandbox.get_banks(forged)).status == 401
 
@@ -75,7 +75,7 @@ class TestBearerToken:
 
     async def test_token_of_another_issuer(self, sandbox: Sandbox) -> None:
         """A token signed by this key but for another issuer is 401."""
-        token = await sandbox.state.issue_token(
+        token = await sandbox.state.simsid.issue_token(
             sandbox.demo.client_id, issuer="https://other.example", lifetime=60
         )
         assert (await sandbox.get_banks(token)).status == 401
@@ -121,9 +121,9 @@ class TestDatabaseKeys:
     async def test_database_of_another_client(self, sandbox: Sandbox) -> None:
         """Keys of a database set up for another vendor are 403 with this vendor's token."""
         state = sandbox.state
-        await state.add_client("other-vendor", secret="other secret")
+        await state.simsid.add_client("other-vendor", secret="other secret")
         other_fng, other_partner = str(uuid.uuid4()), str(uuid.uuid4())
-        database_id = await state.add_database(
+        database_id = await state.databases.add(
             "Non-public funds",
             school_name="Other School",
             la_number="999",
@@ -132,7 +132,9 @@ class TestDatabaseKeys:
             fng_key=other_fng,
             partner_key=other_partner,
         )
-        await state.add_payment_system(database_id, "TPPCS", "Other", {"bank": {"BK1": "B"}})
+        await state.journals.add_payment_system(
+            database_id, "TPPCS", "Other", {"bank": {"BK1": "B"}}
+        )
         demo_token = await sandbox.token()
         other_token = await sandbox.token("other-vendor", "other secret")
         assert (
@@ -146,7 +148,7 @@ class TestDatabaseKeys:
     async def test_partner_key_rotation(self, sandbox: Sandbox) -> None:
         """Once the set-up holds a new partner key, the old one is 403 and the new one works."""
         new_key = str(uuid.uuid4())
-        await sandbox.state.set_partner_key(sandbox.demo.database_id, new_key)
+        await sandbox.state.databases.set_partner_key(sandbox.demo.database_id, new_key)
         token = await sandbox.token()
         assert (await sandbox.get_banks(token)).status == 403
         assert (await sandbox.get_banks(token, client_key=new_key)).status == 200

@@ -94,7 +94,7 @@ class TestDocumentIntake:
         again = await deliver(sandbox, ORDER, token=token)
         assert again.status == 200
         assert (await receipt(again, schemas))["status"] == "existing"
-        (stored,) = await sandbox.state.documents()
+        (stored,) = await sandbox.state.procurement.documents()
         assert stored["database_id"] == sandbox.demo.database_id
         assert (stored["source"], stored["document_id"], stored["type"]) == (
             "demo-supplier",
@@ -122,8 +122,8 @@ class TestDocumentIntake:
         token = await sandbox.token()
         assert (await deliver(sandbox, ORDER, source="a", token=token)).status == 201
         assert (await deliver(sandbox, INVOICE, source="b", doc_type="invoice")).status == 201
-        assert len(await sandbox.state.documents(sandbox.demo.database_id)) == 2
-        assert await sandbox.state.documents(sandbox.demo.database_id + 1) == []
+        assert len(await sandbox.state.procurement.documents(sandbox.demo.database_id)) == 2
+        assert await sandbox.state.procurement.documents(sandbox.demo.database_id + 1) == []
 
     async def test_root_must_fit_the_type(self, sandbox: Sandbox) -> None:
         """The body is well-formed XML whose root is Order (order) or Invoice (the others)."""
@@ -145,7 +145,7 @@ class TestDocumentIntake:
             assert response.status == status, (doc_type, body)
             if status == 400:
                 assert response.content_type == "application/problem+json"
-        assert len(await sandbox.state.documents()) == 3
+        assert len(await sandbox.state.procurement.documents()) == 3
 
     async def test_parameters(self, sandbox: Sandbox) -> None:
         """source, documentId (each at most 100 characters) and a known type are required."""
@@ -165,7 +165,7 @@ class TestDocumentIntake:
                 headers={**sandbox.headers(token), "Content-Type": "application/xml"},
             )
             assert response.status == 400, params
-        assert await sandbox.state.documents() == []
+        assert await sandbox.state.procurement.documents() == []
 
     async def test_xml_content_type(self, sandbox: Sandbox) -> None:
         """A body that is not sent as XML is 415."""
@@ -257,23 +257,23 @@ class TestAuthorisedOrders:
             "/_sandbox/eproc/authorised-orders", json={**good, "database_id": 404}
         )
         assert response.status == 404
-        assert len(await sandbox.state.authorised_orders()) == 1
+        assert len(await sandbox.state.procurement.authorised_orders()) == 1
 
     async def test_generated_order_numbers(self, sandbox: Sandbox) -> None:
         """Generated orders number on from the database's last, and may omit the buyer."""
-        await sandbox.state.add_authorised_order(
+        await sandbox.state.procurement.add_authorised_order(
             sandbox.demo.database_id, supplier_duns="111222333", order_id="second"
         )
-        orders = await sandbox.state.authorised_orders(sandbox.demo.database_id)
+        orders = await sandbox.state.procurement.authorised_orders(sandbox.demo.database_id)
         root = etree.fromstring(orders[1]["order_xml"].split("?>", 1)[1].encode())
         assert root.findtext("OrderReferences/BuyersOrderNumber") == "PO-00002"
         assert root.find("Buyer/BuyerReferences/DUNS") is None
         with pytest.raises(ValueError, match="second"):
-            await sandbox.state.add_authorised_order(
+            await sandbox.state.procurement.add_authorised_order(
                 sandbox.demo.database_id, supplier_duns="111222333", order_id="second"
             )
         with pytest.raises(LookupError):
-            await sandbox.state.add_authorised_order(404, supplier_duns="111222333")
+            await sandbox.state.procurement.add_authorised_order(404, supplier_duns="111222333")
 
 
 class TestAccess:
@@ -296,8 +296,8 @@ class TestAccess:
         assert await send("not a token") == 401
         assert await send(token, psk="8b0e7a57-1f55-4c55-9b55-0e7a571f554c") == 403
         assert await send(token, client_key="not-a-guid") == 403
-        assert await sandbox.state.documents() == []
-        (order,) = await sandbox.state.authorised_orders()
+        assert await sandbox.state.procurement.documents() == []
+        (order,) = await sandbox.state.procurement.authorised_orders()
         assert order["state"] == "pending"
 
     async def test_counters(self, sandbox: Sandbox) -> None:

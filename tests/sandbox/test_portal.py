@@ -47,7 +47,7 @@ def portal(sandbox: Sandbox, wsdl_client: zeep.Client) -> Portal:
 
 
 async def _other_portal(sandbox: Sandbox, wsdl_client: zeep.Client, name: str) -> Portal:
-    await sandbox.state.add_portal(
+    await sandbox.state.portals.add(
         name, username="school-2", password="second secret", supplier_duns="111222333"
     )
     address = sandbox.url(f"/portals/{name}/EProcurementService.asmx")
@@ -61,7 +61,7 @@ async def _fault(call: Any) -> str:
 
 
 async def _calls(sandbox: Sandbox, name: str = "demo-supplier") -> dict[str, int]:
-    return dict((await sandbox.state.portal(name))["counters"]["calls"])
+    return dict((await sandbox.state.portals.describe(name))["counters"]["calls"])
 
 
 class TestWsdl:
@@ -116,7 +116,7 @@ class TestFetching:
 
     async def test_fetch_doc(self, sandbox: Sandbox, portal: Portal) -> None:
         """FetchDoc returns the document exactly as queued and leaves it unprocessed."""
-        stored = (await sandbox.state.portal("demo-supplier"))["documents"][0]
+        stored = (await sandbox.state.portals.describe("demo-supplier"))["documents"][0]
         assert await portal.call("FetchDoc", stored["uuid"]) == stored["xml"]
         assert stored["uuid"] in index_ids(await portal.call("FetchIndex"))
 
@@ -134,7 +134,7 @@ class TestFetching:
         """FetchIndexFromDate lists the documents created after the date, not at it."""
         base = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
         for minute in (0, 1, 2):
-            await sandbox.state.add_portal_document(
+            await sandbox.state.portals.add_document(
                 "demo-supplier",
                 doc_type="invoice",
                 xml="<Invoice/>",
@@ -155,7 +155,7 @@ class TestFetching:
         await portal.call("UpdateDocumentStatus", "demo-order-1", True)
         await portal.call("UpdateDocumentStatus", "demo-order-1", True)
         await portal.call("UpdateDocumentStatus", "demo-order-2", False)
-        counters = (await sandbox.state.portal("demo-supplier"))["counters"]
+        counters = (await sandbox.state.portals.describe("demo-supplier"))["counters"]
         assert counters["documents_acknowledged"] == 2
         assert counters["calls"]["UpdateDocumentStatus"] == 3
 
@@ -163,7 +163,7 @@ class TestFetching:
         """ResetAll marks every document unprocessed, answers true, and is counted."""
         await portal.call("UpdateDocumentStatus", "demo-order-1", True)
         assert await portal.call("ResetAll") is True
-        found = await sandbox.state.portal("demo-supplier")
+        found = await sandbox.state.portals.describe("demo-supplier")
         assert not any(document["processed"] for document in found["documents"])
         assert found["counters"]["calls"]["ResetAll"] == 1
 
@@ -199,7 +199,7 @@ class TestExceptions:
     ) -> None:
         """A document of another portal's user does not exist for this one."""
         other = await _other_portal(sandbox, wsdl_client, "other-supplier")
-        await sandbox.state.add_portal_document(
+        await sandbox.state.portals.add_document(
             "other-supplier", doc_type="order", xml="<Order/>", uuid="theirs"
         )
         assert await other.call("FetchDoc", "theirs") == "<Order/>"
@@ -232,16 +232,16 @@ class TestPasswords:
         message = await _fault(portal.call("FetchIndex"))
         assert message.startswith("AuthenticationException:")
         assert index_ids(await portal.call("FetchIndex", password=new))
-        assert (await sandbox.state.portal("demo-supplier"))["password"] == new
+        assert (await sandbox.state.portals.describe("demo-supplier"))["password"] == new
         assert (await _calls(sandbox))["ChangePassword"] == 1
 
 
 class TestSendOrder:
     async def test_order_is_stored(self, sandbox: Sandbox, portal: Portal) -> None:
         """SendOrder stores the authorised order as sent and answers true."""
-        (pending,) = await sandbox.state.authorised_orders()
+        (pending,) = await sandbox.state.procurement.authorised_orders()
         assert await portal.call("SendOrder", pending["order_xml"]) is True
-        found = await sandbox.state.portal("demo-supplier")
+        found = await sandbox.state.portals.describe("demo-supplier")
         (received,) = found["orders"]
         assert received["xml"] == pending["order_xml"]
         assert received["buyers_order_number"] == "PO-00001"
@@ -262,11 +262,11 @@ class TestSendOrder:
         message = await _fault(portal.call("SendOrder", document))
         assert message.startswith("InvalidXmlException:")
         assert reason in message
-        assert (await sandbox.state.portal("demo-supplier"))["orders"] == []
+        assert (await sandbox.state.portals.describe("demo-supplier"))["orders"] == []
 
     async def test_content_order_refused(self, sandbox: Sandbox, portal: Portal) -> None:
         """An order whose type is not PUO (a content order) is an InvalidXmlException."""
-        text = (await sandbox.state.portal("demo-supplier"))["documents"][0]["xml"]
+        text = (await sandbox.state.portals.describe("demo-supplier"))["documents"][0]["xml"]
         message = await _fault(portal.call("SendOrder", text))
         assert (
             message == "InvalidXmlException:an authorised order has OrderType Code PUO, not 'CTO'"
@@ -376,7 +376,7 @@ class TestPortalFaults:
         )
         with pytest.raises(requests.exceptions.ConnectionError):
             await portal.call("UpdateDocumentStatus", "demo-order-1", True)
-        found = await sandbox.state.portal("demo-supplier")
+        found = await sandbox.state.portals.describe("demo-supplier")
         assert not any(document["processed"] for document in found["documents"])
         assert found["counters"]["calls"]["UpdateDocumentStatus"] == 0
 
@@ -396,10 +396,10 @@ class TestPortalFaults:
         )
         with pytest.raises((zeep.exceptions.Error, etree.XMLSyntaxError)):
             await portal.call(
-                "SendOrder", (await sandbox.state.authorised_orders())[0]["order_xml"]
+                "SendOrder", (await sandbox.state.procurement.authorised_orders())[0]["order_xml"]
             )
         await sandbox.control("DELETE", "/faults")
-        assert len((await sandbox.state.portal("demo-supplier"))["orders"]) == 1
+        assert len((await sandbox.state.portals.describe("demo-supplier"))["orders"]) == 1
 
     async def test_refuse_auth(self, sandbox: Sandbox, portal: Portal) -> None:
         """With refuse_auth on, every call is an AuthenticationException; off, all is well."""
@@ -487,7 +487,7 @@ class TestPortalSetUp:
                 "/_sandbox/portals/demo-supplier/documents", json=body
             )
             assert response.status == 400, body
-        found = await sandbox.state.portal("demo-supplier")
+        found = await sandbox.state.portals.describe("demo-supplier")
         assert len(found["documents"]) == len(sandbox.demo.portal_documents)
 
     async def test_unknown_portal_in_control_api(self, sandbox: Sandbox) -> None:

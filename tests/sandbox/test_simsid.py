@@ -52,7 +52,9 @@ class TestClientAuthentication:
 
     async def test_private_key_jwt_rsa(self, sandbox: Sandbox, rsa_key: RSAKey) -> None:
         """A client assertion signed with the client's registered RSA key gets a token."""
-        await sandbox.state.add_client("rsa-vendor", public_jwk=rsa_key.as_dict(private=False))
+        await sandbox.state.simsid.add_client(
+            "rsa-vendor", public_jwk=rsa_key.as_dict(private=False)
+        )
         auth = ClientAuth("rsa-vendor", rsa_key, auth_method=PrivateKeyJWT(sandbox.token_url))
         response = await _send(sandbox, auth)
         assert response.status == 200, await response.text()
@@ -60,7 +62,7 @@ class TestClientAuthentication:
     async def test_private_key_jwt_ec(self, sandbox: Sandbox) -> None:
         """An ES256 client assertion verifies against a registered EC key."""
         key = ECKey.generate_key("P-256")
-        await sandbox.state.add_client("ec-vendor", public_jwk=key.as_dict(private=False))
+        await sandbox.state.simsid.add_client("ec-vendor", public_jwk=key.as_dict(private=False))
         method = PrivateKeyJWT(sandbox.token_url, alg="ES256")
         response = await _send(sandbox, ClientAuth("ec-vendor", key, auth_method=method))
         assert response.status == 200, await response.text()
@@ -106,7 +108,9 @@ class TestClientAuthentication:
         self, sandbox: Sandbox, rsa_key: RSAKey
     ) -> None:
         """An assertion addressed to another token endpoint is refused."""
-        await sandbox.state.add_client("rsa-vendor", public_jwk=rsa_key.as_dict(private=False))
+        await sandbox.state.simsid.add_client(
+            "rsa-vendor", public_jwk=rsa_key.as_dict(private=False)
+        )
         method = PrivateKeyJWT("https://elsewhere.example/connect/token")
         response = await _send(sandbox, ClientAuth("rsa-vendor", rsa_key, auth_method=method))
         assert response.status == 401
@@ -116,14 +120,16 @@ class TestClientAuthentication:
     ) -> None:
         """An assertion signed by a key other than the registered one is refused."""
         other = ECKey.generate_key("P-256")
-        await sandbox.state.add_client("ec-vendor", public_jwk=other.as_dict(private=False))
+        await sandbox.state.simsid.add_client("ec-vendor", public_jwk=other.as_dict(private=False))
         auth = ClientAuth("ec-vendor", rsa_key, auth_method=PrivateKeyJWT(sandbox.token_url))
         response = await _send(sandbox, auth)
         assert response.status == 401
 
     async def test_assertion_cannot_be_replayed(self, sandbox: Sandbox, rsa_key: RSAKey) -> None:
         """The same client assertion (same jti) works once only."""
-        await sandbox.state.add_client("rsa-vendor", public_jwk=rsa_key.as_dict(private=False))
+        await sandbox.state.simsid.add_client(
+            "rsa-vendor", public_jwk=rsa_key.as_dict(private=False)
+        )
         assertion = private_key_jwt_sign(rsa_key, "rsa-vendor", sandbox.token_url)
         form = {
             "grant_type": "client_credentials",
@@ -182,7 +188,7 @@ class TestGrant:
         response = await sandbox.request_token(sandbox.demo.client_id, sandbox.demo.client_secret)
         body = await response.json()
         assert body["expires_in"] == 5
-        claims = jwt.decode(body["access_token"], sandbox.state.signing_key).claims
+        claims = jwt.decode(body["access_token"], sandbox.state.simsid.signing_key).claims
         assert claims["exp"] - claims["iat"] == 5
 
 
@@ -229,21 +235,21 @@ class TestTokensAndKeys:
             headers={"Authorization": basic_header(demo.client_id, demo.client_secret)},
         )
         token = (await response.json())["access_token"]
-        assert jwt.decode(token, state.signing_key).claims["iss"] == "https://simsid.test"
+        assert jwt.decode(token, state.simsid.signing_key).claims["iss"] == "https://simsid.test"
 
     async def test_key_and_demo_survive_a_restart(self, tmp_path: Path) -> None:
         """Reopening the same file keeps the signing key, the demo, and issued tokens."""
         url = f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}"
         first = await SandboxState.open(url)
         demo = await seed_demo(first)
-        token = await first.issue_token(demo.client_id, issuer="http://h", lifetime=60)
-        kid = first.signing_key.kid
+        token = await first.simsid.issue_token(demo.client_id, issuer="http://h", lifetime=60)
+        kid = first.simsid.signing_key.kid
         await first.close()
         second = await SandboxState.open(url)
         try:
-            assert second.signing_key.kid == kid
+            assert second.simsid.signing_key.kid == kid
             assert await seed_demo(second) == demo
-            claims = await second.verify_token(token, issuer="http://h")
+            claims = await second.simsid.verify_token(token, issuer="http://h")
             assert claims.client_id == demo.client_id
         finally:
             await second.close()

@@ -14,12 +14,11 @@ from typing import Final
 from aiohttp import web
 from lxml import etree
 
-from gateway.errors import PayloadTooLarge, XmlRejected
-from gateway.sandbox import documents
+from gateway.sandbox import responses
 from gateway.sandbox.appkeys import SANDBOX_STATE
-from gateway.sandbox.fng import LIMITS, authorize, refusal, xml_body
-from gateway.sandbox.procurement import DELIVERED_TYPES
-from gateway.xmlsafe import parse, parse_text
+from gateway.sandbox.fng.access import LIMITS, authorize, refusal, xml_document
+from gateway.sandbox.fng.procurement import DELIVERED_TYPES
+from gateway.sandbox.parsing import read_xml_text
 
 #: The longest source and document id FNG keeps.
 ID_LENGTH: Final = 100
@@ -47,20 +46,14 @@ async def post_document(request: web.Request) -> web.Response:
     doc_type = request.query.get("type", "")
     if doc_type not in DELIVERED_TYPES:
         raise refusal(web.HTTPBadRequest, f"type must be one of {', '.join(DELIVERED_TYPES)}")
-    body = await xml_body(request)
-    try:
-        root = parse(body, LIMITS)
-    except PayloadTooLarge as exc:
-        raise refusal(web.HTTPRequestEntityTooLarge, exc.message) from None
-    except XmlRejected as exc:
-        raise refusal(web.HTTPBadRequest, exc.message) from None
+    body, root = await xml_document(request)
     expected = ROOTS[doc_type]
     if root.tag != expected:
         raise refusal(
             web.HTTPBadRequest,
             f"a document of type {doc_type} is an eBIS-XML {expected}, not {root.tag!r}",
         )
-    outcome = await state.deliver_document(database_id, source, document_id, doc_type, body)
+    outcome = await state.procurement.deliver(database_id, source, document_id, doc_type, body)
     if outcome == "conflict":
         raise refusal(
             web.HTTPConflict,
@@ -68,7 +61,7 @@ async def post_document(request: web.Request) -> web.Response:
         )
     receipt = etree.Element("DocumentReceipt", source=source, documentId=document_id)
     receipt.set("status", outcome)
-    return documents.xml_response(receipt, status=201 if outcome == "created" else 200)
+    return responses.xml_response(receipt, status=201 if outcome == "created" else 200)
 
 
 async def get_authorised_orders(request: web.Request) -> web.Response:
@@ -77,7 +70,7 @@ async def get_authorised_orders(request: web.Request) -> web.Response:
     state.stats.requests["AuthorisedOrders"] += 1
     database_id, _ = await authorize(request, "AuthorisedOrders")
     root = etree.Element("AuthorisedOrders")
-    for order in await state.pending_orders(database_id):
+    for order in await state.procurement.pending_orders(database_id):
         element = etree.SubElement(
             root,
             "AuthorisedOrder",
@@ -85,8 +78,8 @@ async def get_authorised_orders(request: web.Request) -> web.Response:
             supplierDuns=order.supplier_duns,
             authorised=order.authorised_at,
         )
-        element.append(parse_text(order.order_xml, LIMITS))
-    return documents.xml_response(root)
+        element.append(read_xml_text(order.order_xml, LIMITS))
+    return responses.xml_response(root)
 
 
 async def mark_order_sent(request: web.Request) -> web.Response:
@@ -95,7 +88,7 @@ async def mark_order_sent(request: web.Request) -> web.Response:
     state.stats.requests["MarkOrderSent"] += 1
     database_id, _ = await authorize(request, "MarkOrderSent")
     order_id = request.match_info["id"]
-    if await state.mark_order_sent(database_id, order_id) is None:
+    if await state.procurement.mark_order_sent(database_id, order_id) is None:
         raise refusal(web.HTTPNotFound, "the database has no authorised order with this id")
     return web.Response(status=204)
 

@@ -3,7 +3,7 @@
 A ``ControlAccounts`` document that has passed its schema is read into a :class:`Journal`;
 :func:`check` then compares it with what the payment system has posted so far (a
 :class:`LedgerView`) and returns every broken rule, not only the first. Nothing here
-touches the database: :class:`gateway.sandbox.state.SandboxState` reads the view and
+touches the database: :class:`gateway.sandbox.fng.journals.Journals` reads the view and
 posts the journal in the same transaction.
 """
 

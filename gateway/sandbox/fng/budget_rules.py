@@ -4,7 +4,7 @@ Financial years with their periods, a chart of accounts per year, and cost centr
 read from the database into the frozen values below. A ``Message`` document that has
 passed its schema is read into a :class:`Budget`; :func:`check` compares it with what
 the database holds (a :class:`BudgetView`) and returns every broken rule, not only the
-first. Nothing here touches the database: :class:`gateway.sandbox.state.SandboxState`
+first. Nothing here touches the database: :class:`gateway.sandbox.fng.budgets.Budgets`
 reads the view and imports the budget in the same transaction.
 """
 

@@ -12,8 +12,8 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.sandbox.budget import BudgetError, Chart, FinancialYear, FiscalYears, School
-from gateway.sandbox.documents import FMS_VERSION
+from gateway.sandbox.fng.budget_rules import BudgetError, Chart, FinancialYear, FiscalYears, School
+from gateway.sandbox.fng.journal_documents import FMS_VERSION
 
 #: The chart of accounts is encoded as FMS encoded it.
 CHART_ENCODING: Final = "iso-8859-1"

@@ -34,8 +34,9 @@ from typing import Any, Final
 
 from gateway.sandbox import ebis
 from gateway.sandbox.ebis import InvoiceLine, OrderLine
-from gateway.sandbox.procurement import NewDocument, portal_path
-from gateway.sandbox.state import SandboxState, new_guid
+from gateway.sandbox.fng.databases import new_guid
+from gateway.sandbox.portal.portals import NewDocument, portal_path
+from gateway.sandbox.state import SandboxState
 
 DEMO_PORTAL: Final = "demo-supplier"
 DEMO_PORTAL_PATH: Final = portal_path(DEMO_PORTAL)
@@ -195,7 +196,7 @@ async def seed_procurement(
 ) -> dict[str, Any]:
     """Open the demo portal with its documents (created a minute apart, ending now), and
     authorise one order in FNG for its supplier. Returns what the demo keeps."""
-    await state.add_portal(
+    await state.portals.add(
         DEMO_PORTAL,
         username=DEMO_PORTAL_USERNAME,
         password=password or f"demo-{new_guid()}",
@@ -203,7 +204,7 @@ async def seed_procurement(
     )
     documents = demo_documents()
     now = datetime.now(UTC)
-    await state.add_portal_documents(
+    await state.portals.add_documents(
         DEMO_PORTAL,
         [
             NewDocument(
@@ -215,7 +216,7 @@ async def seed_procurement(
             for position, document in enumerate(documents)
         ],
     )
-    order_id = await state.add_authorised_order(
+    order_id = await state.procurement.add_authorised_order(
         database_id, supplier_duns=DEMO_SUPPLIER_DUNS, buyer_duns=DEMO_SCHOOL_DUNS
     )
     return {

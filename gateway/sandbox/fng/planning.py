@@ -1,45 +1,168 @@
-"""Budget planning's side of the database: years, charts, cost centres, imported budgets.
+"""Budget planning in FNG (``state.planning``): each database's financial years with their
+periods, a chart of accounts per year, and its cost centres; and the exports of them.
 
-Each function runs inside a transaction its caller holds, so that checking a budget and
-importing it happen atomically, and a document is read from one snapshot.
+The functions below the class run inside a transaction their caller holds, so that a
+document is read from one snapshot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.sandbox import tables as t
-from gateway.sandbox.budget import (
+from gateway.sandbox.fng import databases
+from gateway.sandbox.fng.budget_rules import (
+    ALL_CLOSED,
     CLOSED,
+    LEDGER_TYPES,
     OPEN,
-    Budget,
-    BudgetView,
+    Chart,
     CostCentre,
     FinancialYear,
+    FiscalYears,
     Fund,
     LedgerCode,
     Period,
-    School,
     add_months,
+    collapse,
     monthly_periods,
 )
-from gateway.sandbox.ledger import now_iso
+from gateway.sandbox.fng.databases import require_database
+from gateway.sandbox.store import SandboxStore
 
-# -- set-up --------------------------------------------------------------------------------
-
-
-async def require_database(conn: AsyncConnection, database_id: int) -> None:
-    found = await conn.scalar(sa.select(t.databases.c.id).where(t.databases.c.id == database_id))
-    if found is None:
-        raise LookupError(f"no database {database_id}")
+#: The longest code FMS keeps (ledger, fund, CFR and cost-centre codes).
+CODE_LENGTH: Final = 20
 
 
-async def add_year(
+class Planning:
+    """What a budget is planned against, set up and exported."""
+
+    def __init__(self, store: SandboxStore) -> None:
+        self._store = store
+
+    async def add_financial_year(
+        self,
+        database_id: int,
+        description: str,
+        start: date,
+        *,
+        closed: bool,
+        lowest_open_period: int = 1,
+    ) -> int:
+        """Add a year of twelve monthly periods from ``start`` (the first of a month).
+
+        A closed year has every period closed (LowestOpenPeriod 13); an open one has the
+        periods before ``lowest_open_period`` closed. Returns the FinancialYearID.
+        """
+        if not 1 <= len(description) <= 9 or description != collapse(description):
+            raise ValueError("a year description has 1 to 9 characters, such as 2026/27")
+        if start.day != 1:
+            raise ValueError("a financial year starts on the first of a month")
+        if not 1 <= lowest_open_period <= 12:
+            raise ValueError("the lowest open period of an open year is 1 to 12")
+        async with self._store.write() as conn:
+            return await _add_year(
+                conn,
+                database_id,
+                description,
+                start,
+                ALL_CLOSED if closed else lowest_open_period,
+                closed=closed,
+            )
+
+    async def add_ledger_code(
+        self,
+        database_id: int,
+        year_description: str,
+        ledger_type: str,
+        code: str,
+        description: str,
+        funds: Mapping[str, str],
+        *,
+        group: str = "",
+        short_code: str = "",
+        normal_profile: str = "Twelfths",
+        normal_vat: str = "",
+        services: bool = False,
+    ) -> None:
+        """Add a ledger code to a year's chart, with its funds (fund code → CFR code)."""
+        entry = LedgerCode(
+            ledger_type=ledger_type,
+            code=code,
+            description=description,
+            group=group,
+            short_code=short_code,
+            normal_profile=normal_profile,
+            normal_vat=normal_vat,
+            services=services,
+            funds=tuple(Fund(fund_code, cfr_code) for fund_code, cfr_code in funds.items()),
+        )
+        await self.add_chart(database_id, year_description, [entry])
+
+    async def add_chart(
+        self, database_id: int, year_description: str, entries: Iterable[LedgerCode]
+    ) -> None:
+        """Add ledger codes to a year's chart at once (all of them, or none)."""
+        entries = list(entries)
+        for entry in entries:
+            if entry.ledger_type not in LEDGER_TYPES:
+                raise ValueError(f"a ledger type is one of {', '.join(LEDGER_TYPES)}")
+            _require_code(entry.code, "a ledger code")
+            for fund in entry.funds:
+                _require_code(fund.fund_code, "a fund code")
+                _require_code(fund.cfr_code, "a CFR code")
+        async with self._store.write() as conn:
+            await _add_ledger_codes(conn, database_id, year_description, entries)
+
+    async def add_cost_centre(self, database_id: int, code: str, description: str) -> None:
+        await self.add_cost_centres(database_id, {code: description})
+
+    async def add_cost_centres(self, database_id: int, centres: Mapping[str, str]) -> None:
+        """Add cost centres (code → description) at once (all of them, or none)."""
+        for code in centres:
+            _require_code(code, "a cost centre code")
+        async with self._store.write() as conn:
+            await _add_cost_centres(
+                conn, database_id, [CostCentre(code, text) for code, text in centres.items()]
+            )
+
+    async def financial_years(self, database_id: int) -> FiscalYears:
+        """The database's school and financial years, read at one moment."""
+        async with self._store.read() as conn:
+            found = await databases.school(conn, database_id)
+            found_years = await years(conn, database_id)
+        if found is None:
+            raise LookupError(f"no database {database_id}")
+        return FiscalYears(found, found_years)
+
+    async def chart(self, database_id: int, day: date) -> Chart | None:
+        """The chart of accounts of the year that contains ``day``; None if no year does."""
+        async with self._store.read() as conn:
+            found = await databases.school(conn, database_id)
+            if found is None:
+                raise LookupError(f"no database {database_id}")
+            year = next((y for y in await years(conn, database_id) if y.contains(day)), None)
+            if year is None:
+                return None
+            codes = await ledger_codes(conn, year.id)
+            centres = await cost_centres(conn, database_id)
+        return Chart(found, year, codes, centres)
+
+
+def _require_code(value: str, what: str) -> None:
+    if not 1 <= len(value) <= CODE_LENGTH or value != collapse(value):
+        raise ValueError(f"{what} has 1 to {CODE_LENGTH} characters, without surrounding spaces")
+
+
+# -- set-up, inside a transaction the caller holds ---------------------------------------
+
+
+async def _add_year(
     conn: AsyncConnection,
     database_id: int,
     description: str,
@@ -90,7 +213,7 @@ async def add_year(
     return year
 
 
-async def add_ledger_codes(
+async def _add_ledger_codes(
     conn: AsyncConnection, database_id: int, year_description: str, entries: list[LedgerCode]
 ) -> None:
     """Add ledger codes, new to the year and to each other, with their funds."""
@@ -141,7 +264,7 @@ async def add_ledger_codes(
         await conn.execute(sa.insert(t.ledger_funds), funds)
 
 
-async def add_cost_centres(
+async def _add_cost_centres(
     conn: AsyncConnection, database_id: int, centres: list[CostCentre]
 ) -> None:
     await require_database(conn, database_id)
@@ -165,21 +288,7 @@ async def add_cost_centres(
         )
 
 
-# -- reading -------------------------------------------------------------------------------
-
-
-async def school(conn: AsyncConnection, database_id: int) -> School | None:
-    db = t.databases
-    row = (
-        await conn.execute(
-            sa.select(db.c.school_name, db.c.la_number, db.c.establishment_number).where(
-                db.c.id == database_id
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    return School(row.school_name, row.la_number, row.establishment_number)
+# -- reading, inside a transaction the caller holds ---------------------------------------
 
 
 async def years(conn: AsyncConnection, database_id: int) -> tuple[FinancialYear, ...]:
@@ -269,112 +378,3 @@ async def cost_centres(conn: AsyncConnection, database_id: int) -> tuple[CostCen
         )
     ).all()
     return tuple(CostCentre(row.code, row.description) for row in rows)
-
-
-async def budget_view(
-    conn: AsyncConnection, database_id: int, found_school: School, budget: Budget
-) -> BudgetView:
-    """What the rules compare a budget with."""
-    all_years = await years(conn, database_id)
-    chart: Mapping[str, LedgerCode] = {}
-    for year in all_years:
-        if year.description == budget.financial_year:
-            chart = {code.code: code for code in await ledger_codes(conn, year.id)}
-    taken = await conn.scalar(
-        sa.select(sa.func.count())
-        .select_from(t.budgets)
-        .where(t.budgets.c.database_id == database_id)
-        .where(t.budgets.c.serial_number == budget.serial_number)
-    )
-    return BudgetView(
-        school=found_school,
-        serial_taken=bool(taken),
-        years=all_years,
-        chart=chart,
-        cost_centres=frozenset(c.code for c in await cost_centres(conn, database_id)),
-    )
-
-
-async def import_budget(
-    conn: AsyncConnection, database_id: int, client_id: str, budget: Budget, year: FinancialYear
-) -> None:
-    """Write a budget that broke no rule: its row, then its allocations."""
-    result = await conn.execute(
-        sa.insert(t.budgets).values(
-            database_id=database_id,
-            serial_number=budget.serial_number,
-            year_id=year.id,
-            date_created=budget.date_created,
-            imported_at=now_iso(),
-            client_id=client_id,
-        )
-    )
-    assert result.inserted_primary_key is not None
-    row = int(result.inserted_primary_key[0])
-    await conn.execute(
-        sa.insert(t.budget_allocations),
-        [
-            {
-                "budget_id": row,
-                "section": a.section,
-                "position": a.position,
-                "ledger_code": a.ledger_code,
-                "fund_code": a.fund_code,
-                "cfr_code": a.cfr_code,
-                "cost_centre": a.cost_centre,
-                "amount": str(a.amount),
-                "profile": a.profile,
-            }
-            for a in budget.allocations
-        ],
-    )
-
-
-async def imported_budgets(conn: AsyncConnection) -> list[dict[str, Any]]:
-    """Every imported budget with its allocations, oldest first."""
-    b, fy, ba = t.budgets, t.financial_years, t.budget_allocations
-    heads = (
-        await conn.execute(
-            sa.select(
-                b.c.id,
-                b.c.database_id,
-                b.c.serial_number,
-                fy.c.description,
-                b.c.year_id,
-                b.c.date_created,
-                b.c.imported_at,
-                b.c.client_id,
-            )
-            .join(fy, fy.c.id == b.c.year_id)
-            .order_by(b.c.id)
-        )
-    ).all()
-    rows = (await conn.execute(sa.select(ba).order_by(ba.c.id))).all()
-    by_budget: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
-        entry: dict[str, Any] = {
-            "allocation": row.section,
-            "position": row.position,
-            "ledger_code": row.ledger_code,
-        }
-        if row.fund_code is not None:
-            entry["fund_code"] = row.fund_code
-            entry["cfr_code"] = row.cfr_code
-        if row.cost_centre is not None:
-            entry["cost_centre"] = row.cost_centre
-        entry["amount"] = row.amount
-        entry["profile"] = row.profile
-        by_budget.setdefault(row.budget_id, []).append(entry)
-    return [
-        {
-            "database_id": head.database_id,
-            "serial_number": head.serial_number,
-            "financial_year": head.description,
-            "financial_year_id": head.year_id,
-            "date_created": head.date_created,
-            "imported_at": head.imported_at,
-            "client_id": head.client_id,
-            "allocations": by_budget.get(head.id, []),
-        }
-        for head in heads
-    ]

@@ -29,7 +29,7 @@ from typing import Any, Final, Literal, cast, get_args
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.sandbox.documents import problem
+from gateway.sandbox.responses import problem
 
 Target = Literal["fng", "simsid", "portal"]
 Kind = Literal["latency", "error", "drop_before", "drop_after", "garbage"]

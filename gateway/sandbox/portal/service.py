@@ -6,7 +6,8 @@ services suppliers run: document/literal wrapped in namespace :data:`OTS`, SOAP 
 (``text/xml``, SOAPAction required) and 1.2 (``application/soap+xml``, ``action``
 optional), the ``AuthHeader`` on every call, and ``GET …?wsdl`` with the portal's own
 address. Faults are in the caller's SOAP version and read ``[ExceptionType]:[Message]``:
-``AuthenticationException``, ``DocumentNotExistException`` or ``InvalidXmlException``.
+``AuthenticationException``, ``DocumentNotExistException`` or ``InvalidXmlException``
+(written by :mod:`gateway.sandbox.portal.soap`, the sandbox's own).
 
 It is strict where the real services are (element namespaces, the SOAPAction), so a
 client that only works against a lenient server is found out here.
@@ -30,49 +31,32 @@ from aiohttp.helpers import parse_mimetype
 from lxml import etree
 
 from gateway import ns
-from gateway.errors import (
+from gateway.sandbox import ebis
+from gateway.sandbox.appkeys import PORTAL_WSDL, SANDBOX_STATE
+from gateway.sandbox.errors import (
     AuthenticationFailed,
-    CallerError,
-    GatewayError,
-    MalformedRequest,
-    NotFound,
+    DocumentNotExist,
+    DocumentRefused,
+    InvalidRequest,
+    InvalidXml,
+    PortalFault,
     UnknownOperation,
     VersionMismatch,
-    XmlRejected,
 )
-from gateway.sandbox.appkeys import PORTAL_WSDL, SANDBOX_STATE
-from gateway.sandbox.procurement import PORTAL_METHODS, IndexEntry, PortalAccount, portal_path
-from gateway.sandbox.state import SandboxState
-from gateway.soap.envelope import SoapVersion, envelope, fault, fault_status, read_message
-from gateway.xmlsafe import Limits, parse, parse_text
+from gateway.sandbox.parsing import read_xml_text
+from gateway.sandbox.portal import soap
+from gateway.sandbox.portal.portals import IndexEntry, PortalAccount, Portals, portal_path
+from gateway.sandbox.stats import PORTAL_METHODS
 
 #: The namespace of the standard's web service (FMS will call nothing else).
 OTS: Final = ns.OTS
 NAME_PATTERN: Final = "[a-z0-9-]{1,40}"
 WSDL_FILE: Final = Path("eproc") / "EProcurementService.wsdl"
 
-LIMITS: Final = Limits(
-    max_bytes=16 * 1024 * 1024, max_depth=64, max_elements=1_000_000, max_attributes=4_000_000
-)
-
 _DATE_TIME: Final = re.compile(
     r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?"
 )
 _BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
-
-
-class DocumentNotExist(NotFound):
-    """No such document, or not one of the authenticated user's."""
-
-    exception_type = "DocumentNotExistException"
-    code = "DOCUMENT_NOT_EXIST"
-
-
-class InvalidOrderXml(CallerError):
-    """The order SendOrder received is not an authorised eBIS-XML order."""
-
-    exception_type = "InvalidXmlException"
-    code = "INVALID_XML"
 
 
 def load_wsdl(schemas_dir: Path) -> etree._ElementTree:
@@ -83,9 +67,10 @@ def load_wsdl(schemas_dir: Path) -> etree._ElementTree:
 
 @dataclass(frozen=True, slots=True)
 class PortalCall:
-    """One authenticated call: the state, the portal, and the operation's element."""
+    """One authenticated call: the portals, the portal's account, and the operation's
+    element."""
 
-    state: SandboxState
+    portals: Portals
     account: PortalAccount
     element: etree._Element
 
@@ -119,37 +104,37 @@ def _doc_id(call: PortalCall) -> str:
 
 
 async def change_password(call: PortalCall) -> str | bool:
-    return await call.state.change_portal_password(call.name)
+    return await call.portals.change_password(call.name)
 
 
 async def fetch_index(call: PortalCall) -> str | bool:
-    return _doclist(await call.state.portal_index(call.name))
+    return _doclist(await call.portals.index(call.name))
 
 
 async def fetch_index_from_date(call: PortalCall) -> str | bool:
     text = (call.parameter("BeginDate") or "").strip()
     if not _DATE_TIME.fullmatch(text):
-        raise MalformedRequest(f"BeginDate must be an xs:dateTime; {text!r} is not")
+        raise InvalidRequest(f"BeginDate must be an xs:dateTime; {text!r} is not")
     try:
         begin = datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedRequest(f"BeginDate must be an xs:dateTime; {text!r} is not") from None
-    return _doclist(await call.state.portal_index(call.name, after=begin))
+        raise InvalidRequest(f"BeginDate must be an xs:dateTime; {text!r} is not") from None
+    return _doclist(await call.portals.index(call.name, after=begin))
 
 
 async def update_document_status(call: PortalCall) -> str | bool:
     doc_id = _doc_id(call)
     processed = _BOOLEANS.get((call.parameter("Processed") or "").strip())
     if processed is None:
-        raise MalformedRequest("Processed must be an xs:boolean")
-    if not await call.state.set_portal_document_processed(call.name, doc_id, processed):
+        raise InvalidRequest("Processed must be an xs:boolean")
+    if not await call.portals.set_processed(call.name, doc_id, processed):
         raise DocumentNotExist(f"there is no document {doc_id}")
     return True
 
 
 async def fetch_doc(call: PortalCall) -> str | bool:
     doc_id = _doc_id(call)
-    text = await call.state.portal_document(call.name, doc_id)
+    text = await call.portals.document(call.name, doc_id)
     if text is None:
         raise DocumentNotExist(f"there is no document {doc_id}")
     return text
@@ -158,33 +143,33 @@ async def fetch_doc(call: PortalCall) -> str | bool:
 async def send_order(call: PortalCall) -> str | bool:
     child = call.element.find(f"{{{OTS}}}Document")
     if child is None or not (child.text or "").strip():
-        raise InvalidOrderXml("no order document was sent")
+        raise InvalidXml("no order document was sent")
     if len(child):
-        raise InvalidOrderXml("the Document parameter is a string holding the order's XML")
+        raise InvalidXml("the Document parameter is a string holding the order's XML")
     text = child.text or ""
     try:
-        root = parse_text(text.strip(), LIMITS)
-    except XmlRejected as exc:
-        raise InvalidOrderXml(exc.message) from None
+        root = read_xml_text(text.strip(), ebis.LIMITS)
+    except DocumentRefused as exc:
+        raise InvalidXml(exc.message) from None
     if root.tag != "Order":
-        raise InvalidOrderXml(f"the document is not an eBIS-XML Order but {root.tag!r}")
+        raise InvalidXml(f"the document is not an eBIS-XML Order but {root.tag!r}")
     order_type = root.find("OrderHead/OrderType")
     code = None if order_type is None else order_type.get("Code")
     if code != "PUO":
-        raise InvalidOrderXml(f"an authorised order has OrderType Code PUO, not {code!r}")
+        raise InvalidXml(f"an authorised order has OrderType Code PUO, not {code!r}")
     supplier = (root.findtext("Supplier/SupplierReferences/DUNS") or "").strip()
     if supplier != call.account.supplier_duns:
-        raise InvalidOrderXml(
+        raise InvalidXml(
             f"the order is for supplier DUNS {supplier or '(none)'}, not this portal's "
             f"{call.account.supplier_duns}"
         )
     number = root.findtext("OrderReferences/BuyersOrderNumber")
-    await call.state.receive_portal_order(call.name, text, number.strip() if number else None)
+    await call.portals.receive_order(call.name, text, number.strip() if number else None)
     return True
 
 
 async def reset_all(call: PortalCall) -> str | bool:
-    await call.state.reset_portal(call.name)
+    await call.portals.reset(call.name)
     return True
 
 
@@ -214,10 +199,10 @@ def _operation(body: etree._Element) -> str:
     return qname.localname
 
 
-def _check_action(request: web.Request, version: SoapVersion, operation: str) -> None:
+def _check_action(request: web.Request, version: soap.Soap, operation: str) -> None:
     """SOAP 1.1 dispatches on the SOAPAction header; SOAP 1.2's action is optional."""
     expected = f"{OTS}/{operation}"
-    if version is SoapVersion.V11:
+    if version is soap.SOAP11:
         sent = request.headers.get("SOAPAction")
         if sent is None:
             raise UnknownOperation("the SOAPAction header is required")
@@ -252,15 +237,13 @@ def _result(operation: str, value: str | bool) -> bytes:
     return etree.tostring(response, encoding="utf-8")
 
 
-def _soap_response(version: SoapVersion, body: bytes, status: int = 200) -> web.Response:
-    return web.Response(
-        body=envelope(version, body), status=status, headers={"Content-Type": version.content_type}
-    )
+def _soap_response(version: soap.Soap, body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, headers={"Content-Type": version.content_type})
 
 
 async def _account(request: web.Request) -> PortalAccount:
     name = request.match_info["name"]
-    account = await request.app[SANDBOX_STATE].portal_account(name)
+    account = await request.app[SANDBOX_STATE].portals.account(name)
     if account is None:
         raise web.HTTPNotFound(text=f"there is no portal {name}")
     return account
@@ -269,31 +252,27 @@ async def _account(request: web.Request) -> PortalAccount:
 async def service(request: web.Request) -> web.Response:
     """``POST /portals/{name}/EProcurementService.asmx``: one SOAP call."""
     account = await _account(request)
-    declared = SoapVersion.from_content_type(request.headers.get("Content-Type", ""))
+    declared = soap.declared(request.headers.get("Content-Type", ""))
     if declared is None:
         raise web.HTTPUnsupportedMediaType(
             text="a SOAP call is text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"
         )
     state = request.app[SANDBOX_STATE]
     try:
-        message = read_message(parse(await request.read(), LIMITS), frozenset({OTS}))
-        if message.version is not declared:
+        call = soap.read_call(await request.read(), ebis.LIMITS)
+        if call.soap is not declared:
             raise VersionMismatch(
-                f"a SOAP {message.version.value} envelope was sent as {request.content_type}"
+                f"a SOAP {call.soap.version} envelope was sent as {request.content_type}"
             )
-        operation = _operation(message.body)
+        operation = _operation(call.operation)
         _check_action(request, declared, operation)
         state.stats.portal(account.name).calls[operation] += 1
-        _authenticate(account, message.headers)
-        value = await METHODS[operation](PortalCall(state, account, message.body))
-    except GatewayError as exc:
-        body = fault(declared, exc, uuid.uuid4().hex)
-        return web.Response(
-            body=body,
-            status=fault_status(declared, exc),
-            headers={"Content-Type": declared.content_type},
-        )
-    return _soap_response(declared, _result(operation, value))
+        _authenticate(account, call.headers)
+        value = await METHODS[operation](PortalCall(state.portals, account, call.operation))
+    except PortalFault as exc:
+        body = soap.fault(declared, exc, uuid.uuid4().hex)
+        return _soap_response(declared, body, declared.caller_status)
+    return _soap_response(declared, soap.envelope(declared, _result(operation, value)))
 
 
 async def describe(request: web.Request) -> web.Response:

@@ -1,7 +1,7 @@
 """SIMS ID's cryptography: access tokens, client assertions and client secrets.
 
 Pure functions over keys and claims; what needs remembering (issued tokens, presented
-assertion ids, secret hashes) is kept by :class:`gateway.sandbox.state.SandboxState`.
+assertion ids, secret hashes) is kept by :class:`gateway.sandbox.simsid.issuer.SimsId`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey, import_key
 
+from gateway.sandbox.errors import TokenError
+
 #: The one scope SIMS ID grants for FNG, and the audience of the tokens it issues.
 FNG_SCOPE: Final = "fngapi"
 FNG_AUDIENCE: Final = "fngapi"
@@ -32,10 +34,6 @@ ASSERTION_ALGORITHMS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 PublicKey = RSAKey | ECKey | OKPKey
-
-
-class TokenError(Exception):
-    """A token or assertion that is refused; the message says why, for the caller."""
 
 
 @dataclass(frozen=True, slots=True)

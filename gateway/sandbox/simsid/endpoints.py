@@ -17,8 +17,9 @@ from urllib.parse import parse_qsl, unquote_plus
 
 from aiohttp import web
 
-from gateway.sandbox import tokens
 from gateway.sandbox.appkeys import SANDBOX_STATE, SIMSID
+from gateway.sandbox.errors import SandboxError, TokenError
+from gateway.sandbox.simsid import tokens
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -27,7 +28,7 @@ _MAX_FORM_BYTES: Final = 64 * 1024
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-class OAuthError(Exception):
+class OAuthError(SandboxError):
     """A refusal with the OAuth error body RFC 6749 §5.2 prescribes."""
 
     def __init__(
@@ -78,7 +79,7 @@ async def token(request: web.Request) -> web.Response:
     except OAuthError as exc:
         return exc.response()
     settings = request.app[SIMSID]
-    access_token = await state.issue_token(
+    access_token = await state.simsid.issue_token(
         client_id, issuer=settings.issuer_for(request), lifetime=settings.token_lifetime
     )
     state.stats.tokens_issued += 1
@@ -149,12 +150,14 @@ async def _authenticate(request: web.Request, form: dict[str, str]) -> str:
         client_id, secret = _basic_credentials(header)
         if form.get("client_id", client_id) != client_id:
             raise _invalid_client("client_id differs from the Basic credentials", basic=True)
-        if not await state.client_secret_matches(client_id, secret):
+        if not await state.simsid.client_secret_matches(client_id, secret):
             raise _invalid_client("the client id or secret is wrong", basic=True)
         return client_id
     if used == ["client_secret_post"]:
         client_id = form.get("client_id", "")
-        if not client_id or not await state.client_secret_matches(client_id, form["client_secret"]):
+        if not client_id or not await state.simsid.client_secret_matches(
+            client_id, form["client_secret"]
+        ):
             raise _invalid_client("the client id or secret is wrong")
         return client_id
     return await _authenticate_assertion(request, form)
@@ -184,7 +187,7 @@ async def _authenticate_assertion(request: web.Request, form: dict[str, str]) ->
     state = request.app[SANDBOX_STATE]
     try:
         client_id = form.get("client_id") or tokens.assertion_issuer(assertion)
-        key = await state.client_public_key(client_id)
+        key = await state.simsid.client_public_key(client_id)
         if key is None:
             raise _invalid_client("the client has no registered public key")
         jti, expires_at = tokens.verify_client_assertion(
@@ -194,9 +197,9 @@ async def _authenticate_assertion(request: web.Request, form: dict[str, str]) ->
             audience=token_endpoint_url(request),
             now=int(time.time()),
         )
-    except tokens.TokenError as exc:
+    except TokenError as exc:
         raise _invalid_client(str(exc)) from None
-    if not await state.remember_assertion(client_id, jti, expires_at):
+    if not await state.simsid.remember_assertion(client_id, jti, expires_at):
         raise _invalid_client("the client assertion has been used before")
     return client_id
 
@@ -224,4 +227,4 @@ async def discovery(request: web.Request) -> web.Response:
 
 async def jwks(request: web.Request) -> web.Response:
     """``GET /.well-known/openid-configuration/jwks``: the keys tokens are signed with."""
-    return web.json_response(request.app[SANDBOX_STATE].jwks())
+    return web.json_response(request.app[SANDBOX_STATE].simsid.jwks())

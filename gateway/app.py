@@ -42,7 +42,7 @@ from gateway.soap.service import SoapService, service_routes
 from gateway.store import Store, create_store
 from gateway.store.cache import CACHE_ERRORS, ReadThrough, create_cache
 from gateway.store.ledger import Ledger
-from gateway.store.migrate import ensure_current, require_current
+from gateway.store.migrate import make_ready
 from gateway.store.shared import FailedLogins, SharedLocks, redis_client
 from gateway.tenancy.lockout import Lockout, failure_keep
 from gateway.tenancy.model import Caller, DatabaseTarget, Interface
@@ -126,10 +126,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = create_store(settings.database_url)
     try:
-        if settings.auto_migrate:
-            await ensure_current(store, settings.database_url)
-        else:
-            await require_current(store)
+        await make_ready(store, settings.database_url, auto_migrate=settings.auto_migrate)
     except BaseException:
         await store.close()
         raise

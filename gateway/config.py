@@ -199,6 +199,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    #: Processes of ``serve`` sharing its listening socket (``serve --workers``).
+    workers: int = Field(1, ge=1, le=256)
 
     @field_validator("port", mode="before")
     @classmethod

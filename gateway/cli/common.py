@@ -130,7 +130,7 @@ async def with_store(
 ) -> int:
     """Open the store (migrated first, unless turned off), run ``action``, print its result."""
     from gateway.store import create_store
-    from gateway.store.migrate import ensure_current, require_current
+    from gateway.store.migrate import make_ready
     from gateway.tenancy.secrets import SecretBox
 
     config = settings()
@@ -138,10 +138,7 @@ async def with_store(
     announce_new_store(config.database_url)
     store = create_store(config.database_url)
     try:
-        if config.auto_migrate:
-            await ensure_current(store, config.database_url)
-        else:
-            await require_current(store)
+        await make_ready(store, config.database_url, auto_migrate=config.auto_migrate)
         result = await action(store, box)
     finally:
         await store.close()

@@ -17,13 +17,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import DONE, new_sqlite_file, settings
+from gateway.cli.common import DONE, INTERNAL, new_sqlite_file, settings
 from gateway.errors import ConfigurationError
 
 log = logging.getLogger("gateway.cli")
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from gateway.config import Settings
 
 # The application is imported by the commands that run it, so that the command line starts
 # quickly.
@@ -92,24 +94,108 @@ async def serve(args: argparse.Namespace) -> int:
     from gateway.store.engine import where
 
     overrides = {
-        name: value for name in ("host", "port") if (value := getattr(args, name)) is not None
+        name: value
+        for name in ("host", "port", "workers")
+        if (value := getattr(args, name)) is not None
     }
     config = settings(**overrides)
     configure_logging(config.log_level, config.log_format)
-    created = new_sqlite_file(config.database_url)
-    if created is not None:
-        log.warning(
-            "creating a new SQLite store, %s: set FNG_GATEWAY_DATABASE_URL for a store that "
-            "lasts (and PostgreSQL for more than one replica)",
-            created,
-        )
-    else:
-        log.info("store: %s", where(config.database_url))
+    if args.listen_fd is None:  # the supervisor or the only process, not a worker
+        created = new_sqlite_file(config.database_url)
+        if created is not None:
+            log.warning(
+                "creating a new SQLite store, %s: set FNG_GATEWAY_DATABASE_URL for a store "
+                "that lasts (and PostgreSQL for more than one replica)",
+                created,
+            )
+        else:
+            log.info("store: %s", where(config.database_url))
+        if config.workers > 1:
+            return await _supervise(config)
     app = create_app(config)
-    runner, port = await _start(app, config.host, config.port, config.shutdown.grace_seconds)
-    print(f"fng-gateway listening on http://{config.host}:{port}", file=sys.stderr)
+    if args.listen_fd is not None:
+        runner = await _start_on(app, args.listen_fd, config.shutdown.grace_seconds)
+    else:
+        runner, port = await _start(app, config.host, config.port, config.shutdown.grace_seconds)
+        print(f"fng-gateway listening on http://{config.host}:{port}", file=sys.stderr)
     await _serve_until_stopped([runner], lambda: begin_draining(app), config.shutdown.drain_seconds)
     return DONE
+
+
+async def _start_on(app: web.Application, fd: int, grace_seconds: float) -> web.AppRunner:
+    """Start ``app`` on the listening socket a supervisor handed down."""
+    from aiohttp import web
+
+    from gateway.observability.logging import AccessLogger
+
+    runner = web.AppRunner(
+        app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=grace_seconds
+    )
+    await runner.setup()
+    await web.SockSite(runner, socket.socket(fileno=fd)).start()
+    return runner
+
+
+async def _supervise(config: Settings) -> int:
+    """``serve --workers N``: bind the socket once, bring the store up to date once, then run
+    N worker processes on that socket. SIGTERM or SIGINT is passed to every worker, each
+    drains as a single process does, and the supervisor exits when all have. A worker that
+    exits by itself stops the others, and the supervisor exits with its code, so that
+    whatever runs the gateway (Kubernetes, systemd) restarts it whole."""
+    from gateway.store import create_store
+    from gateway.store.migrate import make_ready
+
+    try:
+        listener = socket.create_server((config.host, config.port), backlog=1024)
+    except OSError as exc:
+        raise ConfigurationError(_listen_failure(exc, config.host, config.port, "--port")) from None
+    with listener:
+        store = create_store(config.database_url)
+        try:
+            await make_ready(store, config.database_url, auto_migrate=config.auto_migrate)
+        finally:
+            await store.close()
+        port = int(listener.getsockname()[1])
+        command = [sys.executable, "-m", "gateway.cli", "serve", "--workers", "1"]
+        workers = [
+            await asyncio.create_subprocess_exec(
+                *command, "--listen-fd", str(listener.fileno()), pass_fds=(listener.fileno(),)
+            )
+            for _ in range(config.workers)
+        ]
+        print(
+            f"fng-gateway listening on http://{config.host}:{port} with {len(workers)} workers",
+            file=sys.stderr,
+        )
+        return await _until_workers_end(workers)
+
+
+async def _until_workers_end(workers: Sequence[asyncio.subprocess.Process]) -> int:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    waits = {asyncio.ensure_future(worker.wait()): worker for worker in workers}
+    stop = asyncio.ensure_future(stopping.wait())
+    done, _ = await asyncio.wait([stop, *waits], return_when=asyncio.FIRST_COMPLETED)
+    code = DONE
+    if stop not in done:
+        ended = next(iter(done))
+        # A worker's own code when it failed with one (4: the store, say), else 5.
+        code = ended.result() if ended.result() > 0 else INTERNAL
+        log.error(
+            "a worker (pid %s) exited with code %s; stopping the others, then exiting with %s",
+            waits[ended].pid,
+            ended.result(),
+            code,
+        )
+    stop.cancel()
+    for worker in workers:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGTERM)
+    codes = await asyncio.gather(*waits)
+    # After SIGTERM, a worker still starting dies of the signal: nothing was in flight on it.
+    return code if code != DONE else max((c for c in codes if c > 0), default=DONE)
 
 
 async def migrate(_args: argparse.Namespace) -> int:
@@ -364,6 +450,16 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     serve_parser.add_argument(
         "--port", type=int, help="the port to listen on (default FNG_GATEWAY_PORT, or 8080)"
     )
+    serve_parser.add_argument(
+        "--workers",
+        type=int,
+        help=(
+            "processes sharing the port, to use several cores (default FNG_GATEWAY_WORKERS, "
+            "or 1); give them Redis and PostgreSQL"
+        ),
+    )
+    # A worker of ``--workers``: the listening socket its supervisor handed down.
+    serve_parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve_parser.set_defaults(run=serve)
     commands.add_parser(
         "migrate",

@@ -100,3 +100,12 @@ async def require_current(store: Store) -> None:
             f"{where(store.engine.url)} {state}, and this gateway needs revision {HEAD}: run "
             "`fng-gateway migrate` (FNG_GATEWAY_AUTO_MIGRATE is false)"
         )
+
+
+async def make_ready(store: Store, url: str, *, auto_migrate: bool) -> None:
+    """What a process does with its store before using it: bring it up to date, or, with
+    ``auto_migrate`` off, refuse one that is behind."""
+    if auto_migrate:
+        await ensure_current(store, url)
+    else:
+        await require_current(store)

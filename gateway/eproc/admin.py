@@ -10,7 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.eproc.pipeline import DocState, OrderState
+from gateway.eproc.documents import DocState
+from gateway.eproc.orders import OrderState
 from gateway.errors import NotFound
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, eproc_orders, portals

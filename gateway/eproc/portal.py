@@ -3,9 +3,9 @@
 The portal standard's WSDL (schemas/eproc/EProcurementService.wsdl) is loaded once, at
 start-up, from the file; each portal is a service bound to its own address. Every call
 carries the AuthHeader. Answers are screened by the gateway's hardened parser before zeep
-reads them, and every failure leaves here as a :class:`~gateway.errors.PortalError`: the
-standard's three exceptions as their own types, everything else (timeouts, HTTP errors,
-answers that are not SOAP) as the base type.
+reads them, and every failure leaves here as a :class:`~gateway.errors.PortalError` of its
+own type: the standard's three exceptions, and what befalls any HTTP call (no connection, no
+answer in time, a connection lost, an answer that is not what the standard describes).
 """
 
 from __future__ import annotations
@@ -29,17 +29,19 @@ from zeep.wsdl.utils import etree_to_string
 from gateway import ns
 from gateway.errors import (
     PortalAuthenticationFailed,
+    PortalConnectionLost,
     PortalDocumentMissing,
     PortalError,
+    PortalGarbage,
     PortalRejectedXml,
+    PortalTimeout,
+    PortalUnreachable,
     XmlRejected,
 )
 from gateway.xmlsafe import Limits, SchemaRegistry, as_utf8_document, parse, parse_text
 
 BINDING: Final = f"{{{ns.OTS}}}EProcurementServiceSoap"
 INDEX_SCHEMA: Final = "eproc/FetchIndex.xsd"
-#: The code of a PortalError raised before anything reached the portal.
-UNREACHABLE: Final = "PORTAL_UNREACHABLE"
 
 _EXCEPTIONS: Final = {
     "AuthenticationException": PortalAuthenticationFailed,
@@ -77,22 +79,20 @@ class AiohttpTransport(Transport):
                 status = answer.status
                 content_type = answer.headers.get("Content-Type", "text/xml")
         except TimeoutError:
-            raise PortalError("the portal did not answer in time", code="PORTAL_TIMEOUT") from None
+            raise PortalTimeout("the portal did not answer in time") from None
         except aiohttp.ClientConnectorError as exc:
-            raise PortalError(
-                f"the portal could not be reached: {type(exc).__name__}", code=UNREACHABLE
+            raise PortalUnreachable(
+                f"the portal could not be reached: {type(exc).__name__}"
             ) from None
         except aiohttp.ClientError as exc:
-            raise PortalError(
-                f"the connection to the portal failed: {type(exc).__name__}",
-                code="PORTAL_CONNECTION_LOST",
+            raise PortalConnectionLost(
+                f"the connection to the portal failed: {type(exc).__name__}"
             ) from None
         try:
             parse(body, self._limits)
         except XmlRejected as exc:
-            raise PortalError(
-                f"the portal answered HTTP {status} with something that is not SOAP: {exc.message}",
-                code="PORTAL_GARBAGE",
+            raise PortalGarbage(
+                f"the portal answered HTTP {status} with something that is not SOAP: {exc.message}"
             ) from None
         response = Response()
         response._content = body
@@ -161,10 +161,9 @@ class PortalClient:
             error = _EXCEPTIONS.get(kind.strip(), PortalError)
             raise error(f"{operation}: {text.strip() or message}") from None
         except ZeepError as exc:
-            raise PortalError(
+            raise PortalGarbage(
                 f"{operation}: the portal's answer is not what the standard describes "
-                f"({type(exc).__name__})",
-                code="PORTAL_GARBAGE",
+                f"({type(exc).__name__})"
             ) from None
 
     def _index(self, xml: str | None) -> list[IndexEntry]:
@@ -173,25 +172,19 @@ class PortalClient:
         try:
             root = parse_text(xml, self._limits)
         except XmlRejected as exc:
-            raise PortalError(
-                f"the index is not XML: {exc.message}", code="PORTAL_GARBAGE"
-            ) from None
+            raise PortalGarbage(f"the index is not XML: {exc.message}") from None
         issues = self._schemas.issues(INDEX_SCHEMA, root)
         if issues:
-            raise PortalError(f"the index is not a doclist: {issues[0]}", code="PORTAL_GARBAGE")
+            raise PortalGarbage(f"the index is not a doclist: {issues[0]}")
         entries = []
         for item in root.iterfind("document"):
             document_id, doc_type = item.get("uuid", ""), item.get("type", "")
             try:
                 created = datetime.fromisoformat(item.get("date", ""))
             except ValueError:
-                raise PortalError(
-                    "an index entry has no readable date", code="PORTAL_GARBAGE"
-                ) from None
+                raise PortalGarbage("an index entry has no readable date") from None
             if not document_id or " " in document_id or len(document_id) > 100:
-                raise PortalError(
-                    f"an index entry has an invalid id {document_id!r}", code="PORTAL_GARBAGE"
-                )
+                raise PortalGarbage(f"an index entry has an invalid id {document_id!r}")
             entries.append(IndexEntry(document_id, doc_type, created))
         return entries
 
@@ -214,16 +207,16 @@ class PortalClient:
             await self._call(portal, "UpdateDocumentStatus", DocID=document_id, Processed=processed)
             is not True
         ):
-            raise PortalError("UpdateDocumentStatus did not answer true", code="PORTAL_GARBAGE")
+            raise PortalGarbage("UpdateDocumentStatus did not answer true")
 
     async def send_order(self, portal: Portal, document: str) -> None:
         if await self._call(portal, "SendOrder", Document=document) is not True:
-            raise PortalError("SendOrder did not answer true", code="PORTAL_GARBAGE")
+            raise PortalGarbage("SendOrder did not answer true")
 
     async def change_password(self, portal: Portal) -> str:
         password = await self._call(portal, "ChangePassword")
         if not isinstance(password, str) or not password or len(password) > 256:
-            raise PortalError("ChangePassword returned no usable password", code="PORTAL_GARBAGE")
+            raise PortalGarbage("ChangePassword returned no usable password")
         return password
 
 

@@ -18,9 +18,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from gateway.config import EprocSettings
-from gateway.eproc.pipeline import DocState, OrderState, Pipeline, PortalJob
+from gateway.eproc.documents import DocState
+from gateway.eproc.job import PortalJob
+from gateway.eproc.orders import OrderState
+from gateway.eproc.pipeline import Pipeline
 from gateway.eproc.rules import Expectations
-from gateway.errors import GatewayError, PortalError
+from gateway.errors import GatewayError, PollFailed, PollTimeout
 from gateway.observability.metrics import Metrics
 from gateway.store import Store
 from gateway.store.tables import databases, eproc_documents, eproc_orders, portals, schools
@@ -204,12 +207,12 @@ class Scheduler:
             async with asyncio.timeout(self._settings.poll_timeout_seconds):
                 await self._pipeline.poll(job)
         except TimeoutError:
-            error = PortalError("the poll took longer than allowed", code="POLL_TIMEOUT")
+            error = PollTimeout("the poll took longer than allowed")
         except GatewayError as exc:
             error = exc
         except Exception:
             log.exception("a portal poll failed unexpectedly", extra={"portal": job.label})
-            error = PortalError("the poll failed unexpectedly", code="POLL_FAILED")
+            error = PollFailed("the poll failed unexpectedly")
         try:
             await self._release(job, error)
         except GatewayError as exc:

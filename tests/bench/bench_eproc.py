@@ -483,14 +483,14 @@ class Bench:
     def _instrument(self) -> None:
         assert self.app is not None
         pipeline = self.scheduler._pipeline
-        client = pipeline._client
+        client = pipeline.documents._client
         fng = self.app[FNG]
         wrap = self.timers.wrap
         wrap(client, "fetch_index", "FetchIndex")
         wrap(client, "fetch_index_from_date", "FetchIndex")
         wrap(client, "fetch_doc", "FetchDoc")
         wrap(client, "update_document_status", "UpdateDocumentStatus")
-        wrap(pipeline, "_check", "rules")
+        wrap(pipeline.documents, "check", "rules")
         wrap(fng, "post_document", "FNG delivery")
         wrap(fng, "authorised_orders", "FNG orders")
         wrap(fng, "mark_order_sent", "FNG orders")

@@ -27,7 +27,8 @@ from openapi_spec_validator import validate
 from gateway.admin.api import document
 from gateway.admin.tokens import AdminTokens
 from gateway.app import STORE
-from gateway.eproc.pipeline import DocState, OrderState
+from gateway.eproc.documents import DocState
+from gateway.eproc.orders import OrderState
 from gateway.store import Store, create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log, eproc_documents, eproc_orders

@@ -185,6 +185,18 @@ async def mark_sent(conn: AsyncConnection, database_id: int, order_id: str) -> b
     return True
 
 
+async def reopen_order(conn: AsyncConnection, database_id: int, order_id: str) -> bool:
+    """Make a sent order pending again (the school printed it again); False if unknown."""
+    ao = t.authorised_orders
+    result = await conn.execute(
+        sa.update(ao)
+        .where(ao.c.database_id == database_id)
+        .where(ao.c.order_id == order_id)
+        .values(sent_at=None)
+    )
+    return bool(result.rowcount)
+
+
 def _decode(body: bytes) -> str:
     """A delivered body as text (it was well-formed when stored, in one of XML's encodings)."""
     try:
@@ -247,19 +259,26 @@ class PortalAccount:
     name: str
     username: str
     password: str
-    supplier_duns: str
+    #: Every supplier the portal serves; the first is its own.
+    suppliers: tuple[str, ...]
     refuse_auth: bool
+
+    @property
+    def supplier_duns(self) -> str:
+        return self.suppliers[0]
 
 
 @dataclass(frozen=True, slots=True)
 class NewDocument:
     """A document to queue on a portal; ``uuid`` defaults to a new GUID, ``created`` to
-    now (naive means UTC)."""
+    now (naive means UTC). With ``standard`` False its index entry may break the standard
+    (an id over 100 characters or with spaces, a type it does not name), for clients' tests."""
 
     doc_type: str
     xml: str
     uuid: str | None = None
     created: datetime | None = None
+    standard: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +291,7 @@ class IndexEntry:
 
 
 async def add_portal(
-    conn: AsyncConnection, name: str, username: str, password: str, supplier_duns: str
+    conn: AsyncConnection, name: str, username: str, password: str, suppliers: Sequence[str]
 ) -> None:
     p = t.portals
     if await conn.scalar(sa.select(p.c.name).where(p.c.name == name)) is not None:
@@ -282,7 +301,7 @@ async def add_portal(
             name=name,
             username=username,
             password=password,
-            supplier_duns=supplier_duns,
+            supplier_duns=" ".join(suppliers),
             refuse_auth=False,
         )
     )
@@ -293,7 +312,8 @@ async def portal_account(conn: AsyncConnection, name: str) -> PortalAccount | No
     row = (await conn.execute(sa.select(p).where(p.c.name == name))).first()
     if row is None:
         return None
-    return PortalAccount(row.name, row.username, row.password, row.supplier_duns, row.refuse_auth)
+    suppliers = tuple(row.supplier_duns.split())
+    return PortalAccount(row.name, row.username, row.password, suppliers, row.refuse_auth)
 
 
 async def require_portal(conn: AsyncConnection, name: str) -> None:
@@ -424,6 +444,7 @@ async def portal_view(conn: AsyncConnection, name: str) -> dict[str, Any] | None
         "username": account.username,
         "password": account.password,
         "supplier_duns": account.supplier_duns,
+        "suppliers": list(account.suppliers),
         "switches": {"refuse_auth": account.refuse_auth},
         "documents": [
             {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid as uuid_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -176,6 +176,13 @@ class ProcurementState:
             )
         return order_id
 
+    async def reopen_authorised_order(self, database_id: int, order_id: str) -> None:
+        """Make a sent order pending again, as when the school prints it again: the gateway
+        is to send it once more (as a copy). LookupError if there is no such order."""
+        async with self._write() as conn:
+            if not await procurement.reopen_order(conn, database_id, order_id):
+                raise LookupError(f"database {database_id} has no authorised order {order_id}")
+
     async def documents(self, database_id: int | None = None) -> list[dict[str, Any]]:
         """Documents delivered to FNG (of one database, or all), oldest first."""
         async with self._read() as conn:
@@ -189,10 +196,12 @@ class ProcurementState:
     # -- supplier portals --------------------------------------------------------------------
 
     async def add_portal(
-        self, name: str, *, username: str, password: str, supplier_duns: str
+        self, name: str, *, username: str, password: str, supplier_duns: str | Sequence[str]
     ) -> None:
         """Open a supplier portal at ``/portals/{name}/EProcurementService.asmx`` with the
-        one account a school holds there."""
+        one account a school holds there, for one supplier or (a price-comparison portal)
+        several, by DUNS."""
+        suppliers = [supplier_duns] if isinstance(supplier_duns, str) else list(supplier_duns)
         if not PORTAL_NAME.fullmatch(name):
             raise ValueError("a portal name has 1 to 40 of a-z, 0-9 and '-'")
         if not 1 <= len(username) <= USERNAME_LENGTH:
@@ -201,9 +210,12 @@ class ProcurementState:
             raise ValueError(f"a portal password has 1 to {PASSWORD_LENGTH} characters")
         _require_xml_text(username, "the username")
         _require_xml_text(password, "the password")
-        _require_duns(supplier_duns, "supplier_duns")
+        if not suppliers:
+            raise ValueError("a portal serves at least one supplier")
+        for duns in suppliers:
+            _require_duns(duns, "supplier_duns")
         async with self._write() as conn:
-            await procurement.add_portal(conn, name, username, password, supplier_duns)
+            await procurement.add_portal(conn, name, username, password, suppliers)
 
     async def add_portal_document(
         self,
@@ -226,10 +238,11 @@ class ProcurementState:
         """Queue several documents at once (all of them, or none); return their ids."""
         rows = []
         for document in documents:
-            if document.doc_type not in procurement.PORTAL_TYPES:
+            standard = document.standard
+            if standard and document.doc_type not in procurement.PORTAL_TYPES:
                 raise ValueError(f"a document type is one of {', '.join(procurement.PORTAL_TYPES)}")
             uuid = document.uuid if document.uuid is not None else new_document_id()
-            if not DOCUMENT_UUID.fullmatch(uuid):
+            if standard and not DOCUMENT_UUID.fullmatch(uuid):
                 raise ValueError("a document id has 1 to 100 characters and no spaces")
             _require_xml_text(uuid, "the document id")
             _require_xml_text(document.xml, "the document")

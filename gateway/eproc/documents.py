@@ -15,16 +15,17 @@ retry a quarantined document (it goes back to ``fetched`` and is checked again) 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
 import sqlalchemy as sa
+from lxml import etree
 
 from gateway.eproc.job import FNG_SCHEMA, PortalJob, Step, insert_once, now, set_aside
 from gateway.eproc.portal import IndexEntry, Portal
-from gateway.eproc.rules import Problem, check_content_order, check_invoice
+from gateway.eproc.rules import Expectations, Problem, check_content_order, check_invoice
 from gateway.errors import GatewayError, PortalDocumentMissing, UpstreamError, XmlRejected
 from gateway.fng.documents import answer_document
 from gateway.store.tables import eproc_documents
@@ -34,6 +35,8 @@ from gateway.xmlsafe import parse
 log = logging.getLogger(__name__)
 
 COLLECTED: Final = frozenset({"order", "invoice", "creditnote"})
+#: The rule of an index entry that breaks the standard (its id, its type, its date).
+INDEX_ENTRY: Final = "index_entry"
 #: Ids per ``IN (...)`` list, well under every backend's limit on bound parameters.
 _IN_CHUNK: Final = 500
 
@@ -58,6 +61,16 @@ class _Doc:
     content: bytes
 
 
+def supplier_of(job: PortalJob, root: etree._Element) -> Expectations:
+    """The document matched to its supplier: what the school expects of it, with the supplier
+    it names when the portal serves that supplier. A document naming none of the portal's
+    suppliers is held to all of them (their numbers joined by "or"), which it fails."""
+    named = (root.findtext("Supplier/SupplierReferences/DUNS") or "").strip()
+    if named in job.supplier_duns:
+        return replace(job.expect, supplier_duns=named)
+    return job.expect
+
+
 class Documents(Step):
     """Collects a portal's new documents and carries each through the ledger."""
 
@@ -67,11 +80,15 @@ class Documents(Step):
         entries = await self._index(job, portal)
         for row_id in await self._pending(job.portal_id):
             await self._advance(job, portal, target, await self._load(row_id))
-        known = await self._known(job.portal_id, [entry.document_id for entry in entries])
+        known = await self._known(job.portal_id, [entry.ledger_id for entry in entries])
         for entry in entries:
+            state = known.get(entry.ledger_id)
+            if entry.problem is not None:
+                if state is None:
+                    await self._set_aside_entry(job, entry)
+                continue  # one bad entry holds up none of the others
             if entry.doc_type not in COLLECTED:
                 continue  # quotes are not FMS's business
-            state = known.get(entry.document_id)
             if state is None:
                 collected = await self._fetch(job, portal, entry)
                 if collected is not None:
@@ -140,7 +157,13 @@ class Documents(Step):
         return _Doc(row_id, row.document_id, row.doc_type, DocState(row.state), bytes(row.content))
 
     async def _record(
-        self, job: PortalJob, document_id: str, doc_type: str, content: bytes, state: DocState
+        self,
+        job: PortalJob,
+        document_id: str,
+        doc_type: str,
+        content: bytes,
+        state: DocState,
+        problem: Problem | None = None,
     ) -> int | None:
         """A new row of the ledger; None when another replica recorded it first."""
         moment = now()
@@ -152,6 +175,8 @@ class Documents(Step):
                 doc_type=doc_type,
                 state=state.value,
                 content=content,
+                rule=None if problem is None else problem.rule,
+                reason=None if problem is None else problem.reason,
                 attempts=0,
                 next_attempt_at=moment,
                 created_at=moment,
@@ -176,6 +201,21 @@ class Documents(Step):
             return None
         self._metrics.documents.labels("collected").inc()
         return _Doc(row_id, entry.document_id, entry.doc_type, DocState.FETCHED, content)
+
+    async def _set_aside_entry(self, job: PortalJob, entry: IndexEntry) -> None:
+        """Quarantine an index entry that breaks the standard, as it was listed; it is never
+        fetched, and the rest of the index is collected."""
+        assert entry.problem is not None
+        problem = Problem(INDEX_ENTRY, entry.problem)
+        doc_type = entry.doc_type[:16] or "-"
+        if await self._record(
+            job, entry.ledger_id, doc_type, entry.listed, DocState.QUARANTINED, problem
+        ):
+            self._metrics.documents.labels("quarantined").inc()
+            log.warning(
+                "index entry quarantined",
+                extra={"portal": job.label, "rule": INDEX_ENTRY, "reason": entry.problem},
+            )
 
     async def _set_state(self, row_id: int, old: DocState, new: DocState) -> None:
         async with self._store.write() as conn:
@@ -256,9 +296,10 @@ class Documents(Step):
             root = parse(content, self._limits)
         except XmlRejected as exc:
             return [Problem("not_xml", f"the document is not usable XML: {exc.message}")]
+        expect = supplier_of(job, root)
         if doc_type == "order":
-            return check_content_order(root, job.expect, self._schemas)
-        return check_invoice(root, doc_type, job.expect, self._schemas)
+            return check_content_order(root, expect, self._schemas)
+        return check_invoice(root, doc_type, expect, self._schemas)
 
     async def _deliver(self, job: PortalJob, target: DatabaseTarget, row: _Doc) -> bool:
         """Deliver to FNG; True once FNG holds it. FNG's failures are retried later."""

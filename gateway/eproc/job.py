@@ -16,6 +16,7 @@ from gateway.eproc.rules import Expectations, Problem
 from gateway.fng import FngClient
 from gateway.observability.metrics import Metrics
 from gateway.store import Store
+from gateway.tenancy.model import ChecksumPolicy
 from gateway.xmlsafe import Limits, SchemaRegistry
 
 #: The schema of FNG's eProcurement answers (receipts, the authorised orders).
@@ -32,11 +33,23 @@ class PortalJob:
     url: str
     username: str
     password: SecretStr
-    supplier_duns: str
+    #: The suppliers the portal serves, by DUNS number.
+    supplier_duns: frozenset[str]
     password_days: int | None
     password_changed_at: datetime
     last_success_at: datetime | None
+    #: The school's language, currency and DUNS; the supplier is each document's own.
     expect: Expectations
+    #: A plain http address is used only with this (the sandbox, tests).
+    allow_http: bool = False
+    #: Content orders must carry BuyersCodeForSupplier and SuppliersCodeForBuyer.
+    require_handshake_codes: bool = True
+    #: enforce | warn | off for a content order's checksum; None: the gateway's setting.
+    checksum_policy: ChecksumPolicy | None = None
+    #: Whether the index is due (its clock backs off after failures) ...
+    documents_due: bool = True
+    #: ... and whether FNG's authorised orders are (every ``eproc.orders_seconds``).
+    orders_due: bool = True
 
     @property
     def label(self) -> str:

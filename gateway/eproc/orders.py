@@ -1,20 +1,28 @@
 """Orders out: orders authorised in FNG, sent to their supplier's portal with SendOrder.
 
-Each order is recorded in the order ledger (``eproc_orders``) before it is sent:
+FMS sent an authorised order "immediately" it was printed, each file's
+``OrderHead/Function/Code`` "original" for the first and "copy" for all others. The gateway
+asks FNG every ``eproc.orders_seconds`` for each portal's suppliers' orders, whatever the
+portal's index is doing, and records each order in the order ledger (``eproc_orders``)
+before it is sent:
 
     sending ─ SendOrder ─┬─ true ─▶ delivered ─ FNG marks it sent ─▶ sent
-                         ├─ InvalidXmlException, or an answer that may have reached the
-                         │  portal but never came back ─▶ quarantined (for an operator)
-                         └─ no connection at all ─▶ forgotten, sent at the next round
+                         ├─ InvalidXmlException, or a call that may have reached the portal
+                         │  but got no answer ─▶ quarantined (for an operator)
+                         └─ no connection at all ─▶ sent at the next round
 
-An order whose SendOrder may have reached the portal without an answer is quarantined for an
-operator rather than sent again, since a supplier may act on an order twice.
+An order is sent again, as a "copy", when FNG lists it once more after marking it sent (the
+school printed it again) and when an operator asks (``queued``); never suppressed. An order
+whose SendOrder may have reached the portal without an answer is quarantined for an
+operator rather than sent again on a guess, since a supplier may act on an order twice.
+``sends`` counts the calls that may have reached the portal.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -34,6 +42,7 @@ from gateway.errors import (
 from gateway.fng.documents import answer_document
 from gateway.store.tables import eproc_orders
 from gateway.tenancy.model import DatabaseTarget
+from gateway.xmlsafe import parse
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +53,44 @@ class OrderState(StrEnum):
     SENT = "sent"
     QUARANTINED = "quarantined"
     RELEASED = "released"
+    #: To be sent (again) at the portal's next orders round.
+    QUEUED = "queued"
+
+
+def stamped(order: etree._Element, sends: int) -> etree._Element:
+    """The order as its next file: ``Function`` Code "original" for the first, "copy" for
+    every later one (CodeList UKGov-DocStatus, Preserve true, as FMS exported it)."""
+    order = copy.deepcopy(order)
+    head = order.find("OrderHead")
+    if head is not None:
+        function = head.find("Function")
+        if function is None:
+            function = etree.Element("Function")
+            anchor = head.find("OrderType")
+            if anchor is not None:
+                anchor.addnext(function)
+            else:
+                head.append(function)
+        function.set("Code", "original" if sends == 0 else "copy")
+        if function.get("CodeList") is None:
+            function.set("CodeList", "UKGov-DocStatus")
+        if function.get("Preserve") is None:
+            function.set("Preserve", "true")
+    return order
 
 
 class Orders(Step):
     """Sends a portal's suppliers' authorised orders and tells FNG they are sent."""
 
     async def send(self, job: PortalJob, portal: Portal, target: DatabaseTarget) -> None:
-        """Every order FNG holds for the portal's supplier. FNG failing is logged and left for
-        the next round; the portal failing raises :class:`~gateway.errors.PortalError`."""
+        """The orders queued for the portal, then every order FNG holds for one of its
+        suppliers. FNG failing is logged and left for the next round; the portal failing
+        raises :class:`~gateway.errors.PortalError`."""
+        listed_at = now()
+        for row in await self._queued(job.portal_id):
+            if await self._take(row.id, OrderState.QUEUED):
+                held = parse(bytes(row.content), self._limits)
+                await self._dispatch(job, portal, target, row.id, row.order_id, held, row.sends)
         try:
             document = await self._authorised(target)
         except GatewayError as exc:
@@ -61,11 +100,11 @@ class Orders(Step):
             )
             return
         for item in document.iterfind("AuthorisedOrder"):
-            if (item.get("supplierDuns") or "").strip() != job.supplier_duns:
+            if (item.get("supplierDuns") or "").strip() not in job.supplier_duns:
                 continue
             order = next((child for child in item if isinstance(child.tag, str)), None)
             if order is not None:
-                await self._one(job, portal, target, item.get("id", ""), order)
+                await self._one(job, portal, target, item.get("id", ""), order, listed_at)
 
     async def _authorised(self, target: DatabaseTarget) -> etree._Element:
         response = await self._fng.authorised_orders(target)
@@ -85,28 +124,23 @@ class Orders(Step):
         target: DatabaseTarget,
         order_id: str,
         order: etree._Element,
+        listed_at: datetime,
     ) -> None:
+        """An order FNG lists as waiting to be sent."""
         existing = await self._existing(job.database_id, order_id)
-        if existing is not None:
-            await self._resume(job, target, existing, order_id)
+        if existing is None:
+            row_id = await self._claim(job, order_id, etree.tostring(order, encoding="utf-8"))
+            if row_id is not None:  # else another replica is sending it
+                await self._dispatch(job, portal, target, row_id, order_id, order, 0)
             return
-        content = etree.tostring(order, encoding="utf-8")
-        row_id = await self._claim(job, order_id, content)
-        if row_id is None:
-            return  # another replica is sending it
-        problems = check_authorised_order(order, job.expect.school_duns, self._schemas)
-        if problems:
-            await self._quarantine(job, row_id, order_id, *problems)
-            return
-        if await self._transmit(job, portal, row_id, order_id, content):
-            await self._mark_sent(job, target, row_id, order_id)
-
-    async def _resume(
-        self, job: PortalJob, target: DatabaseTarget, existing: Any, order_id: str
-    ) -> None:
-        """An order FNG still lists that the ledger already holds."""
         state = OrderState(existing.state)
-        if state in (OrderState.DELIVERED, OrderState.SENT):
+        if state is OrderState.SENT and existing.updated_at < listed_at:
+            # FNG had marked it sent, and lists it again: the school printed it again.
+            if await self._take(existing.id, OrderState.SENT, order):
+                await self._dispatch(
+                    job, portal, target, existing.id, order_id, order, existing.sends
+                )
+        elif state in (OrderState.DELIVERED, OrderState.SENT):
             await self._mark_sent(job, target, existing.id, order_id)
         elif state is OrderState.SENDING and now() - existing.updated_at > timedelta(
             seconds=self._settings.poll_timeout_seconds
@@ -122,8 +156,28 @@ class Orders(Step):
                 ),
             )
 
+    async def _dispatch(
+        self,
+        job: PortalJob,
+        portal: Portal,
+        target: DatabaseTarget,
+        row_id: int,
+        order_id: str,
+        order: etree._Element,
+        sends: int,
+    ) -> None:
+        """Check and send an order the ledger holds as ``sending``; tell FNG once it went."""
+        order = stamped(order, sends)
+        problems = check_authorised_order(order, job.expect.school_duns, self._schemas)
+        content = etree.tostring(order, encoding="utf-8")
+        if problems:
+            await self._quarantine(job, row_id, order_id, *problems)
+            return
+        if await self._transmit(job, portal, row_id, order_id, content, sends):
+            await self._mark_sent(job, target, row_id, order_id)
+
     async def _transmit(
-        self, job: PortalJob, portal: Portal, row_id: int, order_id: str, content: bytes
+        self, job: PortalJob, portal: Portal, row_id: int, order_id: str, content: bytes, sends: int
     ) -> bool:
         """SendOrder; True once the portal took the order."""
         try:
@@ -132,9 +186,14 @@ class Orders(Step):
             await self._quarantine(job, row_id, order_id, Problem("portal_rejected", exc.message))
             return False
         except PortalUnreachable:
-            await self._forget(row_id)  # nothing was sent: try again next round
+            # Nothing was sent: a first send is left to FNG's next listing, a later one queued.
+            if sends == 0:
+                await self._forget(row_id)
+            else:
+                await self._set_state(row_id, OrderState.QUEUED)
             raise
         except PortalError as exc:
+            await self._count_send(row_id)
             await self._quarantine(
                 job,
                 row_id,
@@ -146,6 +205,7 @@ class Orders(Step):
                 ),
             )
             raise
+        await self._count_send(row_id)
         await self._set_state(row_id, OrderState.DELIVERED)
         self._metrics.orders.labels("delivered").inc()
         return True
@@ -188,13 +248,58 @@ class Orders(Step):
             return (
                 await conn.execute(
                     sa.select(
-                        eproc_orders.c.id, eproc_orders.c.state, eproc_orders.c.updated_at
+                        eproc_orders.c.id,
+                        eproc_orders.c.state,
+                        eproc_orders.c.sends,
+                        eproc_orders.c.updated_at,
                     ).where(
                         eproc_orders.c.database_id == database_id,
                         eproc_orders.c.order_id == order_id,
                     )
                 )
             ).one_or_none()
+
+    async def _queued(self, portal_id: int) -> list[Any]:
+        async with self._store.read() as conn:
+            return list(
+                await conn.execute(
+                    sa.select(
+                        eproc_orders.c.id,
+                        eproc_orders.c.order_id,
+                        eproc_orders.c.content,
+                        eproc_orders.c.sends,
+                    )
+                    .where(
+                        eproc_orders.c.portal_id == portal_id,
+                        eproc_orders.c.state == OrderState.QUEUED.value,
+                    )
+                    .order_by(eproc_orders.c.id)
+                )
+            )
+
+    async def _take(
+        self, row_id: int, state: OrderState, order: etree._Element | None = None
+    ) -> bool:
+        """Move an order from ``state`` to ``sending`` (with FNG's newest content, if given);
+        False when another replica took it first."""
+        values: dict[str, Any] = {"state": OrderState.SENDING.value, "updated_at": now()}
+        if order is not None:
+            values["content"] = etree.tostring(order, encoding="utf-8")
+        async with self._store.write() as conn:
+            taken = await conn.execute(
+                eproc_orders.update()
+                .where(eproc_orders.c.id == row_id, eproc_orders.c.state == state.value)
+                .values(**values)
+            )
+        return taken.rowcount == 1
+
+    async def _count_send(self, row_id: int) -> None:
+        async with self._store.write() as conn:
+            await conn.execute(
+                eproc_orders.update()
+                .where(eproc_orders.c.id == row_id)
+                .values(sends=eproc_orders.c.sends + 1)
+            )
 
     async def _claim(self, job: PortalJob, order_id: str, content: bytes) -> int | None:
         """Record the order as being sent; None when another replica holds it."""

@@ -12,12 +12,13 @@ from gateway.eproc.job import PortalJob, Services
 from gateway.eproc.orders import Orders
 from gateway.eproc.passwords import Passwords
 from gateway.eproc.portal import PortalClient
-from gateway.errors import NoActiveKey
+from gateway.errors import NoActiveKey, PortalError, PortalInsecure
 from gateway.fng import FngClient
 from gateway.observability.metrics import Metrics
 from gateway.store import Store
 from gateway.tenancy.registry import Registry
 from gateway.tenancy.secrets import SecretBox
+from gateway.tenancy.service import portal_url_problem
 from gateway.xmlsafe import Limits, SchemaRegistry
 
 
@@ -42,12 +43,24 @@ class Pipeline:
         self.orders = Orders(services)
 
     async def poll(self, job: PortalJob) -> None:
-        """Everything due for one portal. Raises :class:`~gateway.errors.PortalError` when the
-        portal fails."""
+        """Everything due for one portal: orders first, as FMS sent them "immediately they
+        are Printed", and whatever becomes of them, the index. Raises
+        :class:`~gateway.errors.PortalError` when the portal fails."""
         target = await self._registry.database_target(job.database_id)
         if target is None:
             raise NoActiveKey(f"database {job.database_id} has no active key")
+        insecure = portal_url_problem(job.url, job.allow_http)
+        if insecure is not None:
+            raise PortalInsecure(insecure)
         portal = self.passwords.portal(job)
         await self.passwords.keep(job, portal)
-        await self.documents.collect(job, portal, target)
-        await self.orders.send(job, portal, target)
+        failed: PortalError | None = None
+        if job.orders_due:
+            try:
+                await self.orders.send(job, portal, target)
+            except PortalError as exc:
+                failed = exc  # the index is read all the same
+        if job.documents_due:
+            await self.documents.collect(job, portal, target)
+        if failed is not None:
+            raise failed

@@ -11,6 +11,9 @@ answer in time, a connection lost, an answer that is not what the standard descr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +45,14 @@ from gateway.xmlsafe import Limits, SchemaRegistry, as_utf8_document, parse, par
 
 BINDING: Final = f"{{{ns.OTS}}}EProcurementServiceSoap"
 INDEX_SCHEMA: Final = "eproc/FetchIndex.xsd"
+#: What an index may list, and the longest id it may give one.
+INDEX_TYPES: Final = ("order", "invoice", "creditnote", "quote")
+MAX_DOCUMENT_ID: Final = 100
+#: How the ledger knows an entry whose id is too long to keep (or missing).
+DIGEST_PREFIX: Final = "sha256:"
+_DATE_TIME: Final = re.compile(
+    r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 _EXCEPTIONS: Final = {
     "AuthenticationException": PortalAuthenticationFailed,
@@ -103,9 +114,56 @@ class AiohttpTransport(Transport):
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
+    """One ``document`` of a portal's index."""
+
     document_id: str
     doc_type: str
-    created: datetime
+    created: datetime | None
+    #: Why the entry breaks the standard, or None. Such an entry is quarantined on its own;
+    #: the rest of the index is collected.
+    problem: str | None = None
+    #: The entry as the portal listed it (what an operator is shown for a bad one).
+    listed: bytes = b""
+
+    @property
+    def ledger_id(self) -> str:
+        """The id the document ledger knows it by: its own, or (too long to keep, or none)
+        a digest of it."""
+        if self.document_id and len(self.document_id) <= MAX_DOCUMENT_ID:
+            return self.document_id
+        return DIGEST_PREFIX + hashlib.sha256(self.document_id.encode()).hexdigest()
+
+
+def _entry(item: etree._Element) -> IndexEntry:
+    """An index entry, with what is wrong with it by the standard: "The document id should
+    be no longer than 100 characters long and must not contain any spaces", its type one of
+    order, invoice, creditnote and quote, its date an xs:dateTime."""
+    document_id, doc_type = item.get("uuid", ""), item.get("type", "")
+    listed = etree.tostring(item, encoding="utf-8", with_tail=False)
+    text = item.get("date", "").strip()
+    created = None
+    if _DATE_TIME.fullmatch(text):
+        with contextlib.suppress(ValueError):  # a 31st of February
+            created = datetime.fromisoformat(text)
+    shown = document_id[:60] + ("…" if len(document_id) > 60 else "")
+    if item.tag != "document":
+        problem = f"the index lists a <{str(item.tag)[:40]}>, not a document"
+    elif not document_id:
+        problem = "an index entry has no id"
+    elif len(document_id) > MAX_DOCUMENT_ID:
+        problem = (
+            f"the id {shown!r} has {len(document_id)} characters; the standard allows "
+            f"{MAX_DOCUMENT_ID}"
+        )
+    elif any(character.isspace() for character in document_id):
+        problem = f"the id {shown!r} holds spaces; the standard allows none"
+    elif doc_type not in INDEX_TYPES:
+        problem = f"the type {doc_type[:40]!r} of {shown!r} is none of {', '.join(INDEX_TYPES)}"
+    elif created is None:
+        problem = f"the date {text[:40]!r} of {shown!r} is not an xs:dateTime"
+    else:
+        problem = None
+    return IndexEntry(document_id, doc_type, created, problem, listed)
 
 
 @dataclass(slots=True)
@@ -167,25 +225,21 @@ class PortalClient:
             ) from None
 
     def _index(self, xml: str | None) -> list[IndexEntry]:
+        """The index's entries, each with its own problem if it has one. Only an index that
+        is not a doclist at all fails the call."""
         if not xml:
             return []
         try:
             root = parse_text(xml, self._limits)
         except XmlRejected as exc:
             raise PortalGarbage(f"the index is not XML: {exc.message}") from None
-        issues = self._schemas.issues(INDEX_SCHEMA, root)
-        if issues:
-            raise PortalGarbage(f"the index is not a doclist: {issues[0]}")
-        entries = []
-        for item in root.iterfind("document"):
-            document_id, doc_type = item.get("uuid", ""), item.get("type", "")
-            try:
-                created = datetime.fromisoformat(item.get("date", ""))
-            except ValueError:
-                raise PortalGarbage("an index entry has no readable date") from None
-            if not document_id or " " in document_id or len(document_id) > 100:
-                raise PortalGarbage(f"an index entry has an invalid id {document_id!r}")
-            entries.append(IndexEntry(document_id, doc_type, created))
+        if root.tag != "doclist":
+            raise PortalGarbage(f"the index is not a doclist but a <{str(root.tag)[:40]}>")
+        entries = [_entry(item) for item in root if isinstance(item.tag, str)]
+        if not any(entry.problem for entry in entries):
+            issues = self._schemas.issues(INDEX_SCHEMA, root)
+            if issues:
+                raise PortalGarbage(f"the index is not a doclist: {issues[0]}")
         return entries
 
     async def fetch_index(self, portal: Portal) -> list[IndexEntry]:

@@ -543,12 +543,12 @@ class Bench:
             await conn.execute(
                 portals.update()
                 .where(portals.c.id.in_(portal_ids))
-                .values(next_poll_at=now, lease_until=None, lease_owner=None)
+                .values(next_poll_at=now, next_orders_at=now, lease_until=None, lease_owner=None)
             )
             await conn.execute(
                 portals.update()
                 .where(portals.c.id.not_in(portal_ids))
-                .values(next_poll_at=now + FAR)
+                .values(next_poll_at=now + FAR, next_orders_at=now + FAR)
             )
 
     async def ledger_states(self, portal_ids: Sequence[int]) -> dict[tuple[int, str], str]:
@@ -726,8 +726,9 @@ class Bench:
                     url=f"{self.sandbox_url}{portal_path(name)}",
                     username=username,
                     password=password,
-                    supplier_duns=demo.supplier_duns,
+                    supplier_duns=[demo.supplier_duns],
                     poll_seconds=self.args.poll_seconds,
+                    allow_http=True,
                 )
 
     async def warm_round(self, count: int) -> None:

@@ -26,7 +26,8 @@ from gateway.budget.soap import budget_soap_service
 from gateway.config import Settings
 from gateway.ejournal.service import EJournalService
 from gateway.ejournal.soap import ejournal_soap_service
-from gateway.eproc.pipeline import FNG_SCHEMA, Pipeline
+from gateway.eproc.job import FNG_SCHEMA
+from gateway.eproc.pipeline import Pipeline
 from gateway.eproc.portal import INDEX_SCHEMA, load_client
 from gateway.eproc.rules import EBIS_INVOICE, EBIS_ORDER, INVOICE_PROFILE, ORDER_PROFILE
 from gateway.eproc.scheduler import Scheduler

@@ -26,13 +26,21 @@ faults in the caller's SOAP version or into HTTP problems.
         │   ├── UpstreamRefused          FNG refused the database keys or the token
         │   └── OutcomeUnknown           a write whose result never came back
         ├── PortalError                  a supplier portal failed, refused, or answered nonsense
+        │   ├── PortalUnreachable        no connection: nothing reached the portal
+        │   ├── PortalTimeout            no answer in time (the call may have reached it)
+        │   │   └── PollTimeout          a whole poll of the portal took too long
+        │   ├── PortalConnectionLost     the connection failed once the call was under way
+        │   ├── PortalGarbage            an answer that is not what the standard describes
+        │   ├── PortalInsecure           a plain http address the portal is not allowed
         │   ├── PortalAuthenticationFailed   AuthenticationException from the portal
         │   ├── PortalDocumentMissing    DocumentNotExistException from the portal
         │   └── PortalRejectedXml        InvalidXmlException from the portal
+        ├── PollFailed                   a portal's poll failed in a way nobody foresaw (a bug)
         ├── TokenUnavailable             SIMS ID gave no token
         ├── ReconciliationFailed         an unknown outcome could not be settled safely
         ├── StoreUnavailable             the registry and ledger database cannot be reached
         └── ConfigurationError
+            └── NoActiveKey              a school database with no key to call FNG with
 """
 
 from __future__ import annotations
@@ -176,6 +184,34 @@ class PortalError(ServiceError):
     http_status = 502
 
 
+class PortalUnreachable(PortalError):
+    """No connection could be made: nothing reached the portal, so a call may be made again."""
+
+    code = "PORTAL_UNREACHABLE"
+
+
+class PortalTimeout(PortalError):
+    code = "PORTAL_TIMEOUT"
+
+
+class PollTimeout(PortalTimeout):
+    code = "POLL_TIMEOUT"
+
+
+class PortalConnectionLost(PortalError):
+    code = "PORTAL_CONNECTION_LOST"
+
+
+class PortalGarbage(PortalError):
+    code = "PORTAL_GARBAGE"
+
+
+class PortalInsecure(PortalError):
+    """The standard asks for SSL: a plain http address is used only where a portal allows it."""
+
+    code = "PORTAL_INSECURE"
+
+
 class PortalAuthenticationFailed(PortalError):
     code = "PORTAL_AUTHENTICATION_FAILED"
 
@@ -186,6 +222,12 @@ class PortalDocumentMissing(PortalError):
 
 class PortalRejectedXml(PortalError):
     code = "PORTAL_REJECTED_XML"
+
+
+class PollFailed(ServiceError):
+    """A poll of a portal failed unexpectedly (a bug, logged with its traceback)."""
+
+    code = "POLL_FAILED"
 
 
 class TokenUnavailable(ServiceError):
@@ -207,3 +249,7 @@ class StoreUnavailable(ServiceError):
 
 class ConfigurationError(ServiceError):
     code = "CONFIGURATION_ERROR"
+
+
+class NoActiveKey(ConfigurationError):
+    code = "NO_TARGET"

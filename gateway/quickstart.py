@@ -149,8 +149,9 @@ async def register_demo(
         url=f"{sandbox_url}{demo.portal_path}",
         username=demo.portal_username,
         password=demo.portal_password,
-        supplier_duns=demo.supplier_duns,
+        supplier_duns=[demo.supplier_duns],
         poll_seconds=poll_seconds,
+        allow_http=True,  # the sandbox's portal: plain http on this machine
     )
     account = await service.add_account(username)
     await service.grant(

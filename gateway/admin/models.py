@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Self
 
 from pydantic import (
     AfterValidator,
@@ -19,10 +19,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
 
 from gateway.tenancy.keys import normalise_key
-from gateway.tenancy.model import AuthMethod, Interface
+from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface
+from gateway.tenancy.service import MAX_PORTAL_SUPPLIERS, portal_url_problem
 
 #: Row ids: PostgreSQL's INTEGER.
 MAX_ID: Final = 2**31 - 1
@@ -244,20 +246,67 @@ class NewPassword(_Request):
     )
 
 
+def _one_or_many(value: Any) -> Any:
+    """A single DUNS number, as the API took it before portals served several suppliers."""
+    return [value] if isinstance(value, str) else value
+
+
+Duns = Annotated[str, StringConstraints(pattern=_DUNS)]
+
+
 class NewPortal(_Request):
+    # The document says it too: a plain http address only with allow_http.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"allow_http": {"const": True}}, "required": ["allow_http"]},
+            "then": True,
+            "else": {"properties": {"url": {"pattern": "^[Hh][Tt][Tt][Pp][Ss]://"}}},
+        }
+    )
+
     database_id: Id
     name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
     url: Annotated[str, StringConstraints(max_length=500, pattern=_URL)] = Field(
-        description="The portal's EProcurementService address."
+        description="The portal's EProcurementService address: https (plain http only with "
+        "allow_http)."
     )
     username: Annotated[str, _line(50)]
     password: Annotated[str, _line(256)]
-    supplier_duns: Annotated[str, StringConstraints(pattern=_DUNS)]
+    supplier_duns: Annotated[
+        list[Duns],
+        Field(min_length=1, max_length=MAX_PORTAL_SUPPLIERS),
+        BeforeValidator(_one_or_many),
+    ] = Field(
+        description="The DUNS numbers (or GLNs) of the suppliers the portal serves: a "
+        "price-comparison portal serves several. One number alone is taken as a list of one."
+    )
     poll_seconds: PollSeconds = 300
     password_days: PasswordDays | None = Field(
         None, description="Change the password with ChangePassword this often."
     )
     enabled: bool = True
+    allow_http: bool = Field(
+        False,
+        description="Accept a plain http address. For a sandbox or a test only: the "
+        "standard secures portals with SSL.",
+    )
+    require_handshake_codes: bool = Field(
+        True,
+        description="Content orders must carry BuyersCodeForSupplier and "
+        "SuppliersCodeForBuyer; false waives them for this portal.",
+    )
+    checksum_policy: ChecksumPolicy | None = Field(
+        None,
+        description="What a content order's wrong checksum does here: enforce (quarantined), "
+        "warn (logged, delivered) or off; null follows the gateway's setting.",
+    )
+
+    @model_validator(mode="after")
+    def _secure(self) -> Self:
+        problem = portal_url_problem(self.url, self.allow_http)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class PortalPassword(_Request):
@@ -328,10 +377,13 @@ class Portal(_Response):
     name: str
     url: str
     username: str
-    supplier_duns: str
+    supplier_duns: list[str] = Field(description="The suppliers the portal serves.")
     enabled: bool
     poll_seconds: int
     password_days: int | None
+    allow_http: bool
+    require_handshake_codes: bool
+    checksum_policy: ChecksumPolicy | None = Field(description="null: the gateway's setting.")
     password_changed_at: datetime
     last_success_at: datetime | None
     failures: int
@@ -347,6 +399,28 @@ class Held(_Response):
     rule: str | None
     reason: str | None
     since: datetime
+
+
+class SentOrder(_Response):
+    id: int = Field(description="The order's id here (for resend).")
+    database_id: int
+    portal: str
+    reference: str = Field(description="FNG's id for the order.")
+    state: str = Field(
+        description="sending, delivered, sent, quarantined or queued (to be sent again)."
+    )
+    sends: int = Field(
+        description="SendOrder calls that may have reached the portal: the first file went "
+        "as original, every later one as copy."
+    )
+    rule: str | None
+    since: datetime
+
+
+class OrdersQuery(_Parameters):
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_decimal)] = Field(
+        100, description="At most this many, newest first."
+    )
 
 
 class HeldDocument(Held):

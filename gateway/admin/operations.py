@@ -41,6 +41,7 @@ from gateway.admin.models import (
     NewVendor,
     NextKey,
     OrderRef,
+    OrdersQuery,
     PartnerKey,
     PasswordChanged,
     Portal,
@@ -52,6 +53,7 @@ from gateway.admin.models import (
     Revoke,
     RotateKey,
     School,
+    SentOrder,
     TokenName,
     Vendor,
     VendorRef,
@@ -460,6 +462,9 @@ async def add_portal(ctx: Context, body: NewPortal) -> Created:
         poll_seconds=body.poll_seconds,
         password_days=body.password_days,
         enabled=body.enabled,
+        allow_http=body.allow_http,
+        require_handshake_codes=body.require_handshake_codes,
+        checksum_policy=body.checksum_policy,
     )
     return Created(id=portal_id)
 
@@ -519,6 +524,24 @@ async def retry_order(ctx: Context, path: OrderRef) -> Done:
     """Send a quarantined order again at the next poll (it never arrived)."""
     await ctx.eproc.retry_order(path.order_id)
     return Done(subject=f"eproc_order:{path.order_id}", done="eproc.order.retry")
+
+
+@route("GET", "/eproc/orders", tag="eproc")
+async def list_orders(ctx: Context, query: OrdersQuery) -> list[SentOrder]:
+    """Authorised orders sent or being sent to portals, newest first, with their sends."""
+    return [SentOrder.model_validate(row) for row in await ctx.eproc.orders(query.limit)]
+
+
+@route(
+    "POST",
+    "/eproc/orders/{order_id}/resend",
+    tag="eproc",
+    errors={409: "The order is already on its way, or its portal is gone."},
+)
+async def resend_order(ctx: Context, path: OrderRef) -> Done:
+    """Send an order again at its portal's next orders round, as a copy."""
+    await ctx.eproc.resend_order(path.order_id)
+    return Done(subject=f"eproc_order:{path.order_id}", done="eproc.order.resend")
 
 
 @route("POST", "/eproc/orders/{order_id}/release", tag="eproc")

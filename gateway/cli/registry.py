@@ -16,7 +16,7 @@ from gateway.cli.common import (
     with_store,
 )
 from gateway.errors import CallerError, NotFound
-from gateway.tenancy.model import AuthMethod, Interface
+from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface
 
 if TYPE_CHECKING:
     from gateway.store import Store
@@ -270,6 +270,9 @@ async def portals_add(args: Namespace) -> int:
             supplier_duns=args.supplier_duns,
             poll_seconds=args.poll_seconds,
             password_days=args.password_days,
+            allow_http=args.allow_http,
+            require_handshake_codes=not args.waive_handshake_codes,
+            checksum_policy=args.checksum_policy,
         )
         return {"portal_id": portal_id}
 
@@ -301,6 +304,11 @@ async def eproc(args: Namespace) -> int:
         admin = EprocAdmin(store, actor(args))
         if args.action == "quarantine":
             return [item.as_dict() for item in await admin.quarantined()]
+        if args.action == "orders":
+            return await admin.orders(args.limit)
+        if args.action == "resend-order":
+            await admin.resend_order(args.id)
+            return {"id": args.id, "done": "resend"}
         if args.action == "show":
             item, content = await admin.document(args.id)
             return {**item.as_dict(), "content": content.decode("utf-8", "replace")}
@@ -490,10 +498,35 @@ def register(commands: Any) -> dict[str, Any]:
     add = command(portal_commands, "add", "add a school database's portal", portals_add)
     add.add_argument("database", type=int, help="the school database's id")
     add.add_argument("--name", required=True, help="unique for the database: a-z, 0-9, -")
-    add.add_argument("--url", required=True, help="the portal's EProcurementService URL")
+    add.add_argument("--url", required=True, help="the portal's EProcurementService URL (https)")
     add.add_argument("--username", required=True, help="the school's user name at the portal")
     add.add_argument(
-        "--supplier-duns", required=True, help="the supplier's DUNS number (9 digits, or a GLN)"
+        "--supplier-duns",
+        required=True,
+        action="append",
+        metavar="DUNS",
+        help="a supplier's DUNS number (9 digits, or a GLN) the portal serves; repeat it for "
+        "a portal that serves several suppliers (a price-comparison portal)",
+    )
+    add.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="accept a plain http URL: for a sandbox or a test only (the standard secures "
+        "portals with SSL)",
+    )
+    add.add_argument(
+        "--waive-handshake-codes",
+        action="store_true",
+        help="do not require BuyersCodeForSupplier and SuppliersCodeForBuyer in this portal's "
+        "content orders",
+    )
+    add.add_argument(
+        "--checksum-policy",
+        type=ChecksumPolicy,
+        choices=list(ChecksumPolicy),
+        default=None,
+        help="a wrong checksum in this portal's content orders: enforce (quarantined), warn "
+        "(logged, delivered) or off (default: the gateway's setting)",
     )
     add.add_argument(
         "--poll-seconds", type=int, default=300, help="how often to poll it (default 300)"
@@ -526,6 +559,15 @@ def register(commands: Any) -> dict[str, Any]:
         parser = command(work, name, text, eproc)
         parser.add_argument("id", type=int, help="the document's (or order's) id")
         parser.add_argument("--order", action="store_true", help="the id is an order's")
+    command(
+        work, "orders", "authorised orders sent or being sent, newest first", eproc
+    ).add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    command(
+        work,
+        "resend-order",
+        "send an order again at its portal's next orders round, as a copy",
+        eproc,
+    ).add_argument("id", type=int, help="the order's id (fng-gateway eproc orders)")
 
     secrets = group("secrets", "master keys and stored secrets")
     command(

@@ -10,11 +10,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.eproc.pipeline import DocState, OrderState
+from gateway.eproc.documents import INDEX_ENTRY, DocState
+from gateway.eproc.orders import OrderState
+from gateway.eproc.portal import DIGEST_PREFIX
 from gateway.errors import NotFound
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, eproc_orders, portals
-from gateway.tenancy.service import audit
+from gateway.tenancy.service import RegistryError, audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,27 +126,129 @@ class EprocAdmin:
                 raise NotFound(f"no quarantined document {document_id}")
             await audit(conn, self.actor, action, f"eproc_document:{document_id}")
 
+    async def _held_entry(self, document_id: int) -> tuple[str, str] | None:
+        """(rule, the ledger's id) of a quarantined document."""
+        async with self._store.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(eproc_documents.c.rule, eproc_documents.c.document_id).where(
+                        eproc_documents.c.id == document_id,
+                        eproc_documents.c.state == DocState.QUARANTINED.value,
+                    )
+                )
+            ).one_or_none()
+        return None if row is None else (row.rule, row.document_id)
+
     async def retry_document(self, document_id: int) -> None:
         """Check it again at the portal's next poll (after its rule or the school's set-up
-        was put right); it is delivered if it passes."""
-        await self._move_document(document_id, DocState.FETCHED, "eproc.document.retry")
+        was put right); it is delivered if it passes. A bad index entry is forgotten, and
+        the portal's index read afresh."""
+        held = await self._held_entry(document_id)
+        if held is None or held[0] != INDEX_ENTRY:
+            await self._move_document(document_id, DocState.FETCHED, "eproc.document.retry")
+            return
+        async with self._store.write() as conn:
+            gone = await conn.execute(
+                eproc_documents.delete().where(
+                    eproc_documents.c.id == document_id,
+                    eproc_documents.c.state == DocState.QUARANTINED.value,
+                )
+            )
+            if gone.rowcount != 1:
+                raise NotFound(f"no quarantined document {document_id}")
+            await audit(conn, self.actor, "eproc.document.retry", f"eproc_document:{document_id}")
 
     async def release_document(self, document_id: int) -> None:
         """Give it up: acknowledge it to the portal at the next poll without delivering it."""
+        held = await self._held_entry(document_id)
+        if held is not None and held[1].startswith(DIGEST_PREFIX):
+            raise RegistryError(
+                f"document {document_id} has no id the portal could be told of (none, or "
+                "over 100 characters): ask the supplier to withdraw it"
+            )
         await self._move_document(document_id, DocState.RELEASING, "eproc.document.release")
 
     async def retry_order(self, order_id: int) -> None:
-        """Send it again at the next poll (the supplier confirmed it never arrived)."""
+        """Send it again at the next poll (the supplier confirmed it never arrived): read
+        afresh from FNG if it never went, else queued, to go as a copy."""
         async with self._store.write() as conn:
-            gone = await conn.execute(
-                eproc_orders.delete().where(
+            sends = await conn.scalar(
+                sa.select(eproc_orders.c.sends).where(
                     eproc_orders.c.id == order_id,
                     eproc_orders.c.state == OrderState.QUARANTINED.value,
                 )
             )
-            if gone.rowcount != 1:
+            if sends is None:
                 raise NotFound(f"no quarantined order {order_id}")
+            held = sa.and_(
+                eproc_orders.c.id == order_id,
+                eproc_orders.c.state == OrderState.QUARANTINED.value,
+            )
+            if sends == 0:
+                await conn.execute(eproc_orders.delete().where(held))
+            else:
+                await conn.execute(
+                    eproc_orders.update()
+                    .where(held)
+                    .values(state=OrderState.QUEUED.value, updated_at=datetime.now(UTC))
+                )
             await audit(conn, self.actor, "eproc.order.retry", f"eproc_order:{order_id}")
+
+    async def resend_order(self, order_id: int) -> None:
+        """Send an order again through its portal at its next orders round, as a copy (the
+        supplier asked for it again), whatever became of it before."""
+        async with self._store.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(eproc_orders.c.state, eproc_orders.c.portal_id).where(
+                        eproc_orders.c.id == order_id
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"no order {order_id}")
+            if row.state in (OrderState.SENDING, OrderState.QUEUED):
+                raise RegistryError(f"order {order_id} is already on its way")
+            if row.portal_id is None:
+                raise RegistryError(f"the portal order {order_id} went through is gone")
+            await conn.execute(
+                eproc_orders.update()
+                .where(eproc_orders.c.id == order_id, eproc_orders.c.state == row.state)
+                .values(state=OrderState.QUEUED.value, updated_at=datetime.now(UTC))
+            )
+            await audit(conn, self.actor, "eproc.order.resend", f"eproc_order:{order_id}")
+
+    async def orders(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Orders the gateway holds, newest first: where each went, its state, its sends."""
+        async with self._store.read() as conn:
+            rows = await conn.execute(
+                sa.select(
+                    eproc_orders.c.id,
+                    eproc_orders.c.database_id,
+                    portals.c.name.label("portal"),
+                    eproc_orders.c.order_id,
+                    eproc_orders.c.state,
+                    eproc_orders.c.sends,
+                    eproc_orders.c.rule,
+                    eproc_orders.c.updated_at,
+                )
+                .join(portals, eproc_orders.c.portal_id == portals.c.id, isouter=True)
+                .order_by(eproc_orders.c.id.desc())
+                .limit(limit)
+            )
+            return [
+                {
+                    "id": row.id,
+                    "database_id": row.database_id,
+                    "portal": row.portal or "-",
+                    "reference": row.order_id,
+                    "state": row.state,
+                    "sends": row.sends,
+                    "rule": row.rule,
+                    "since": row.updated_at.isoformat(),
+                }
+                for row in rows
+            ]
 
     async def release_order(self, order_id: int) -> None:
         """Count it as sent (the supplier confirmed it arrived): FNG is told at the next poll."""

@@ -3,14 +3,17 @@
 The portal standard's WSDL (schemas/eproc/EProcurementService.wsdl) is loaded once, at
 start-up, from the file; each portal is a service bound to its own address. Every call
 carries the AuthHeader. Answers are screened by the gateway's hardened parser before zeep
-reads them, and every failure leaves here as a :class:`~gateway.errors.PortalError`: the
-standard's three exceptions as their own types, everything else (timeouts, HTTP errors,
-answers that are not SOAP) as the base type.
+reads them, and every failure leaves here as a :class:`~gateway.errors.PortalError` of its
+own type: the standard's three exceptions, and what befalls any HTTP call (no connection, no
+answer in time, a connection lost, an answer that is not what the standard describes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,17 +32,27 @@ from zeep.wsdl.utils import etree_to_string
 from gateway import ns
 from gateway.errors import (
     PortalAuthenticationFailed,
+    PortalConnectionLost,
     PortalDocumentMissing,
     PortalError,
+    PortalGarbage,
     PortalRejectedXml,
+    PortalTimeout,
+    PortalUnreachable,
     XmlRejected,
 )
 from gateway.xmlsafe import Limits, SchemaRegistry, as_utf8_document, parse, parse_text
 
 BINDING: Final = f"{{{ns.OTS}}}EProcurementServiceSoap"
 INDEX_SCHEMA: Final = "eproc/FetchIndex.xsd"
-#: The code of a PortalError raised before anything reached the portal.
-UNREACHABLE: Final = "PORTAL_UNREACHABLE"
+#: What an index may list, and the longest id it may give one.
+INDEX_TYPES: Final = ("order", "invoice", "creditnote", "quote")
+MAX_DOCUMENT_ID: Final = 100
+#: How the ledger knows an entry whose id is too long to keep (or missing).
+DIGEST_PREFIX: Final = "sha256:"
+_DATE_TIME: Final = re.compile(
+    r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 _EXCEPTIONS: Final = {
     "AuthenticationException": PortalAuthenticationFailed,
@@ -77,22 +90,20 @@ class AiohttpTransport(Transport):
                 status = answer.status
                 content_type = answer.headers.get("Content-Type", "text/xml")
         except TimeoutError:
-            raise PortalError("the portal did not answer in time", code="PORTAL_TIMEOUT") from None
+            raise PortalTimeout("the portal did not answer in time") from None
         except aiohttp.ClientConnectorError as exc:
-            raise PortalError(
-                f"the portal could not be reached: {type(exc).__name__}", code=UNREACHABLE
+            raise PortalUnreachable(
+                f"the portal could not be reached: {type(exc).__name__}"
             ) from None
         except aiohttp.ClientError as exc:
-            raise PortalError(
-                f"the connection to the portal failed: {type(exc).__name__}",
-                code="PORTAL_CONNECTION_LOST",
+            raise PortalConnectionLost(
+                f"the connection to the portal failed: {type(exc).__name__}"
             ) from None
         try:
             parse(body, self._limits)
         except XmlRejected as exc:
-            raise PortalError(
-                f"the portal answered HTTP {status} with something that is not SOAP: {exc.message}",
-                code="PORTAL_GARBAGE",
+            raise PortalGarbage(
+                f"the portal answered HTTP {status} with something that is not SOAP: {exc.message}"
             ) from None
         response = Response()
         response._content = body
@@ -103,9 +114,56 @@ class AiohttpTransport(Transport):
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
+    """One ``document`` of a portal's index."""
+
     document_id: str
     doc_type: str
-    created: datetime
+    created: datetime | None
+    #: Why the entry breaks the standard, or None. Such an entry is quarantined on its own;
+    #: the rest of the index is collected.
+    problem: str | None = None
+    #: The entry as the portal listed it (what an operator is shown for a bad one).
+    listed: bytes = b""
+
+    @property
+    def ledger_id(self) -> str:
+        """The id the document ledger knows it by: its own, or (too long to keep, or none)
+        a digest of it."""
+        if self.document_id and len(self.document_id) <= MAX_DOCUMENT_ID:
+            return self.document_id
+        return DIGEST_PREFIX + hashlib.sha256(self.document_id.encode()).hexdigest()
+
+
+def _entry(item: etree._Element) -> IndexEntry:
+    """An index entry, with what is wrong with it by the standard: "The document id should
+    be no longer than 100 characters long and must not contain any spaces", its type one of
+    order, invoice, creditnote and quote, its date an xs:dateTime."""
+    document_id, doc_type = item.get("uuid", ""), item.get("type", "")
+    listed = etree.tostring(item, encoding="utf-8", with_tail=False)
+    text = item.get("date", "").strip()
+    created = None
+    if _DATE_TIME.fullmatch(text):
+        with contextlib.suppress(ValueError):  # a 31st of February
+            created = datetime.fromisoformat(text)
+    shown = document_id[:60] + ("…" if len(document_id) > 60 else "")
+    if item.tag != "document":
+        problem = f"the index lists a <{str(item.tag)[:40]}>, not a document"
+    elif not document_id:
+        problem = "an index entry has no id"
+    elif len(document_id) > MAX_DOCUMENT_ID:
+        problem = (
+            f"the id {shown!r} has {len(document_id)} characters; the standard allows "
+            f"{MAX_DOCUMENT_ID}"
+        )
+    elif any(character.isspace() for character in document_id):
+        problem = f"the id {shown!r} holds spaces; the standard allows none"
+    elif doc_type not in INDEX_TYPES:
+        problem = f"the type {doc_type[:40]!r} of {shown!r} is none of {', '.join(INDEX_TYPES)}"
+    elif created is None:
+        problem = f"the date {text[:40]!r} of {shown!r} is not an xs:dateTime"
+    else:
+        problem = None
+    return IndexEntry(document_id, doc_type, created, problem, listed)
 
 
 @dataclass(slots=True)
@@ -161,38 +219,27 @@ class PortalClient:
             error = _EXCEPTIONS.get(kind.strip(), PortalError)
             raise error(f"{operation}: {text.strip() or message}") from None
         except ZeepError as exc:
-            raise PortalError(
+            raise PortalGarbage(
                 f"{operation}: the portal's answer is not what the standard describes "
-                f"({type(exc).__name__})",
-                code="PORTAL_GARBAGE",
+                f"({type(exc).__name__})"
             ) from None
 
     def _index(self, xml: str | None) -> list[IndexEntry]:
+        """The index's entries, each with its own problem if it has one. Only an index that
+        is not a doclist at all fails the call."""
         if not xml:
             return []
         try:
             root = parse_text(xml, self._limits)
         except XmlRejected as exc:
-            raise PortalError(
-                f"the index is not XML: {exc.message}", code="PORTAL_GARBAGE"
-            ) from None
-        issues = self._schemas.issues(INDEX_SCHEMA, root)
-        if issues:
-            raise PortalError(f"the index is not a doclist: {issues[0]}", code="PORTAL_GARBAGE")
-        entries = []
-        for item in root.iterfind("document"):
-            document_id, doc_type = item.get("uuid", ""), item.get("type", "")
-            try:
-                created = datetime.fromisoformat(item.get("date", ""))
-            except ValueError:
-                raise PortalError(
-                    "an index entry has no readable date", code="PORTAL_GARBAGE"
-                ) from None
-            if not document_id or " " in document_id or len(document_id) > 100:
-                raise PortalError(
-                    f"an index entry has an invalid id {document_id!r}", code="PORTAL_GARBAGE"
-                )
-            entries.append(IndexEntry(document_id, doc_type, created))
+            raise PortalGarbage(f"the index is not XML: {exc.message}") from None
+        if root.tag != "doclist":
+            raise PortalGarbage(f"the index is not a doclist but a <{str(root.tag)[:40]}>")
+        entries = [_entry(item) for item in root if isinstance(item.tag, str)]
+        if not any(entry.problem for entry in entries):
+            issues = self._schemas.issues(INDEX_SCHEMA, root)
+            if issues:
+                raise PortalGarbage(f"the index is not a doclist: {issues[0]}")
         return entries
 
     async def fetch_index(self, portal: Portal) -> list[IndexEntry]:
@@ -214,16 +261,16 @@ class PortalClient:
             await self._call(portal, "UpdateDocumentStatus", DocID=document_id, Processed=processed)
             is not True
         ):
-            raise PortalError("UpdateDocumentStatus did not answer true", code="PORTAL_GARBAGE")
+            raise PortalGarbage("UpdateDocumentStatus did not answer true")
 
     async def send_order(self, portal: Portal, document: str) -> None:
         if await self._call(portal, "SendOrder", Document=document) is not True:
-            raise PortalError("SendOrder did not answer true", code="PORTAL_GARBAGE")
+            raise PortalGarbage("SendOrder did not answer true")
 
     async def change_password(self, portal: Portal) -> str:
         password = await self._call(portal, "ChangePassword")
         if not isinstance(password, str) or not password or len(password) > 256:
-            raise PortalError("ChangePassword returned no usable password", code="PORTAL_GARBAGE")
+            raise PortalGarbage("ChangePassword returned no usable password")
         return password
 
 

@@ -1,10 +1,13 @@
 """The eProcurement scheduler: every replica runs one; portals are leased, never polled twice.
 
-Each tick it leases the portals that are due (a compare-and-set on the portal's row, under
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas share the work without a leader) and
-polls each in its own task, at most ``max_concurrent_portals`` at a time and each within
-``poll_timeout_seconds``: a slow or broken portal holds up nobody else. A failed poll is
-retried after a delay that doubles each time, up to ``max_backoff_seconds``.
+Each tick it leases the portals that are due: for their index (every portal's
+``poll_seconds``) or for the authorised orders FNG holds for their suppliers (every
+``orders_seconds``, whatever becomes of the index). A lease is a compare-and-set on the
+portal's row, under ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas share the work
+without a leader. Each poll runs in its own task, at most ``max_concurrent_portals`` at a
+time and each within ``poll_timeout_seconds``: a slow or broken portal holds up nobody else.
+A failed poll's index is read again after a delay that doubles each time, up to
+``max_backoff_seconds``; its orders keep their own clock.
 """
 
 from __future__ import annotations
@@ -14,19 +17,34 @@ import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import sqlalchemy as sa
 
 from gateway.config import EprocSettings
-from gateway.eproc.pipeline import DocState, OrderState, Pipeline, PortalJob
+from gateway.eproc.documents import DocState
+from gateway.eproc.job import PortalJob
+from gateway.eproc.orders import OrderState
+from gateway.eproc.pipeline import Pipeline
 from gateway.eproc.rules import Expectations
-from gateway.errors import GatewayError, PortalError
+from gateway.errors import GatewayError, PollFailed, PollTimeout
 from gateway.observability.metrics import Metrics
 from gateway.store import Store
-from gateway.store.tables import databases, eproc_documents, eproc_orders, portals, schools
+from gateway.store.tables import (
+    UtcDateTime,
+    databases,
+    eproc_documents,
+    eproc_orders,
+    portal_suppliers,
+    portals,
+    schools,
+)
+from gateway.tenancy.model import ChecksumPolicy
 from gateway.tenancy.secrets import SecretBox
 
 log = logging.getLogger(__name__)
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -132,15 +150,20 @@ class Scheduler:
         # Long enough for the poll, short enough that a dead replica's portals soon move on.
         timeout = self._settings.poll_timeout_seconds
         until = now + timedelta(seconds=timeout + min(30.0, timeout))
+        # Due for its index, or for FNG's authorised orders, whichever comes first.
+        orders_at = sa.func.coalesce(portals.c.next_orders_at, sa.literal(_EPOCH, UtcDateTime()))
+        first_due = sa.case(
+            (orders_at < portals.c.next_poll_at, orders_at), else_=portals.c.next_poll_at
+        )
         due = (
             sa.select(portals.c.id)
             .where(
                 portals.c.enabled.is_(True),
-                portals.c.next_poll_at <= now,
+                sa.or_(portals.c.next_poll_at <= now, orders_at <= now),
                 sa.or_(portals.c.lease_until.is_(None), portals.c.lease_until < now),
                 *([portals.c.id.not_in(exclude)] if exclude else []),
             )
-            .order_by(portals.c.next_poll_at)
+            .order_by(first_due)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -176,27 +199,41 @@ class Scheduler:
                     .where(portals.c.id.in_(leased))
                 )
             ).all()
-        return [
-            PortalJob(
-                portal_id=row.id,
-                database_id=row.database_id,
-                name=row.name,
-                url=row.url,
-                username=row.username,
-                password=self._box.decrypt(row.password_enc),
-                supplier_duns=row.supplier_duns,
-                password_days=row.password_days,
-                password_changed_at=row.password_changed_at,
-                last_success_at=row.last_success_at,
-                expect=Expectations(
-                    language=row.language,
-                    currency=row.currency,
-                    school_duns=row.school_duns,
-                    supplier_duns=row.supplier_duns,
-                ),
-            )
-            for row in rows
-        ]
+            served: dict[int, set[str]] = {}
+            for portal_id, duns in await conn.execute(
+                sa.select(portal_suppliers.c.portal_id, portal_suppliers.c.duns).where(
+                    portal_suppliers.c.portal_id.in_(leased)
+                )
+            ):
+                served.setdefault(portal_id, set()).add(duns)
+        return [self._job(row, frozenset(served.get(row.id, ())), now) for row in rows]
+
+    def _job(self, row: Any, suppliers: frozenset[str], now: datetime) -> PortalJob:
+        return PortalJob(
+            portal_id=row.id,
+            database_id=row.database_id,
+            name=row.name,
+            url=row.url,
+            username=row.username,
+            password=self._box.decrypt(row.password_enc),
+            supplier_duns=suppliers,
+            password_days=row.password_days,
+            password_changed_at=row.password_changed_at,
+            last_success_at=row.last_success_at,
+            expect=Expectations(
+                language=row.language,
+                currency=row.currency,
+                school_duns=row.school_duns,
+                supplier_duns=" or ".join(sorted(suppliers)),
+            ),
+            allow_http=row.allow_http,
+            require_handshake_codes=row.require_handshake_codes,
+            checksum_policy=None
+            if row.checksum_policy is None
+            else ChecksumPolicy(row.checksum_policy),
+            documents_due=row.next_poll_at <= now,
+            orders_due=row.next_orders_at is None or row.next_orders_at <= now,
+        )
 
     async def _poll(self, job: PortalJob) -> None:
         error: GatewayError | None = None
@@ -204,12 +241,12 @@ class Scheduler:
             async with asyncio.timeout(self._settings.poll_timeout_seconds):
                 await self._pipeline.poll(job)
         except TimeoutError:
-            error = PortalError("the poll took longer than allowed", code="POLL_TIMEOUT")
+            error = PollTimeout("the poll took longer than allowed")
         except GatewayError as exc:
             error = exc
         except Exception:
             log.exception("a portal poll failed unexpectedly", extra={"portal": job.label})
-            error = PortalError("the poll failed unexpectedly", code="POLL_FAILED")
+            error = PollFailed("the poll failed unexpectedly")
         try:
             await self._release(job, error)
         except GatewayError as exc:
@@ -228,23 +265,25 @@ class Scheduler:
                     )
                 )
             ).one()
-            if error is None:
-                values: dict[str, object] = {
-                    "failures": 0,
-                    "last_error": None,
-                    "last_success_at": now,
-                    "next_poll_at": now + timedelta(seconds=row.poll_seconds),
-                }
-            else:
+            values: dict[str, object] = {}
+            if job.orders_due:
+                values["next_orders_at"] = now + timedelta(seconds=self._settings.orders_seconds)
+            if error is not None:
+                values["last_error"] = f"{error.code}: {error.message}"[:500]
+            if job.documents_due and error is None:
+                values.update(
+                    failures=0,
+                    last_error=None,
+                    last_success_at=now,
+                    next_poll_at=now + timedelta(seconds=row.poll_seconds),
+                )
+            elif job.documents_due:
+                # Only the index's clock backs off: orders keep theirs.
                 failures = row.failures + 1
                 delay = min(
                     self._settings.max_backoff_seconds, row.poll_seconds * 2 ** min(failures, 16)
                 )
-                values = {
-                    "failures": failures,
-                    "last_error": f"{error.code}: {error.message}"[:500],
-                    "next_poll_at": now + timedelta(seconds=delay),
-                }
+                values.update(failures=failures, next_poll_at=now + timedelta(seconds=delay))
             await conn.execute(
                 portals.update()
                 .where(portals.c.id == job.portal_id, portals.c.lease_owner == self.owner)

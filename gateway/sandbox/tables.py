@@ -292,7 +292,9 @@ portals = sa.Table(
     sa.Column("username", sa.String(50), nullable=False),
     # Kept in clear: the portal must hand it back from ChangePassword and to the control API.
     sa.Column("password", sa.String(256), nullable=False),
-    sa.Column("supplier_duns", sa.String(13), nullable=False),
+    # The suppliers it serves, by DUNS, separated by spaces (a price-comparison portal serves
+    # several).
+    sa.Column("supplier_duns", sa.Text, nullable=False),
     sa.Column("refuse_auth", sa.Boolean, nullable=False, default=False),
 )
 

@@ -175,13 +175,22 @@ portals = sa.Table(
     sa.Column("url", sa.String(500), nullable=False),
     sa.Column("username", sa.String(50), nullable=False),
     sa.Column("password_enc", sa.Text, nullable=False),
-    sa.Column("supplier_duns", sa.String(13), nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("poll_seconds", sa.Integer, nullable=False),
+    # A plain http address is refused unless this is set (for the sandbox and tests).
+    sa.Column("allow_http", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Whether BuyersCodeForSupplier and SuppliersCodeForBuyer must be in a content order.
+    sa.Column("require_handshake_codes", sa.Boolean, nullable=False, server_default=sa.true()),
+    # enforce | warn | off; None: the gateway's setting.
+    sa.Column("checksum_policy", sa.String(8), nullable=True),
     # Change the password with ChangePassword this often (at least 60 days); None: never.
     sa.Column("password_days", sa.Integer, nullable=True),
     sa.Column("password_changed_at", UtcDateTime(), nullable=False),
+    # When its index is read next (after failures, later each time).
     sa.Column("next_poll_at", UtcDateTime(), nullable=False),
+    # When FNG is next asked for its suppliers' authorised orders; None: now.
+    sa.Column("next_orders_at", UtcDateTime(), nullable=True),
+    # The last poll whose index was read and handled.
     sa.Column("last_success_at", UtcDateTime(), nullable=True),
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
@@ -190,6 +199,14 @@ portals = sa.Table(
     sa.Column("lease_until", UtcDateTime(), nullable=True),
     _created(),
     sa.UniqueConstraint("database_id", "name", name="uq_portals_database_name"),
+)
+
+#: The suppliers a portal serves (a price-comparison portal serves several), by DUNS.
+portal_suppliers = sa.Table(
+    "portal_suppliers",
+    metadata,
+    sa.Column("portal_id", sa.ForeignKey("portals.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("duns", sa.String(13), primary_key=True),
 )
 
 eproc_documents = sa.Table(
@@ -223,9 +240,13 @@ eproc_orders = sa.Table(
     # FNG's id for the authorised order.
     sa.Column("order_id", sa.String(100), nullable=False),
     sa.Column("portal_id", sa.ForeignKey("portals.id", ondelete="SET NULL"), nullable=True),
-    # sending | delivered | sent | quarantined | released
+    # sending | delivered | sent | quarantined | released | queued (to be sent again)
     sa.Column("state", sa.String(16), nullable=False),
+    # The order as FNG gave it (each file sent is stamped original or copy).
     sa.Column("content", sa.LargeBinary, nullable=False),
+    # SendOrder calls that may have reached the portal: the first goes as "original", every
+    # later one as "copy" (OrderHead/Function/Code).
+    sa.Column("sends", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rule", sa.String(40), nullable=True),
     sa.Column("reason", sa.Text, nullable=True),
     _created(),

@@ -26,6 +26,14 @@ class AuthMethod(StrEnum):
     PRIVATE_KEY_JWT = "private_key_jwt"
 
 
+class ChecksumPolicy(StrEnum):
+    """What a content order's wrong checksum does: refused, logged, or not looked at."""
+
+    ENFORCE = "enforce"
+    WARN = "warn"
+    OFF = "off"
+
+
 @dataclass(frozen=True, slots=True)
 class VendorCredentials:
     """A SIMS ID client registration: what it takes to get a token."""

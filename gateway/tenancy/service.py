@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,12 +27,13 @@ from gateway.store.tables import (
     databases,
     grants,
     partner_keys,
+    portal_suppliers,
     portals,
     schools,
     vendors,
 )
 from gateway.tenancy.keys import key_digest, new_key, normalise_key
-from gateway.tenancy.model import AuthMethod, Interface, KeyState
+from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface, KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
 from gateway.tenancy.secrets import SecretBox
 
@@ -60,6 +61,34 @@ _LA = re.compile(r"^[0-9]{3}$")
 _ESTABLISHMENT = re.compile(r"^[0-9]{4}$")
 _DUNS = re.compile(r"^([0-9]{9}|[0-9]{13})$")
 _PORTAL_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
+#: The most suppliers one portal serves (a price-comparison portal serves several).
+MAX_PORTAL_SUPPLIERS = 500
+
+
+def portal_url_problem(url: str, allow_http: bool) -> str | None:
+    """Why a portal's address is refused, or None. The standard: "Security is provided by
+    the use of SSL methods in the Web Services"; plain http only where the portal allows it."""
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url, flags=re.IGNORECASE):
+        return "the portal URL must be an https URL"
+    if url[:5].lower() == "http:" and not allow_http:
+        return (
+            "the portal URL must be https (the eProcurement standard secures portals with SSL); "
+            "plain http only where the portal allows it (allow-http), for a sandbox or a test"
+        )
+    return None
+
+
+def duns_problem(numbers: Collection[str]) -> str | None:
+    """Why a portal's supplier DUNS numbers are refused, or None."""
+    if isinstance(numbers, str):
+        return "a portal's supplier DUNS numbers are a list, even of one"
+    if not numbers:
+        return "a portal serves at least one supplier DUNS number"
+    if len(numbers) > MAX_PORTAL_SUPPLIERS:
+        return f"a portal serves at most {MAX_PORTAL_SUPPLIERS} suppliers"
+    if not all(_DUNS.fullmatch(number) for number in numbers):
+        return "a DUNS number has 9 digits (or a GLN 13)"
+    return None
 
 
 async def audit(
@@ -300,20 +329,25 @@ class RegistryService:
         url: str,
         username: str,
         password: str,
-        supplier_duns: str,
+        supplier_duns: Collection[str],
         poll_seconds: int = 300,
         password_days: int | None = None,
         enabled: bool = True,
+        allow_http: bool = False,
+        require_handshake_codes: bool = True,
+        checksum_policy: ChecksumPolicy | None = None,
     ) -> int:
-        """A supplier's eProcurement portal for one school database."""
+        """A supplier's eProcurement portal for one school database, serving the suppliers
+        ``supplier_duns`` names. ``allow_http`` lets its address be plain http (a sandbox, a
+        test); ``require_handshake_codes`` and ``checksum_policy`` (None: the gateway's
+        setting) are how its content orders are checked."""
         if not _PORTAL_NAME.fullmatch(name):
             raise RegistryError("a portal name is 1 to 40 lower-case letters, digits or hyphens")
-        if not re.fullmatch(r"https?://[^\s]+", url):
-            raise RegistryError("the portal URL must be an http(s) URL")
+        problem = portal_url_problem(url, allow_http) or duns_problem(supplier_duns)
+        if problem is not None:
+            raise RegistryError(problem)
         if not 1 <= len(username) <= 50 or not 1 <= len(password) <= 256:
             raise RegistryError("a portal username has up to 50 characters, a password 256")
-        if not _DUNS.fullmatch(supplier_duns):
-            raise RegistryError("a DUNS number has 9 digits (or a GLN 13)")
         if poll_seconds < 10:
             raise RegistryError("a portal is polled at most every 10 seconds")
         if password_days is not None and password_days < 60:
@@ -329,9 +363,11 @@ class RegistryService:
                     url=url,
                     username=username,
                     password_enc=self._box.encrypt(password),
-                    supplier_duns=supplier_duns,
                     enabled=enabled,
                     poll_seconds=poll_seconds,
+                    allow_http=allow_http,
+                    require_handshake_codes=require_handshake_codes,
+                    checksum_policy=None if checksum_policy is None else checksum_policy.value,
                     password_days=password_days,
                     password_changed_at=now,
                     next_poll_at=now,
@@ -339,6 +375,11 @@ class RegistryService:
                     created_at=now,
                 ),
                 f"a portal named {name!r} for this database",
+            )
+            suppliers = sorted(set(supplier_duns))
+            await conn.execute(
+                portal_suppliers.insert(),
+                [{"portal_id": portal_id, "duns": duns} for duns in suppliers],
             )
             await audit(
                 conn,
@@ -349,7 +390,10 @@ class RegistryService:
                 name=name,
                 url=url,
                 username=username,
-                supplier_duns=supplier_duns,
+                supplier_duns=suppliers,
+                allow_http=allow_http,
+                require_handshake_codes=require_handshake_codes,
+                checksum_policy=None if checksum_policy is None else checksum_policy.value,
             )
         return portal_id
 
@@ -434,23 +478,31 @@ class RegistryService:
         return listed
 
     async def portals(self) -> list[dict[str, Any]]:
-        return await self._rows(
+        listed = await self._rows(
             sa.select(
                 portals.c.id,
                 portals.c.database_id,
                 portals.c.name,
                 portals.c.url,
                 portals.c.username,
-                portals.c.supplier_duns,
                 portals.c.enabled,
                 portals.c.poll_seconds,
                 portals.c.password_days,
+                portals.c.allow_http,
+                portals.c.require_handshake_codes,
+                portals.c.checksum_policy,
                 portals.c.password_changed_at,
                 portals.c.last_success_at,
                 portals.c.failures,
                 portals.c.last_error,
             ).order_by(portals.c.id)
         )
+        suppliers = await self._rows(sa.select(portal_suppliers).order_by(portal_suppliers.c.duns))
+        for portal in listed:
+            portal["supplier_duns"] = [
+                s["duns"] for s in suppliers if s["portal_id"] == portal["id"]
+            ]
+        return listed
 
     async def audit_entries(
         self, *, subject: str | None = None, since: datetime | None = None, limit: int = 100

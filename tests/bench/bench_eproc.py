@@ -483,14 +483,14 @@ class Bench:
     def _instrument(self) -> None:
         assert self.app is not None
         pipeline = self.scheduler._pipeline
-        client = pipeline._client
+        client = pipeline.documents._client
         fng = self.app[FNG]
         wrap = self.timers.wrap
         wrap(client, "fetch_index", "FetchIndex")
         wrap(client, "fetch_index_from_date", "FetchIndex")
         wrap(client, "fetch_doc", "FetchDoc")
         wrap(client, "update_document_status", "UpdateDocumentStatus")
-        wrap(pipeline, "_check", "rules")
+        wrap(pipeline.documents, "check", "rules")
         wrap(fng, "post_document", "FNG delivery")
         wrap(fng, "authorised_orders", "FNG orders")
         wrap(fng, "mark_order_sent", "FNG orders")
@@ -543,12 +543,12 @@ class Bench:
             await conn.execute(
                 portals.update()
                 .where(portals.c.id.in_(portal_ids))
-                .values(next_poll_at=now, lease_until=None, lease_owner=None)
+                .values(next_poll_at=now, next_orders_at=now, lease_until=None, lease_owner=None)
             )
             await conn.execute(
                 portals.update()
                 .where(portals.c.id.not_in(portal_ids))
-                .values(next_poll_at=now + FAR)
+                .values(next_poll_at=now + FAR, next_orders_at=now + FAR)
             )
 
     async def ledger_states(self, portal_ids: Sequence[int]) -> dict[tuple[int, str], str]:
@@ -726,8 +726,9 @@ class Bench:
                     url=f"{self.sandbox_url}{portal_path(name)}",
                     username=username,
                     password=password,
-                    supplier_duns=demo.supplier_duns,
+                    supplier_duns=[demo.supplier_duns],
                     poll_seconds=self.args.poll_seconds,
+                    allow_http=True,
                 )
 
     async def warm_round(self, count: int) -> None:

@@ -171,7 +171,10 @@ class Deployment:
         """Every portal due for a poll, and every document waiting for another attempt due
         now: what time would do, without the test waiting for it."""
         with sqlite3.connect(self.database) as conn:
-            conn.execute("update portals set next_poll_at = ?", (store_now(),))
+            conn.execute(
+                "update portals set next_poll_at = ?, next_orders_at = ?",
+                (store_now(), store_now()),
+            )
             conn.execute("update eproc_documents set next_attempt_at = ?", (store_now(),))
 
     def close(self) -> None:

@@ -27,7 +27,8 @@ from openapi_spec_validator import validate
 from gateway.admin.api import document
 from gateway.admin.tokens import AdminTokens
 from gateway.app import STORE
-from gateway.eproc.pipeline import DocState, OrderState
+from gateway.eproc.documents import DocState
+from gateway.eproc.orders import OrderState
 from gateway.store import Store, create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log, eproc_documents, eproc_orders
@@ -407,6 +408,72 @@ class TestRoundTrips:
         await admin.post(f"/portals/{portal_id}/enable")
         await admin.post("/portals/999999/enable", expect=404)
         await admin.put("/portals/999999/password", {"password": "x"}, expect=404)
+
+    async def test_portal_settings(self, admin: Admin) -> None:
+        """A portal's suppliers, http allowance, handshake codes and checksum policy are kept
+        and listed; a plain http address without the allowance is refused (422), in one
+        line; one DUNS number alone is a list of one."""
+        database_id = (await new_database(admin))["id"]
+        body = {
+            "database_id": database_id,
+            "name": "compare",
+            "url": "http://127.0.0.1:9/EProcurementService.asmx",
+            "username": "hill",
+            "password": "portal password",
+            "supplier_duns": ["111111111", "222222222"],
+        }
+        problem = await admin.post("/portals", body, expect=422)
+        (error,) = problem["errors"]
+        assert "must be https" in error["msg"] and "\n" not in error["msg"]
+        await admin.post("/portals", {**body, "checksum_policy": "lenient"}, expect=422)
+        await admin.post("/portals", {**body, "supplier_duns": []}, expect=422)
+        portal_id = (
+            await admin.post(
+                "/portals",
+                {
+                    **body,
+                    "allow_http": True,
+                    "require_handshake_codes": False,
+                    "checksum_policy": "warn",
+                },
+                expect=201,
+            )
+        )["id"]
+        single = (
+            await admin.post(
+                "/portals",
+                {
+                    **body,
+                    "name": "single",
+                    "url": "https://p.example/ws",
+                    "supplier_duns": "333333333",
+                },
+                expect=201,
+            )
+        )["id"]
+        listed = {item["id"]: item for item in await admin.get("/portals")}
+        assert listed[portal_id]["supplier_duns"] == ["111111111", "222222222"]
+        assert (
+            listed[portal_id]["allow_http"],
+            listed[portal_id]["require_handshake_codes"],
+            listed[portal_id]["checksum_policy"],
+        ) == (True, False, "warn")
+        assert listed[single]["supplier_duns"] == ["333333333"]
+        assert (listed[single]["allow_http"], listed[single]["checksum_policy"]) == (False, None)
+
+    async def test_eproc_orders_resend(self, admin: Admin) -> None:
+        """Orders are listed with their sends; one is queued to go again, once at a time."""
+        demo = admin.gateway.demo
+        _documents, orders = await quarantine(
+            admin.gateway.app[STORE], demo.database_id, demo.portal_id, count=1
+        )
+        (listed,) = await admin.get("/eproc/orders")
+        assert (listed["id"], listed["reference"], listed["sends"]) == (orders[0], "order-1", 0)
+        await admin.post(f"/eproc/orders/{orders[0]}/resend")
+        await admin.post(f"/eproc/orders/{orders[0]}/resend", expect=409)
+        await admin.post("/eproc/orders/999999/resend", expect=404)
+        (listed,) = await admin.get("/eproc/orders?limit=5")
+        assert listed["state"] == "queued"
 
     async def test_eproc_quarantine(self, admin: Admin) -> None:
         """Quarantined documents and orders are listed, shown, retried and released."""
@@ -819,7 +886,7 @@ async def _seed(url: str, key: bytes) -> str:
             url="https://portal.example/ws",
             username="u",
             password="p",
-            supplier_duns="123456789",
+            supplier_duns=["123456789"],
         )
         await quarantine(store, database.database_id, portal_id, count=3)
         return await AdminTokens(store, "test").create("fuzzer")

@@ -166,6 +166,44 @@ class TestOperations:
         assert states == ["retiring", "active"]
         assert rotated["next_key"] not in run(env, "keys", "list", database).stdout
 
+    def test_a_portal_with_its_own_settings(self, env: dict[str, str]) -> None:
+        """Plain http is refused in one line (exit 1) unless allowed; a portal serves every
+        --supplier-duns given; its handshake codes and checksum policy are kept; orders are
+        listed, and a resend of one that does not exist is "no such" (exit 3)."""
+        database = str(registered(env)["database_id"])
+        portal = [
+            "portals",
+            "add",
+            database,
+            "--name",
+            "compare",
+            "--url",
+            "http://127.0.0.1:9/EProcurementService.asmx",
+            "--username",
+            "hill",
+            "--supplier-duns",
+            "111111111",
+            "--supplier-duns",
+            "222222222",
+            "--password-stdin",
+        ]
+        refused = run(env, *portal, stdin="pw")
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("fng-gateway: the portal URL must be https")
+        assert len(refused.stderr.strip().splitlines()) == 1
+        settings = ["--allow-http", "--waive-handshake-codes", "--checksum-policy", "warn"]
+        ok(env, *portal, *settings, stdin="pw")
+        (listed,) = ok(env, "portals", "list")
+        assert listed["supplier_duns"] == ["111111111", "222222222"]
+        assert (
+            listed["allow_http"],
+            listed["require_handshake_codes"],
+            listed["checksum_policy"],
+        ) == (True, False, "warn")
+        assert ok(env, "eproc", "orders") == []
+        missing = run(env, "eproc", "resend-order", "99")
+        assert (missing.returncode, missing.stderr.strip()) == (3, "fng-gateway: no order 99")
+
     def test_password_change_secrets_reencrypt_and_audit(self, env: dict[str, str]) -> None:
         registered(env)
         ok(env, "accounts", "add", "acct")

@@ -45,9 +45,13 @@ async def ledger(gateway: Gateway) -> dict[str, tuple[str, str | None]]:
 
 
 async def due_now(gateway: Gateway, **values: Any) -> None:
+    """Every portal due for its index and its orders (what time would do)."""
+    now = datetime.now(UTC)
     async with gateway.app[STORE].write() as conn:
         await conn.execute(
-            portals.update().values(next_poll_at=datetime.now(UTC), lease_until=None, **values)
+            portals.update().values(
+                next_poll_at=now, next_orders_at=now, lease_until=None, **values
+            )
         )
 
 
@@ -61,8 +65,9 @@ async def add_portals(gateway: Gateway, sandbox: Sandbox, *names: str) -> None:
             url=f"{sandbox.url}/portals/{name}/EProcurementService.asmx",
             username="u",
             password="p",
-            supplier_duns="123123123",
+            supplier_duns=["123123123"],
             poll_seconds=10,
+            allow_http=True,
         )
 
 

@@ -132,6 +132,7 @@ def register(env: dict[str, str], info: dict[str, Any]) -> dict[str, str]:
         portal["username"],
         "--supplier-duns",
         portal["supplier_duns"],
+        "--allow-http",
         "--poll-seconds",
         "60",
         "--password-stdin",

@@ -200,6 +200,20 @@ class TestAuthorisedOrders:
         assert order["state"] == "sent"
         assert (await sandbox.control("GET", "/stats"))["orders_sent"] == 1
 
+    async def test_an_order_printed_again_is_pending_again(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
+        """A sent order reopened (the school printed it again) is listed once more."""
+        order_id = sandbox.demo.authorised_order_id
+        assert (await mark_sent(sandbox, order_id)).status == 204
+        await sandbox.state.procurement.reopen_authorised_order(sandbox.demo.database_id, order_id)
+        (listed,) = await pending(sandbox, schemas)
+        assert listed.get("id") == order_id
+        with pytest.raises(LookupError):
+            await sandbox.state.procurement.reopen_authorised_order(
+                sandbox.demo.database_id, "no-such"
+            )
+
     async def test_unknown_order(self, sandbox: Sandbox) -> None:
         """Marking an order the database does not have is 404."""
         response = await mark_sent(sandbox, "no-such-order")

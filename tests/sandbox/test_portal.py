@@ -14,6 +14,7 @@ import zeep
 from lxml import etree
 
 from gateway.sandbox import ebis
+from gateway.sandbox.portal.portals import NewDocument
 from gateway.xmlsafe import SchemaRegistry
 from tests.sandbox.conftest import Sandbox
 from tests.sandbox.portals import (
@@ -264,6 +265,29 @@ class TestSendOrder:
         assert reason in message
         assert (await sandbox.state.portals.describe("demo-supplier"))["orders"] == []
 
+    async def test_a_portal_of_several_suppliers_takes_each_one_s_orders(
+        self, sandbox: Sandbox, wsdl_client: zeep.Client
+    ) -> None:
+        """A price-comparison portal takes orders for any supplier it serves, no other."""
+        await sandbox.state.portals.add(
+            "compare", username="school", password="pw", supplier_duns=["111111111", "222222222"]
+        )
+        portal = Portal(
+            wsdl_client, sandbox.url("/portals/compare/EProcurementService.asmx"), "school", "pw"
+        )
+        assert (await sandbox.state.portals.describe("compare"))["suppliers"] == [
+            "111111111",
+            "222222222",
+        ]
+        database_id = sandbox.demo.database_id
+        for duns in ("111111111", "222222222", "333333333"):
+            await sandbox.state.procurement.add_authorised_order(database_id, supplier_duns=duns)
+        *served, other = await sandbox.state.procurement.authorised_orders()
+        for order in served[-2:]:
+            assert await portal.call("SendOrder", order["order_xml"]) is True
+        message = await _fault(portal.call("SendOrder", other["order_xml"]))
+        assert "not this portal's 111111111 or 222222222" in message
+
     async def test_content_order_refused(self, sandbox: Sandbox, portal: Portal) -> None:
         """An order whose type is not PUO (a content order) is an InvalidXmlException."""
         text = (await sandbox.state.portals.describe("demo-supplier"))["documents"][0]["xml"]
@@ -489,6 +513,21 @@ class TestPortalSetUp:
             assert response.status == 400, body
         found = await sandbox.state.portals.describe("demo-supplier")
         assert len(found["documents"]) == len(sandbox.demo.portal_documents)
+
+    async def test_entries_that_break_the_standard_can_be_queued(
+        self, sandbox: Sandbox, portal: Portal
+    ) -> None:
+        """For clients' tests, an entry with a long id, spaces or an unknown type is listed
+        as given when it is queued as not standard."""
+        odd = [("x" * 150, "order"), ("has a space", "order"), ("memo-1", "memo")]
+        await sandbox.state.portals.add_documents(
+            "demo-supplier",
+            [NewDocument(kind, "<Order/>", uuid=uuid, standard=False) for uuid, kind in odd],
+        )
+        root = read_index(await portal.call("FetchIndex"))
+        listed = [(item.get("uuid"), item.get("type")) for item in root.iterfind("document")]
+        assert listed[-3:] == odd
+        assert await portal.call("FetchDoc", "has a space") == "<Order/>"
 
     async def test_unknown_portal_in_control_api(self, sandbox: Sandbox) -> None:
         """The control API answers 404 for a portal that does not exist."""

@@ -97,6 +97,13 @@ class Procurement:
             self._stats.orders_sent += 1
         return changed
 
+    async def reopen_authorised_order(self, database_id: int, order_id: str) -> None:
+        """Make a sent order pending again, as when the school prints it again: the gateway
+        is to send it once more (as a copy). LookupError if there is no such order."""
+        async with self._store.write() as conn:
+            if not await _reopen_order(conn, database_id, order_id):
+                raise LookupError(f"database {database_id} has no authorised order {order_id}")
+
     async def add_authorised_order(
         self,
         database_id: int,
@@ -233,6 +240,18 @@ async def _pending_orders(conn: AsyncConnection, database_id: int) -> list[Autho
         AuthorisedOrder(row.order_id, row.supplier_duns, row.authorised_at, row.order_xml)
         for row in rows
     ]
+
+
+async def _reopen_order(conn: AsyncConnection, database_id: int, order_id: str) -> bool:
+    """Make a sent order pending again (the school printed it again); False if unknown."""
+    ao = t.authorised_orders
+    result = await conn.execute(
+        sa.update(ao)
+        .where(ao.c.database_id == database_id)
+        .where(ao.c.order_id == order_id)
+        .values(sent_at=None)
+    )
+    return bool(result.rowcount)
 
 
 async def _mark_sent(conn: AsyncConnection, database_id: int, order_id: str) -> bool | None:

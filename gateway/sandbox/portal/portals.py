@@ -57,19 +57,26 @@ class PortalAccount:
     name: str
     username: str
     password: str
-    supplier_duns: str
+    #: Every supplier the portal serves; the first is its own.
+    suppliers: tuple[str, ...]
     refuse_auth: bool
+
+    @property
+    def supplier_duns(self) -> str:
+        return self.suppliers[0]
 
 
 @dataclass(frozen=True, slots=True)
 class NewDocument:
     """A document to queue on a portal; ``uuid`` defaults to a new GUID, ``created`` to
-    now (naive means UTC)."""
+    now (naive means UTC). With ``standard`` False its index entry may break the standard
+    (an id over 100 characters or with spaces, a type it does not name), for clients' tests."""
 
     doc_type: str
     xml: str
     uuid: str | None = None
     created: datetime | None = None
+    standard: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +95,13 @@ class Portals:
         self._store = store
         self._stats = stats
 
-    async def add(self, name: str, *, username: str, password: str, supplier_duns: str) -> None:
+    async def add(
+        self, name: str, *, username: str, password: str, supplier_duns: str | Sequence[str]
+    ) -> None:
         """Open a supplier portal at ``/portals/{name}/EProcurementService.asmx`` with the
-        one account a school holds there."""
+        one account a school holds there, for one supplier or (a price-comparison portal)
+        several, by DUNS."""
+        suppliers = [supplier_duns] if isinstance(supplier_duns, str) else list(supplier_duns)
         if not PORTAL_NAME.fullmatch(name):
             raise ValueError("a portal name has 1 to 40 of a-z, 0-9 and '-'")
         if not 1 <= len(username) <= USERNAME_LENGTH:
@@ -99,9 +110,12 @@ class Portals:
             raise ValueError(f"a portal password has 1 to {PASSWORD_LENGTH} characters")
         _require_xml_text(username, "the username")
         _require_xml_text(password, "the password")
-        ebis.require_duns(supplier_duns, "supplier_duns")
+        if not suppliers:
+            raise ValueError("a portal serves at least one supplier")
+        for duns in suppliers:
+            ebis.require_duns(duns, "supplier_duns")
         async with self._store.write() as conn:
-            await _add_portal(conn, name, username, password, supplier_duns)
+            await _add_portal(conn, name, username, password, suppliers)
 
     async def add_document(
         self,
@@ -124,10 +138,11 @@ class Portals:
         """Queue several documents at once (all of them, or none); return their ids."""
         rows = []
         for document in documents:
-            if document.doc_type not in PORTAL_TYPES:
+            standard = document.standard
+            if standard and document.doc_type not in PORTAL_TYPES:
                 raise ValueError(f"a document type is one of {', '.join(PORTAL_TYPES)}")
             uuid = document.uuid if document.uuid is not None else str(uuid_module.uuid4())
-            if not DOCUMENT_UUID.fullmatch(uuid):
+            if standard and not DOCUMENT_UUID.fullmatch(uuid):
                 raise ValueError("a document id has 1 to 100 characters and no spaces")
             _require_xml_text(uuid, "the document id")
             _require_xml_text(document.xml, "the document")
@@ -200,7 +215,7 @@ class Portals:
 
 
 async def _add_portal(
-    conn: AsyncConnection, name: str, username: str, password: str, supplier_duns: str
+    conn: AsyncConnection, name: str, username: str, password: str, suppliers: Sequence[str]
 ) -> None:
     p = t.portals
     if await conn.scalar(sa.select(p.c.name).where(p.c.name == name)) is not None:
@@ -210,7 +225,7 @@ async def _add_portal(
             name=name,
             username=username,
             password=password,
-            supplier_duns=supplier_duns,
+            supplier_duns=" ".join(suppliers),
             refuse_auth=False,
         )
     )
@@ -221,7 +236,8 @@ async def _portal_account(conn: AsyncConnection, name: str) -> PortalAccount | N
     row = (await conn.execute(sa.select(p).where(p.c.name == name))).first()
     if row is None:
         return None
-    return PortalAccount(row.name, row.username, row.password, row.supplier_duns, row.refuse_auth)
+    suppliers = tuple(row.supplier_duns.split())
+    return PortalAccount(row.name, row.username, row.password, suppliers, row.refuse_auth)
 
 
 async def _require_portal(conn: AsyncConnection, name: str) -> None:
@@ -352,6 +368,7 @@ async def _portal_view(conn: AsyncConnection, name: str) -> dict[str, Any] | Non
         "username": account.username,
         "password": account.password,
         "supplier_duns": account.supplier_duns,
+        "suppliers": list(account.suppliers),
         "switches": {"refuse_auth": account.refuse_auth},
         "documents": [
             {

@@ -158,10 +158,10 @@ async def send_order(call: PortalCall) -> str | bool:
     if code != "PUO":
         raise InvalidXml(f"an authorised order has OrderType Code PUO, not {code!r}")
     supplier = (root.findtext("Supplier/SupplierReferences/DUNS") or "").strip()
-    if supplier != call.account.supplier_duns:
+    if supplier not in call.account.suppliers:
         raise InvalidXml(
             f"the order is for supplier DUNS {supplier or '(none)'}, not this portal's "
-            f"{call.account.supplier_duns}"
+            f"{' or '.join(call.account.suppliers)}"
         )
     number = root.findtext("OrderReferences/BuyersOrderNumber")
     await call.portals.receive_order(call.name, text, number.strip() if number else None)

@@ -29,7 +29,7 @@ from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log
 from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import RegistryService
-from tests.conftest import REDIS_URL, Sandbox, require_service
+from tests.conftest import Sandbox, own_redis_database
 from tests.support import Auth, operation, post_journals_body, sample_journal, soap_call
 
 COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
@@ -80,15 +80,7 @@ async def wait_ready(http: aiohttp.ClientSession, replica: Replica) -> None:
 async def cluster(
     postgres_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession
 ) -> AsyncIterator[Cluster]:
-    require_service("Redis", "127.0.0.1", 6379)
-    # A Redis database of its own (one per test worker), emptied.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    redis_url = REDIS_URL.rsplit("/", 1)[0] + f"/{12 + int(worker or 0)}"
-    import redis.asyncio as redis
-
-    client = redis.Redis.from_url(redis_url)
-    await client.flushdb()
-    await client.aclose()
+    redis_url = await own_redis_database(12)
     key = Fernet.generate_key()
     await upgrade(postgres_url)
     store = create_store(postgres_url)

@@ -64,14 +64,14 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{name} is not running at {host}:{port}")
 
 
-async def worker_redis_url() -> str:
-    """A Redis database of this test worker's own (tests in one worker run one at a time),
-    emptied."""
+async def own_redis_database(first: int) -> str:
+    """The URL of a Redis database of this test worker's own among four from ``first`` (Redis
+    has sixteen), emptied."""
     require_service("Redis", "127.0.0.1", 6379)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{12 + int(worker or 0)}"
     import redis.asyncio as redis
 
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    url = REDIS_URL.rsplit("/", 1)[0] + f"/{first + int(worker or 0) % 4}"
     client = redis.Redis.from_url(url)
     await client.flushdb()
     await client.aclose()
@@ -135,6 +135,11 @@ class Sandbox:
 
     async def clear_faults(self) -> None:
         await self._call("DELETE", "/_sandbox/faults")
+
+    async def fault_rules(self) -> list[dict[str, Any]]:
+        """The rules in force: a rule with a count is gone once spent."""
+        result: dict[str, list[dict[str, Any]]] = await self._call("GET", "/_sandbox/faults")
+        return result["rules"]
 
     async def revoke_tokens(self) -> None:
         await self._call("POST", "/_sandbox/revoke-tokens")

@@ -83,8 +83,9 @@ class Chart:
         *,
         kube_version: str = DEFAULT_KUBE,
         api_versions: Sequence[str] = (),
+        release: str = RELEASE,
     ) -> subprocess.CompletedProcess[str]:
-        args: list[str | Path] = ["template", RELEASE, CHART, "--namespace", NAMESPACE]
+        args: list[str | Path] = ["template", release, CHART, "--namespace", NAMESPACE]
         args += ["--kube-version", kube_version, *self._value_args(files, sets)]
         for api in api_versions:
             args += ["--api-versions", api]
@@ -97,12 +98,13 @@ class Chart:
         *,
         kube_version: str = DEFAULT_KUBE,
         api_versions: Sequence[str] = (),
+        release: str = RELEASE,
     ) -> list[dict[str, Any]]:
         """The manifests ``helm template`` renders (cached: tests must not change them)."""
-        key = (tuple(files), tuple(sets), kube_version, tuple(api_versions))
+        key = (tuple(files), tuple(sets), kube_version, tuple(api_versions), release)
         if key not in self._renders:
             result = self.template_result(
-                files, sets, kube_version=kube_version, api_versions=api_versions
+                files, sets, kube_version=kube_version, api_versions=api_versions, release=release
             )
             if result.returncode != 0:
                 raise HelmFailed(result)
@@ -132,15 +134,20 @@ class Chart:
         return result.stdout.split("NOTES:", 1)[1]
 
 
-@pytest.fixture(scope="session")
-def chart(tmp_path_factory: pytest.TempPathFactory) -> Chart:
+def helm_chart(home: Path) -> Chart:
+    """The chart on a real helm; without one the test skips, or fails when CI=true."""
     try:
         binary = find_helm()
     except HelmUnavailable as exc:
         if CI:
             pytest.fail(f"helm is required when CI=true: {exc}")
         pytest.skip(f"no helm: {exc}")
-    return Chart(binary, tmp_path_factory.mktemp("helm-home"))
+    return Chart(binary, home)
+
+
+@pytest.fixture(scope="session")
+def chart(tmp_path_factory: pytest.TempPathFactory) -> Chart:
+    return helm_chart(tmp_path_factory.mktemp("helm-home"))
 
 
 def only(manifests: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log
 from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import RegistryService
-from tests.conftest import Sandbox, worker_redis_url
+from tests.conftest import Sandbox, own_redis_database
 from tests.support import Auth, operation, post_journals_body, sample_journal, soap_call
 
 COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
@@ -80,7 +80,7 @@ async def wait_ready(http: aiohttp.ClientSession, replica: Replica) -> None:
 async def cluster(
     postgres_url: str, sandbox: Sandbox, tmp_path: Path, http: aiohttp.ClientSession
 ) -> AsyncIterator[Cluster]:
-    redis_url = await worker_redis_url()
+    redis_url = await own_redis_database(12)
     key = Fernet.generate_key()
     await upgrade(postgres_url)
     store = create_store(postgres_url)

@@ -28,7 +28,7 @@ from gateway.app import STORE
 from gateway.config import AuthSettings
 from gateway.tenancy.model import Interface
 from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway, worker_redis_url
+from tests.conftest import Gateway, Sandbox, gateway_settings, own_redis_database, start_gateway
 from tests.support import COMMAND, Auth, SoapAnswer, basic, cli_environment, operation, soap_call
 
 GET_BANKS = operation("GetBanks", systemIdentifier="TPPCS")
@@ -106,7 +106,7 @@ async def lockouts(
     overrides: dict[str, Any] = {"auth": LIMITS, "admin": {"enabled": True}}
     if request.param == "postgresql+redis":
         overrides["database_url"] = request.getfixturevalue("postgres_url")
-        overrides["redis_url"] = await worker_redis_url()
+        overrides["redis_url"] = await own_redis_database(12)
     key = Fernet.generate_key()
     settings = gateway_settings(tmp_path, sandbox, **overrides)
     gateway = await start_gateway(aiohttp_server, settings, SecretBox([key]), sandbox)
@@ -287,7 +287,7 @@ async def test_a_lock_ends_with_the_window(
     if shared == "redis-down":
         overrides["redis_url"] = f"redis://127.0.0.1:{closed_port()}/0"
     if shared == "redis":
-        overrides["redis_url"] = await worker_redis_url()
+        overrides["redis_url"] = await own_redis_database(12)
     gateway = await start_gateway(
         aiohttp_server, gateway_settings(tmp_path, sandbox, **overrides), box, sandbox
     )

@@ -172,10 +172,12 @@ async def send_order(call: PortalCall) -> str | bool:
     code = None if order_type is None else order_type.get("Code")
     if code != "PUO":
         raise InvalidOrderXml(f"an authorised order has OrderType Code PUO, not {code!r}")
-    supplier = (root.findtext("Supplier/SupplierReferences/DUNS") or "").strip()
+    # The supplier as FMS names it: by GLN (13 digits) or by DUNS.
+    kind = "GLN" if len(call.account.supplier_duns) == 13 else "DUNS"
+    supplier = (root.findtext(f"Supplier/SupplierReferences/{kind}") or "").strip()
     if supplier != call.account.supplier_duns:
         raise InvalidOrderXml(
-            f"the order is for supplier DUNS {supplier or '(none)'}, not this portal's "
+            f"the order is for supplier {kind} {supplier or '(none)'}, not this portal's "
             f"{call.account.supplier_duns}"
         )
     number = root.findtext("OrderReferences/BuyersOrderNumber")

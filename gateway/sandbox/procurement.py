@@ -79,6 +79,8 @@ class AuthorisedOrder:
     supplier_duns: str
     authorised_at: str
     order_xml: str
+    #: (source, document id) of the content order it was made from, if it was.
+    origin: tuple[str, str] | None = None
 
 
 async def deliver(
@@ -119,7 +121,12 @@ async def deliver(
 
 
 async def add_authorised_order(
-    conn: AsyncConnection, database_id: int, order_id: str, supplier_duns: str, order_xml: str
+    conn: AsyncConnection,
+    database_id: int,
+    order_id: str,
+    supplier_duns: str,
+    order_xml: str,
+    origin: tuple[str, str] | None = None,
 ) -> None:
     ao = t.authorised_orders
     clash = await conn.scalar(
@@ -127,7 +134,7 @@ async def add_authorised_order(
     )
     if clash is not None:
         raise ValueError(f"database {database_id} already has an authorised order {order_id}")
-    await conn.execute(
+    added = await conn.execute(
         sa.insert(ao).values(
             database_id=database_id,
             order_id=order_id,
@@ -137,6 +144,14 @@ async def add_authorised_order(
             sent_at=None,
         )
     )
+    if origin is not None:
+        (key,) = added.inserted_primary_key or (None,)
+        source, document_id = origin
+        await conn.execute(
+            sa.insert(t.authorised_order_origins).values(
+                authorised_order_id=key, source=source, document_id=document_id
+            )
+        )
 
 
 async def order_count(conn: AsyncConnection, database_id: int) -> int:
@@ -149,17 +164,24 @@ async def order_count(conn: AsyncConnection, database_id: int) -> int:
 
 async def pending_orders(conn: AsyncConnection, database_id: int) -> list[AuthorisedOrder]:
     """The database's authorised orders not yet sent, oldest first."""
-    ao = t.authorised_orders
+    ao, origins = t.authorised_orders, t.authorised_order_origins
     rows = (
         await conn.execute(
-            sa.select(ao)
+            sa.select(ao, origins.c.source, origins.c.document_id)
+            .select_from(ao.outerjoin(origins, origins.c.authorised_order_id == ao.c.id))
             .where(ao.c.database_id == database_id)
             .where(ao.c.sent_at.is_(None))
             .order_by(ao.c.id)
         )
     ).all()
     return [
-        AuthorisedOrder(row.order_id, row.supplier_duns, row.authorised_at, row.order_xml)
+        AuthorisedOrder(
+            row.order_id,
+            row.supplier_duns,
+            row.authorised_at,
+            row.order_xml,
+            None if row.source is None else (row.source, row.document_id),
+        )
         for row in rows
     ]
 

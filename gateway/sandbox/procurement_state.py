@@ -12,6 +12,7 @@ import secrets
 import uuid as uuid_module
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
@@ -52,6 +53,10 @@ _GENERATED_LINES: Final = (
     ebis.OrderLine(1, "P-100", "Exercise books, A4, pack of 10", "3", Decimal("2.50")),
     ebis.OrderLine(2, "P-220", "Whiteboard markers, assorted, box of 12", "2", Decimal("6.75")),
 )
+#: FMS's commodity class for a line without one, and the demo's "<LedgerCode>-<Fund>".
+_NO_COMMODITY_CLASS: Final = "00 00 00 00"
+_LEDGER_FUND: Final = "1001-01"
+GLN_LENGTH: Final = 13
 
 
 def new_portal_password() -> str:
@@ -77,16 +82,34 @@ def _require_duns(value: str, what: str) -> None:
         raise ValueError(f"{what} is a DUNS number of 9 digits (or a GLN of 13)")
 
 
+def _by_gln(number: str | None) -> bool:
+    """Whether FMS names the party by its GLN (13 digits) rather than its DUNS."""
+    return number is not None and len(number) == GLN_LENGTH
+
+
 def generated_order(
     *, number: str, supplier_duns: str, buyer_duns: str | None, order_date: date
 ) -> str:
-    """An authorised order (PUO) as FMS exports one, for a supplier."""
+    """An authorised order (PUO) as FMS exports one, for a supplier: each party by its DUNS
+    or its GLN, and each line with its commodity class, ledger code and fund, and delivery
+    date (the ASAP term's: the day it was raised)."""
+    lines = [
+        replace(
+            line,
+            commodity_class=_NO_COMMODITY_CLASS,
+            narrative=_LEDGER_FUND,
+            preferred_date=order_date,
+        )
+        for line in _GENERATED_LINES
+    ]
     root = ebis.order(
         number=number,
         order_date=order_date,
-        supplier_duns=supplier_duns,
-        buyer_duns=buyer_duns,
-        lines=_GENERATED_LINES,
+        supplier_duns=None if _by_gln(supplier_duns) else supplier_duns,
+        supplier_gln=supplier_duns if _by_gln(supplier_duns) else None,
+        buyer_duns=None if _by_gln(buyer_duns) else buyer_duns,
+        buyer_gln=buyer_duns if _by_gln(buyer_duns) else None,
+        lines=lines,
         order_type="PUO",
         user=None,
         originating_software=("SIMS", "FMS6", "FNG sandbox"),
@@ -141,14 +164,22 @@ class ProcurementState:
         order_xml: str | None = None,
         order_id: str | None = None,
         buyer_duns: str | None = None,
+        content_order: tuple[str, str] | None = None,
     ) -> str:
         """Authorise an order in FNG, pending dispatch to the supplier; return its id.
 
         Without ``order_xml``, an authorised order (type PUO) is generated for the
-        supplier, its buyer DUNS ``buyer_duns`` (left out when None, as FMS leaves it out
-        for a school identified by GLN). ``order_id`` defaults to a new GUID.
+        supplier, its buyer ``buyer_duns`` (a DUNS, or a GLN of 13 digits; left out when
+        None). ``order_id`` defaults to a new GUID. ``content_order`` is the (source,
+        document id) of the delivered content order it was made from, if it was.
         """
         _require_duns(supplier_duns, "supplier_duns")
+        if content_order is not None and not all(
+            DOCUMENT_UUID.fullmatch(part) for part in content_order
+        ):
+            raise ValueError(
+                "content_order is a source and a document id, each 1 to 100 characters"
+            )
         if buyer_duns is not None:
             _require_duns(buyer_duns, "buyer_duns")
         order_id = order_id if order_id is not None else new_document_id()
@@ -172,7 +203,7 @@ class ProcurementState:
                     order_date=datetime.now(UTC).date(),
                 )
             await procurement.add_authorised_order(
-                conn, database_id, order_id, supplier_duns, order_xml
+                conn, database_id, order_id, supplier_duns, order_xml, content_order
             )
         return order_id
 

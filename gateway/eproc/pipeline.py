@@ -30,11 +30,13 @@ from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
 
 from gateway.config import EprocSettings
+from gateway.eproc.checksum import ChecksumPolicy
+from gateway.eproc.exports import check_authorised_order
 from gateway.eproc.portal import UNREACHABLE, IndexEntry, Portal, PortalClient
 from gateway.eproc.rules import (
     Expectations,
     Problem,
-    check_authorised_order,
+    Verdict,
     check_content_order,
     check_invoice,
 )
@@ -273,12 +275,13 @@ class Pipeline:
     ) -> None:
         state = doc.state
         if state is DocState.FETCHED:
-            problems = self._check(job, doc.doc_type, doc.content)
-            if problems:
-                await self._quarantine(job, doc.id, doc.document_id, problems)
+            verdict = self._check(job, doc.doc_type, doc.content)
+            if verdict.problems:
+                await self._quarantine(job, doc.id, doc.document_id, list(verdict.problems))
                 return
-            if not await self._deliver(job, target, doc):
+            if not await self._deliver(job, target, doc, verdict):
                 return
+            self._let_through(job, "in", doc.document_id, verdict.warnings)
             state = DocState.DELIVERED
         if state is DocState.DELIVERED:
             await self._client.update_document_status(portal, doc.document_id, True)
@@ -293,24 +296,59 @@ class Pipeline:
             await self._set_state(doc.id, DocState.RELEASING, DocState.RELEASED)
             self._metrics.documents.labels("released").inc()
 
-    def _check(self, job: PortalJob, doc_type: str, content: bytes) -> list[Problem]:
+    def _checksum_policy(self, job: PortalJob) -> ChecksumPolicy:
+        """The portal's checksum policy (for now, every portal has the global one)."""
+        return ChecksumPolicy(self._settings.checksum_policy)
+
+    def _require_handshake_codes(self, job: PortalJob) -> bool:
+        """Whether the portal's content orders need FMS's handshake codes (for now, the
+        global setting)."""
+        return self._settings.require_handshake_codes
+
+    def _check(self, job: PortalJob, doc_type: str, content: bytes) -> Verdict:
         try:
             root = parse(content, self._limits)
         except XmlRejected as exc:
-            return [Problem("not_xml", f"the document is not usable XML: {exc.message}")]
+            return Verdict((Problem("not_xml", f"the document is not usable XML: {exc.message}"),))
         if doc_type == "order":
-            return check_content_order(root, job.expect, self._schemas)
-        return check_invoice(root, doc_type, job.expect, self._schemas)
+            return check_content_order(
+                root,
+                job.expect,
+                self._schemas,
+                require_handshake_codes=self._require_handshake_codes(job),
+                checksum_policy=self._checksum_policy(job),
+            )
+        return check_invoice(root, job.expect, self._schemas)
 
-    async def _deliver(self, job: PortalJob, target: DatabaseTarget, row: _Doc) -> bool:
-        """Deliver to FNG; True once FNG holds it. FNG's failures are retried later."""
+    def _let_through(
+        self, job: PortalJob, direction: str, reference: str, warnings: tuple[Problem, ...]
+    ) -> None:
+        """Log and count what a warn policy let through (``in``: a content order collected;
+        ``out``: an authorised order sent)."""
+        for warning in warnings:
+            self._metrics.checksum_mismatches.labels(job.label, direction).inc()
+            log.warning(
+                "an order went through with a checksum FMS would refuse (checksum policy warn)",
+                extra={
+                    "portal": job.label,
+                    "direction": direction,
+                    "reference": reference,
+                    "reason": str(warning),
+                },
+            )
+
+    async def _deliver(
+        self, job: PortalJob, target: DatabaseTarget, row: _Doc, verdict: Verdict
+    ) -> bool:
+        """Deliver to FNG, as FMS read it and with its own type; True once FNG holds it.
+        FNG's failures are retried later."""
         try:
             response = await self._fng.post_document(
                 target,
                 source=job.name,
                 document_id=row.document_id,
-                doc_type=row.doc_type,
-                body=row.content,
+                doc_type=verdict.doc_type or row.doc_type,
+                body=verdict.body or row.content,
             )
             if response.status in (200, 201):
                 # Only FNG's receipt for this very document says FNG holds it: a success
@@ -484,9 +522,11 @@ class Pipeline:
         key = result.inserted_primary_key
         assert key is not None
         row_id = int(key[0])
-        problems = check_authorised_order(order, job.expect.school_duns, self._schemas)
-        if problems:
-            await self._quarantine_order(job, row_id, order_id, *problems)
+        verdict = check_authorised_order(
+            order, job.expect, self._schemas, checksum_policy=self._checksum_policy(job)
+        )
+        if verdict.problems:
+            await self._quarantine_order(job, row_id, order_id, *verdict.problems)
             return
         try:
             await self._client.send_order(portal, content.decode("utf-8"))
@@ -518,6 +558,7 @@ class Pipeline:
                 .values(state=OrderState.DELIVERED.value, updated_at=_now())
             )
         self._metrics.orders.labels("delivered").inc()
+        self._let_through(job, "out", order_id, verdict.warnings)
         await self._mark_sent(job, target, row_id, order_id)
 
     async def _mark_sent(

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.config import EprocSettings
 from gateway.eproc.checksum import ChecksumPolicy
 from gateway.eproc.exports import check_authorised_order
+from gateway.eproc.origins import content_order, origin_of
 from gateway.eproc.portal import UNREACHABLE, IndexEntry, Portal, PortalClient
 from gateway.eproc.rules import (
     Expectations,
@@ -463,7 +464,7 @@ class Pipeline:
                 continue
             order = next((child for child in item if isinstance(child.tag, str)), None)
             if order is not None:
-                await self._send_order(job, portal, target, item.get("id", ""), order)
+                await self._send_order(job, portal, target, item.get("id", ""), order, item)
 
     async def _send_order(
         self,
@@ -472,6 +473,7 @@ class Pipeline:
         target: DatabaseTarget,
         order_id: str,
         order: etree._Element,
+        item: etree._Element,
     ) -> None:
         content = etree.tostring(order, encoding="utf-8")
         now = _now()
@@ -522,9 +524,7 @@ class Pipeline:
         key = result.inserted_primary_key
         assert key is not None
         row_id = int(key[0])
-        verdict = check_authorised_order(
-            order, job.expect, self._schemas, checksum_policy=self._checksum_policy(job)
-        )
+        verdict = await self._check_order(job, order, item)
         if verdict.problems:
             await self._quarantine_order(job, row_id, order_id, *verdict.problems)
             return
@@ -560,6 +560,32 @@ class Pipeline:
         self._metrics.orders.labels("delivered").inc()
         self._let_through(job, "out", order_id, verdict.warnings)
         await self._mark_sent(job, target, row_id, order_id)
+
+    async def _check_order(
+        self, job: PortalJob, order: etree._Element, item: etree._Element
+    ) -> Verdict:
+        """FMS's export rules, against the content order FNG says it was made from."""
+        origin = origin_of(item)
+        original = None
+        if origin is not None:
+            original = await content_order(self._store, self._limits, job.database_id, origin)
+            if original is None:
+                return Verdict(
+                    (
+                        Problem(
+                            "content_order",
+                            f"FNG made it from content order {origin}, which the gateway "
+                            "never collected, so its edits cannot be checked",
+                        ),
+                    )
+                )
+        return check_authorised_order(
+            order,
+            job.expect,
+            self._schemas,
+            checksum_policy=self._checksum_policy(job),
+            content_order=original,
+        )
 
     async def _mark_sent(
         self, job: PortalJob, target: DatabaseTarget, row_id: int, order_id: str

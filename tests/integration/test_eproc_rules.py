@@ -7,6 +7,7 @@ and delivers it, one scheduler round at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -19,7 +20,7 @@ from lxml import etree
 
 from gateway.app import STORE
 from gateway.sandbox import ebis
-from gateway.store.tables import eproc_documents, eproc_orders
+from gateway.store.tables import eproc_documents, eproc_orders, schools
 from gateway.tenancy.secrets import SecretBox
 from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
 from tests.integration.test_eproc import due_now, ledger, run_once
@@ -31,6 +32,7 @@ LINES = (
 )
 #: The numbers an Order writes with its decimal separator.
 NUMBERS = ("Amount", "TaxRate", "UnitPrice", "NetLineTotal", "GoodsValue", "GrossValue")
+GLN = "5012345678900"
 
 
 def content_order(sandbox: Sandbox, number: str, **changes: Any) -> etree._Element:
@@ -345,3 +347,206 @@ class TestChecksumPolicy:
         assert (await ledger(gateway))[uuid] == ("acknowledged", None)
         assert (await orders(gateway))[order_id][:2] == ("sent", None)
         assert "fng_gateway_eproc_checksum_mismatches_total{" not in await metrics(gateway)
+
+
+class TestPartiesByGlnOrDuns:
+    async def test_a_gln_suppliers_order_is_sent(self, gateway: Gateway, sandbox: Sandbox) -> None:
+        """SupplierReferences/GLN when the supplier's "GLN | DUNs" attribute is GLN."""
+        await sandbox.state.add_portal(
+            "gln-supplier", username="u", password="p", supplier_duns=GLN
+        )
+        await gateway.registry.add_portal(
+            gateway.demo.database_id,
+            name="gln-supplier",
+            url=f"{sandbox.url}/portals/gln-supplier/EProcurementService.asmx",
+            username="u",
+            password="p",
+            supplier_duns=GLN,
+            poll_seconds=10,
+        )
+        order_id = await sandbox.state.add_authorised_order(
+            sandbox.demo.database_id, supplier_duns=GLN, buyer_duns=sandbox.demo.school_duns
+        )
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+        (received,) = (await sandbox.state.portal("gln-supplier"))["orders"]
+        sent = etree.fromstring(received["xml"].encode())
+        assert sent.findtext("Supplier/SupplierReferences/GLN") == GLN
+        assert sent.find("Supplier/SupplierReferences/DUNS") is None
+
+    async def test_a_school_known_by_its_gln_is_named_by_it(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        async with gateway.app[STORE].write() as conn:
+            await conn.execute(schools.update().values(duns=GLN))
+        by_gln = await authorise(
+            sandbox, authorised_order(sandbox, "PO-G1", buyer_duns=None, buyer_gln=GLN)
+        )
+        by_duns = await authorise(sandbox, authorised_order(sandbox, "PO-G2"))
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        assert ledger_orders[by_gln][:2] == ("sent", None)
+        state, rule, reason = ledger_orders[by_duns]
+        assert (state, rule) == ("quarantined", "buyer_id")
+        assert "Buyer/BuyerReferences/GLN is missing" in (reason or "")
+
+    async def test_a_supplier_named_by_the_wrong_kind_of_number_is_quarantined(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """A DUNS-identified supplier's order that names it only by GLN."""
+        order = authorised_order(sandbox, "PO-G3", supplier_duns=None, supplier_gln=GLN)
+        order_id = await authorise(sandbox, order)
+        await poll(gateway)
+        state, rule, reason = (await orders(gateway))[order_id]
+        assert (state, rule) == ("quarantined", "supplier_id")
+        assert "Supplier/SupplierReferences/DUNS is missing" in (reason or "")
+
+
+Mutation = Callable[[etree._Element], etree._Element]
+
+
+def _without_uom(order: etree._Element) -> etree._Element:
+    quantity = order.find("OrderLine/Quantity")
+    assert quantity is not None
+    del quantity.attrib["UOMCode"]
+    return order
+
+
+def _currency_code_list(order: etree._Element) -> etree._Element:
+    currency = order.find("OrderHead/OrderCurrency/Currency")
+    assert currency is not None
+    currency.set("CodeList", "ISO4217")
+    return order
+
+
+#: (what is wrong, how to make it so, the field the quarantine names)
+CONSTANTS: tuple[tuple[str, Mutation, str], ...] = (
+    (
+        "schema version",
+        lambda o: set_text(o, "OrderHead/Schema/Version", "3.10"),
+        "OrderHead/Schema/Version is '3.10'",
+    ),
+    (
+        "precision",
+        lambda o: remove(o, "OrderHead/Parameters/Precision"),
+        "OrderHead/Parameters/Precision is missing",
+    ),
+    (
+        "originating software",
+        lambda o: set_text(o, "OrderHead/OriginatingSoftware/SoftwareProduct", "FNG"),
+        "OrderHead/OriginatingSoftware/SoftwareProduct is 'FNG'",
+    ),
+    (
+        "currency code list",
+        _currency_code_list,
+        "OrderHead/OrderCurrency/Currency/@Codelist is 'ISO4217'",
+    ),
+    (
+        "commodity class",
+        lambda o: remove(o, "OrderLine[2]/Product/CommodityClass"),
+        "line 2: OrderLine/Product/CommodityClass is missing",
+    ),
+    ("UOM", _without_uom, "line 1: OrderLine/Quantity/@UOMCode is missing"),
+    (
+        "narrative",
+        lambda o: set_text(o, "OrderLine/Narrative", "1001"),
+        "line 1: OrderLine/Narrative is '1001'",
+    ),
+    (
+        "preferred date",
+        lambda o: remove(o, "OrderLine[2]/Delivery/PreferredDate"),
+        "line 2: OrderLine/Delivery/PreferredDate is missing",
+    ),
+)
+
+
+class TestExportConstants:
+    async def test_an_order_without_fmss_constants_is_quarantined_naming_the_field(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        complete = await authorise(sandbox, authorised_order(sandbox, "PO-X0"))
+        broken = {
+            await authorise(sandbox, mutate(authorised_order(sandbox, f"PO-X{n}"))): (what, field)
+            for n, (what, mutate, field) in enumerate(CONSTANTS, start=1)
+        }
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        assert ledger_orders[complete][:2] == ("sent", None)
+        for order_id, (what, field) in broken.items():
+            state, rule, reason = ledger_orders[order_id]
+            assert (state, rule) == ("quarantined", "export_constant"), what
+            assert field in (reason or ""), (what, reason)
+        states = await fng_order_states(sandbox)
+        assert all(states[order_id] == "pending" for order_id in broken)
+
+
+class TestEditsOfAContentOrder:
+    async def _collected(self, gateway: Gateway, sandbox: Sandbox, order: etree._Element) -> str:
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        return uuid
+
+    async def test_quantities_changed_and_lines_deleted_are_sent(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "The user can edit the line quantity to be purchased. Lines can be deleted." The
+        content order wrote its prices with ","; they are the same prices."""
+        uuid = await self._collected(
+            gateway, sandbox, with_separator(content_order(sandbox, "WEB-E1"))
+        )
+        edited = (replace(LINES[1], quantity="5"),)
+        order_id = await authorise(
+            sandbox,
+            authorised_order(sandbox, "PO-E1", lines=edited),
+            content_order=(sandbox.demo.portal_name, uuid),
+        )
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+
+    async def test_an_added_line_or_a_changed_price_is_quarantined_naming_the_line(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "Additional lines can not be added"; "The user can not edit the part number, the
+        description, or the price"."""
+        uuid = await self._collected(gateway, sandbox, content_order(sandbox, "WEB-E2"))
+        origin = (sandbox.demo.portal_name, uuid)
+        added = (*LINES, ebis.OrderLine(3, "P-315", "Glue sticks", "1", Decimal("11.99")))
+        cases = {
+            "line 3 is not in the content order": added,
+            "line 2: its price changed from 6.75 to 7.00": (
+                LINES[0],
+                replace(LINES[1], unit_price=Decimal("7.00")),
+            ),
+            "line 1: its part number changed from P-100 to P-101": (
+                replace(LINES[0], product_code="P-101"),
+            ),
+            "line 1: its description changed": (replace(LINES[0], description="Rulers"),),
+        }
+        ids = {
+            await authorise(
+                sandbox,
+                authorised_order(sandbox, f"PO-E2{n}", lines=lines),
+                content_order=origin,
+            ): expected
+            for n, (expected, lines) in enumerate(cases.items())
+        }
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        for order_id, expected in ids.items():
+            state, rule, reason = ledger_orders[order_id]
+            assert (state, rule) == ("quarantined", "order_edits"), expected
+            assert expected in (reason or ""), (expected, reason)
+
+    async def test_a_content_order_the_gateway_never_collected_is_quarantined(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        order_id = await authorise(
+            sandbox,
+            authorised_order(sandbox, "PO-E3"),
+            content_order=(sandbox.demo.portal_name, "no-such-document"),
+        )
+        await poll(gateway)
+        state, rule, reason = (await orders(gateway))[order_id]
+        assert (state, rule) == ("quarantined", "content_order")
+        assert "no-such-document" in (reason or "")

@@ -135,6 +135,13 @@ class EprocSettings(_Section):
     #: The BASDA eBIS-XML 3.09/3.10 schemas (Order-v3.xsd, Invoice-v3.xsd), if the operator
     #: has them; documents are then validated against them as well as the profiles.
     ebis_schema_dir: Path | None = None
+    #: What an order checksum FMS would refuse does, coming in and going out, for portals
+    #: without a policy of their own: enforce (quarantine the order, as FMS did), warn
+    #: (import or send it; log and count the mismatch) or off (not computed).
+    checksum_policy: Literal["enforce", "warn", "off"] = "enforce"
+    #: Content orders must carry BuyersCodeForSupplier and SuppliersCodeForBuyer (FMS's
+    #: import mapping), unless a portal waives it because it relies on the DUNS handshake.
+    require_handshake_codes: bool = True
 
 
 class KeySettings(_Section):

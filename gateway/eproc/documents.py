@@ -15,17 +15,29 @@ retry a quarantined document (it goes back to ``fetched`` and is checked again) 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
 import sqlalchemy as sa
-from lxml import etree
 
-from gateway.eproc.job import FNG_SCHEMA, PortalJob, Step, insert_once, now, set_aside
+from gateway.eproc.job import (
+    FNG_SCHEMA,
+    PortalJob,
+    Step,
+    insert_once,
+    now,
+    set_aside,
+    supplier_of,
+)
 from gateway.eproc.portal import IndexEntry, Portal
-from gateway.eproc.rules import Expectations, Problem, check_content_order, check_invoice
+from gateway.eproc.rules import (
+    Problem,
+    Verdict,
+    check_content_order,
+    check_invoice,
+)
 from gateway.errors import GatewayError, PortalDocumentMissing, UpstreamError, XmlRejected
 from gateway.fng.documents import answer_document
 from gateway.store.tables import eproc_documents
@@ -59,16 +71,6 @@ class _Doc:
     doc_type: str
     state: DocState
     content: bytes
-
-
-def supplier_of(job: PortalJob, root: etree._Element) -> Expectations:
-    """The document matched to its supplier: what the school expects of it, with the supplier
-    it names when the portal serves that supplier. A document naming none of the portal's
-    suppliers is held to all of them (their numbers joined by "or"), which it fails."""
-    named = (root.findtext("Supplier/SupplierReferences/DUNS") or "").strip()
-    if named in job.supplier_duns:
-        return replace(job.expect, supplier_duns=named)
-    return job.expect
 
 
 class Documents(Step):
@@ -270,12 +272,13 @@ class Documents(Step):
     ) -> None:
         state = doc.state
         if state is DocState.FETCHED:
-            problems = self.check(job, doc.doc_type, doc.content)
-            if problems:
-                await self._quarantine(job, doc.id, doc.document_id, problems)
+            verdict = self.check(job, doc.doc_type, doc.content)
+            if verdict.problems:
+                await self._quarantine(job, doc.id, doc.document_id, list(verdict.problems))
                 return
-            if not await self._deliver(job, target, doc):
+            if not await self._deliver(job, target, doc, verdict):
                 return
+            self._let_through(job, "in", doc.document_id, verdict.warnings)
             state = DocState.DELIVERED
         if state is DocState.DELIVERED:
             await self._client.update_document_status(portal, doc.document_id, True)
@@ -290,26 +293,35 @@ class Documents(Step):
             await self._set_state(doc.id, DocState.RELEASING, DocState.RELEASED)
             self._metrics.documents.labels("released").inc()
 
-    def check(self, job: PortalJob, doc_type: str, content: bytes) -> list[Problem]:
+    def check(self, job: PortalJob, doc_type: str, content: bytes) -> Verdict:
         """FMS's import rules for one document; no problem means it may go to FNG."""
         try:
             root = parse(content, self._limits)
         except XmlRejected as exc:
-            return [Problem("not_xml", f"the document is not usable XML: {exc.message}")]
+            return Verdict((Problem("not_xml", f"the document is not usable XML: {exc.message}"),))
         expect = supplier_of(job, root)
         if doc_type == "order":
-            return check_content_order(root, expect, self._schemas)
-        return check_invoice(root, doc_type, expect, self._schemas)
+            return check_content_order(
+                root,
+                expect,
+                self._schemas,
+                require_handshake_codes=self._require_handshake_codes(job),
+                checksum_policy=self._checksum_policy(job),
+            )
+        return check_invoice(root, expect, self._schemas)
 
-    async def _deliver(self, job: PortalJob, target: DatabaseTarget, row: _Doc) -> bool:
-        """Deliver to FNG; True once FNG holds it. FNG's failures are retried later."""
+    async def _deliver(
+        self, job: PortalJob, target: DatabaseTarget, row: _Doc, verdict: Verdict
+    ) -> bool:
+        """Deliver to FNG, as FMS read it and with its own type; True once FNG holds it.
+        FNG's failures are retried later."""
         try:
             response = await self._fng.post_document(
                 target,
                 source=job.name,
                 document_id=row.document_id,
-                doc_type=row.doc_type,
-                body=row.content,
+                doc_type=verdict.doc_type or row.doc_type,
+                body=verdict.body or row.content,
             )
             if response.status in (200, 201):
                 # Only FNG's receipt for this very document says FNG holds it: a success

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
 import sqlalchemy as sa
+from lxml import etree
 from pydantic import SecretStr
 from sqlalchemy.exc import IntegrityError
 
@@ -18,6 +20,8 @@ from gateway.observability.metrics import Metrics
 from gateway.store import Store
 from gateway.tenancy.model import ChecksumPolicy
 from gateway.xmlsafe import Limits, SchemaRegistry
+
+log = logging.getLogger("gateway.eproc.pipeline")
 
 #: The schema of FNG's eProcurement answers (receipts, the authorised orders).
 FNG_SCHEMA: Final = "eproc/FngEProcurement.xsd"
@@ -80,6 +84,44 @@ class Step:
         self._limits = services.limits
         self._metrics = services.metrics
         self._settings = services.settings
+
+    def _checksum_policy(self, job: PortalJob) -> ChecksumPolicy:
+        """The portal's own checksum policy, else the gateway's."""
+        return job.checksum_policy or ChecksumPolicy(self._settings.checksum_policy)
+
+    def _require_handshake_codes(self, job: PortalJob) -> bool:
+        """Whether the portal's content orders need FMS's handshake codes: unless the portal
+        or the gateway waives them."""
+        return job.require_handshake_codes and self._settings.require_handshake_codes
+
+    def _let_through(
+        self, job: PortalJob, direction: str, reference: str, warnings: tuple[Problem, ...]
+    ) -> None:
+        """Log and count what a warn policy let through (``in``: a content order collected;
+        ``out``: an authorised order sent)."""
+        for warning in warnings:
+            self._metrics.checksum_mismatches.labels(job.label, direction).inc()
+            log.warning(
+                "an order went through with a checksum FMS would refuse (checksum policy warn)",
+                extra={
+                    "portal": job.label,
+                    "direction": direction,
+                    "reference": reference,
+                    "reason": str(warning),
+                },
+            )
+
+
+def supplier_of(job: PortalJob, root: etree._Element) -> Expectations:
+    """An order or invoice matched to its supplier: what the school expects of it, with the
+    supplier it names (by DUNS, or by GLN) when the portal serves that supplier. A document
+    naming none of the portal's suppliers is held to all of them (their numbers joined by
+    "or"), which it fails."""
+    for kind in ("DUNS", "GLN"):
+        named = (root.findtext(f"Supplier/SupplierReferences/{kind}") or "").strip()
+        if named in job.supplier_duns:
+            return replace(job.expect, supplier_duns=named)
+    return job.expect
 
 
 def now() -> datetime:

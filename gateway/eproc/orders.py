@@ -29,9 +29,11 @@ from typing import Any
 import sqlalchemy as sa
 from lxml import etree
 
-from gateway.eproc.job import FNG_SCHEMA, PortalJob, Step, insert_once, now, set_aside
+from gateway.eproc.exports import check_authorised_order
+from gateway.eproc.job import FNG_SCHEMA, PortalJob, Step, insert_once, now, set_aside, supplier_of
+from gateway.eproc.origins import Origin, content_order, origin_of
 from gateway.eproc.portal import Portal
-from gateway.eproc.rules import Problem, check_authorised_order
+from gateway.eproc.rules import Problem, Verdict
 from gateway.errors import (
     GatewayError,
     PortalError,
@@ -90,7 +92,9 @@ class Orders(Step):
         for row in await self._queued(job.portal_id):
             if await self._take(row.id, OrderState.QUEUED):
                 held = parse(bytes(row.content), self._limits)
-                await self._dispatch(job, portal, target, row.id, row.order_id, held, row.sends)
+                await self._dispatch(
+                    job, portal, target, row.id, row.order_id, held, row.sends, None
+                )
         try:
             document = await self._authorised(target)
         except GatewayError as exc:
@@ -104,7 +108,7 @@ class Orders(Step):
                 continue
             order = next((child for child in item if isinstance(child.tag, str)), None)
             if order is not None:
-                await self._one(job, portal, target, item.get("id", ""), order, listed_at)
+                await self._one(job, portal, target, item, order, listed_at)
 
     async def _authorised(self, target: DatabaseTarget) -> etree._Element:
         response = await self._fng.authorised_orders(target)
@@ -122,23 +126,24 @@ class Orders(Step):
         job: PortalJob,
         portal: Portal,
         target: DatabaseTarget,
-        order_id: str,
+        item: etree._Element,
         order: etree._Element,
         listed_at: datetime,
     ) -> None:
-        """An order FNG lists as waiting to be sent."""
+        """An order FNG lists as waiting to be sent (``item``: FNG's entry for it)."""
+        order_id, origin = item.get("id", ""), origin_of(item)
         existing = await self._existing(job.database_id, order_id)
         if existing is None:
             row_id = await self._claim(job, order_id, etree.tostring(order, encoding="utf-8"))
             if row_id is not None:  # else another replica is sending it
-                await self._dispatch(job, portal, target, row_id, order_id, order, 0)
+                await self._dispatch(job, portal, target, row_id, order_id, order, 0, origin)
             return
         state = OrderState(existing.state)
         if state is OrderState.SENT and existing.updated_at < listed_at:
             # FNG had marked it sent, and lists it again: the school printed it again.
             if await self._take(existing.id, OrderState.SENT, order):
                 await self._dispatch(
-                    job, portal, target, existing.id, order_id, order, existing.sends
+                    job, portal, target, existing.id, order_id, order, existing.sends, origin
                 )
         elif state in (OrderState.DELIVERED, OrderState.SENT):
             await self._mark_sent(job, target, existing.id, order_id)
@@ -165,16 +170,40 @@ class Orders(Step):
         order_id: str,
         order: etree._Element,
         sends: int,
+        origin: Origin | None,
     ) -> None:
-        """Check and send an order the ledger holds as ``sending``; tell FNG once it went."""
+        """Check and send an order the ledger holds as ``sending``; tell FNG once it went.
+        ``origin``: the content order FNG says it was made from (None for a re-send the
+        ledger queued, whose first send was checked against it)."""
         order = stamped(order, sends)
-        problems = check_authorised_order(order, job.expect.school_duns, self._schemas)
+        verdict = await self._check(job, order, origin)
         content = etree.tostring(order, encoding="utf-8")
-        if problems:
-            await self._quarantine(job, row_id, order_id, *problems)
+        if verdict.problems:
+            await self._quarantine(job, row_id, order_id, *verdict.problems)
             return
         if await self._transmit(job, portal, row_id, order_id, content, sends):
+            self._let_through(job, "out", order_id, verdict.warnings)
             await self._mark_sent(job, target, row_id, order_id)
+
+    async def _check(self, job: PortalJob, order: etree._Element, origin: Origin | None) -> Verdict:
+        """FMS's export rules, against the content order the order was made from."""
+        original = None
+        if origin is not None:
+            original = await content_order(self._store, self._limits, job.database_id, origin)
+            if original is None:
+                problem = Problem(
+                    "content_order",
+                    f"FNG made it from content order {origin}, which the gateway never "
+                    "collected, so its edits cannot be checked",
+                )
+                return Verdict((problem,))
+        return check_authorised_order(
+            order,
+            supplier_of(job, order),
+            self._schemas,
+            checksum_policy=self._checksum_policy(job),
+            content_order=original,
+        )
 
     async def _transmit(
         self, job: PortalJob, portal: Portal, row_id: int, order_id: str, content: bytes, sends: int

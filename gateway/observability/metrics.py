@@ -135,6 +135,13 @@ class Metrics:
             "Documents collected from portals and not yet acknowledged.",
             registry=self.registry,
         )
+        self.checksum_mismatches = Counter(
+            "fng_gateway_eproc_checksum_mismatches",
+            "Order checksums FMS would refuse, let through by a warn policy, by portal and "
+            "direction (in: content orders; out: authorised orders).",
+            ["portal", "direction"],
+            registry=self.registry,
+        )
         self.password_store_failures = Counter(
             "fng_gateway_eproc_password_store_failures",
             "Portal passwords changed at the portal that could not be stored.",

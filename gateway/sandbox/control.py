@@ -18,7 +18,8 @@ eProcurement (``?database_id=`` narrows the two lists to one database):
 
 ``GET /_sandbox/eproc/documents``                 documents delivered to FNG
 ``GET|POST /_sandbox/eproc/authorised-orders``    orders authorised in FNG (pending or sent);
-    POST ``{"database_id", "supplier_duns", "order_xml"?, "order_id"?, "buyer_duns"?}``
+    POST ``{"database_id", "supplier_duns", "order_xml"?, "order_id"?, "buyer_duns"?,
+    "source"?, "document_id"?}`` (the last two: the content order it was made from)
 ``GET|POST /_sandbox/portals``                    portal names; POST ``{"name", "username",
     "password", "supplier_duns"}`` opens one
 ``GET /_sandbox/portals/{name}``                  account, documents, orders, counters
@@ -177,7 +178,14 @@ async def post_authorised_order(request: web.Request) -> web.Response:
     database_id = data.pop("database_id", None) if isinstance(data, dict) else None
     if isinstance(database_id, bool) or not isinstance(database_id, int):
         return responses.problem(400, "database_id must be an integer")
-    fields = _strings(data, ("supplier_duns",), ("order_xml", "order_id", "buyer_duns"))
+    fields = _strings(
+        data,
+        ("supplier_duns",),
+        ("order_xml", "order_id", "buyer_duns", "source", "document_id"),
+    )
+    if ("source" in fields) != ("document_id" in fields):
+        return responses.problem(400, "source and document_id come together")
+    origin = (fields["source"], fields["document_id"]) if "source" in fields else None
     try:
         order_id = await request.app[SANDBOX_STATE].procurement.add_authorised_order(
             database_id,
@@ -185,6 +193,7 @@ async def post_authorised_order(request: web.Request) -> web.Response:
             order_xml=fields.get("order_xml"),
             order_id=fields.get("order_id"),
             buyer_duns=fields.get("buyer_duns"),
+            content_order=origin,
         )
     except ValueError as exc:
         return responses.problem(400, str(exc))

@@ -66,7 +66,9 @@ def money(value: Decimal) -> str:
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:
-    """One line of an order. ``quantity`` is written as given ("3", or "1.5")."""
+    """One line of an order. ``quantity`` is written as given ("3", or "1.5"). The last
+    three are what FMS adds to an authorised order's line: its commodity class, its
+    "<LedgerCode>-<Fund>" narrative and the delivery's preferred date."""
 
     number: int
     product_code: str
@@ -77,6 +79,9 @@ class OrderLine:
     tax_rate: Decimal = STANDARD_RATE
     action: str = "Original"
     uom: str = "EA"
+    commodity_class: str | None = None
+    narrative: str | None = None
+    preferred_date: date | None = None
 
     @property
     def net(self) -> Decimal:
@@ -151,6 +156,8 @@ def order(
     supplier_duns: str | None,
     buyer_duns: str | None,
     lines: Sequence[OrderLine],
+    supplier_gln: str | None = None,
+    buyer_gln: str | None = None,
     order_type: str = "CTO",
     function: str = "original",
     test_mode: str = "0",
@@ -165,7 +172,8 @@ def order(
     checksum_offset: int = 0,
 ) -> etree._Element:
     """An ``Order``: a content order (CTO) by default; its checksum is computed, plus
-    ``checksum_offset`` (to write one FMS refuses, or one it tolerates)."""
+    ``checksum_offset`` (to write one FMS refuses, or one it tolerates). A party FMS knows
+    by its GLN has ``*_gln`` rather than ``*_duns``."""
     root = etree.Element("Order")
     head = _sub(root, "OrderHead")
     _sub(_sub(head, "Schema"), "Version", SCHEMA_VERSION)
@@ -192,6 +200,8 @@ def order(
     supplier = _sub(root, "Supplier")
     references = _sub(supplier, "SupplierReferences")
     _sub(references, "BuyersCodeForSupplier", supplier_code)
+    if supplier_gln is not None:
+        _sub(references, "GLN", supplier_gln)
     if supplier_duns is not None:
         _sub(references, "DUNS", supplier_duns)
     _sub(supplier, "Party", supplier_name)
@@ -199,6 +209,8 @@ def order(
     buyer = _sub(root, "Buyer")
     references = _sub(buyer, "BuyerReferences")
     _sub(references, "SuppliersCodeForBuyer", account)
+    if buyer_gln is not None:
+        _sub(references, "GLN", buyer_gln)
     if buyer_duns is not None:
         _sub(references, "DUNS", buyer_duns)
     _sub(buyer, "Party", buyer_name)
@@ -212,10 +224,16 @@ def order(
         product = _sub(element, "Product")
         _sub(product, "SuppliersProductCode", line.product_code)
         _sub(product, "Description", line.description)
+        if line.commodity_class is not None:
+            _sub(product, "CommodityClass", line.commodity_class)
         _sub(_sub(element, "Quantity", UOMCode=line.uom), "Amount", line.quantity)
         _sub(_sub(element, "Price"), "UnitPrice", money(line.unit_price))
         _sub(_sub(element, "LineTax"), "TaxRate", money(line.tax_rate), Code=line.tax_code)
         _sub(element, "NetLineTotal", money(line.net))
+        if line.preferred_date is not None:
+            _sub(_sub(element, "Delivery"), "PreferredDate", line.preferred_date.isoformat())
+        if line.narrative is not None:
+            _sub(element, "Narrative", line.narrative)
 
     goods = sum((line.net for line in lines), Decimal(0))
     gross = goods + sum((line.tax for line in lines), Decimal(0))

@@ -284,6 +284,17 @@ authorised_orders = sa.Table(
     sa.UniqueConstraint("database_id", "order_id"),
 )
 
+#: The content order an authorised order was made from: the source and document id the
+#: gateway delivered it under (an order raised in FNG has none). A table of its own, so that
+#: a sandbox database made before it gains it.
+authorised_order_origins = sa.Table(
+    "authorised_order_origins",
+    metadata,
+    sa.Column("authorised_order_id", sa.ForeignKey("authorised_orders.id"), primary_key=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("document_id", sa.String(100), nullable=False),
+)
+
 #: Supplier portals (EProcurementService), each with the one account a school holds there.
 portals = sa.Table(
     "portals",

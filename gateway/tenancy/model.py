@@ -27,10 +27,14 @@ class AuthMethod(StrEnum):
 
 
 class ChecksumPolicy(StrEnum):
-    """What a content order's wrong checksum does: refused, logged, or not looked at."""
+    """What an eBIS-XML order checksum mismatch does, in both directions (content orders in,
+    authorised orders out); a portal's own, or the gateway's ``eproc.checksum_policy``."""
 
+    #: The order is quarantined (FMS's own behaviour, and the default).
     ENFORCE = "enforce"
+    #: The order is imported or sent, and the mismatch logged and counted.
     WARN = "warn"
+    #: The checksum is not computed.
     OFF = "off"
 
 

@@ -343,6 +343,8 @@ class RegistryService:
         setting) are how its content orders are checked."""
         if not _PORTAL_NAME.fullmatch(name):
             raise RegistryError("a portal name is 1 to 40 lower-case letters, digits or hyphens")
+        if isinstance(supplier_duns, str):  # one supplier's number, not its characters
+            supplier_duns = [supplier_duns]
         problem = portal_url_problem(url, allow_http) or duns_problem(supplier_duns)
         if problem is not None:
             raise RegistryError(problem)

@@ -250,6 +250,60 @@ class TestAuthorisedOrders:
         )
         assert listed[1]["order_xml"] == xml
 
+    async def test_an_order_made_from_a_content_order_names_it(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
+        """The control API's source and document_id (together) come back as the order's
+        source and documentId; an order raised in FNG names none."""
+        added = await sandbox.control(
+            "POST",
+            "/eproc/authorised-orders",
+            {
+                "database_id": sandbox.demo.database_id,
+                "supplier_duns": "111222333",
+                "source": "demo-supplier",
+                "document_id": "demo-order-1",
+            },
+        )
+        items = {item.get("id"): item for item in await pending(sandbox, schemas)}
+        made = items[added["id"]]
+        assert (made.get("source"), made.get("documentId")) == ("demo-supplier", "demo-order-1")
+        raised = items[sandbox.demo.authorised_order_id]
+        assert raised.get("source") is None and raised.get("documentId") is None
+        response = await sandbox.client.post(
+            "/_sandbox/eproc/authorised-orders",
+            json={
+                "database_id": sandbox.demo.database_id,
+                "supplier_duns": "111222333",
+                "source": "demo-supplier",
+            },
+        )
+        assert response.status == 400
+
+    async def test_generated_orders_carry_fmss_export(self, sandbox: Sandbox) -> None:
+        """Each party by its DUNS, or its GLN (13 digits); each line with its commodity
+        class, UOM, "<LedgerCode>-<Fund>" narrative and preferred date."""
+        gln = "5012345678900"
+        await sandbox.state.procurement.add_authorised_order(
+            sandbox.demo.database_id, supplier_duns=gln, buyer_duns=gln, order_id="by-gln"
+        )
+        orders = {o["id"]: o for o in await sandbox.state.procurement.authorised_orders()}
+        for order_id, tag, number in (
+            (sandbox.demo.authorised_order_id, "DUNS", sandbox.demo.supplier_duns),
+            ("by-gln", "GLN", gln),
+        ):
+            root = etree.fromstring(orders[order_id]["order_xml"].split("?>", 1)[1].encode())
+            references = root.find("Supplier/SupplierReferences")
+            assert references is not None
+            assert [(child.tag, child.text) for child in references][-1] == (tag, number)
+            for line in root.iterfind("OrderLine"):
+                assert line.findtext("Product/CommodityClass") == "00 00 00 00"
+                assert line.find("Quantity").get("UOMCode") == "EA"  # type: ignore[union-attr]
+                assert line.findtext("Narrative") == "1001-01"
+                assert line.findtext("Delivery/PreferredDate") == root.findtext("OrderDate")
+        by_gln = etree.fromstring(orders["by-gln"]["order_xml"].split("?>", 1)[1].encode())
+        assert by_gln.findtext("Buyer/BuyerReferences/GLN") == gln
+
     async def test_bad_orders_are_refused(self, sandbox: Sandbox) -> None:
         """An order without a database, with a bad DUNS, XML or id, is 400; an unknown
         database is 404."""

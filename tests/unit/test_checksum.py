@@ -1,18 +1,70 @@
-"""The eBIS-XML order checksum, as FMS computed it: hand-worked examples and properties."""
+"""The eBIS-XML order checksum, as FMS computed it: the module's worked examples,
+hand-worked ones, and properties."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.eproc import checksum as module
+from gateway.eproc.amounts import number
 from gateway.eproc.checksum import (
     INT64_MAX,
     INT64_MIN,
+    WORKED_EXAMPLES,
     ChecksumOverflow,
+    WorkedExample,
     order_checksum,
+    whole_pounds,
     within_tolerance,
 )
+from gateway.tenancy.model import ChecksumPolicy
+
+
+def by_hand(example: WorkedExample) -> int:
+    """The formula written out again, from the example's figures as FMS read them."""
+    year, month, day = example.order_date
+    goods = number(example.goods_value, example.separator)
+    assert goods is not None
+    total_value = int(goods.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP"))
+    lines_total = sum(n * q for n, q in example.lines)
+    f1 = year + 13 * day - 7 * lines_total
+    f2 = month + 17 * len(example.lines) + 5 * total_value
+    return abs(f1 * f2) % 100_000
+
+
+class TestWorkedExamples:
+    @pytest.mark.parametrize("example", WORKED_EXAMPLES, ids=lambda e: e.goods_value)
+    def test_each_gives_its_checksum(self, example: WorkedExample) -> None:
+        """The module computes each worked example's checksum from the figures as written."""
+        goods = number(example.goods_value, example.separator)
+        assert goods is not None
+        computed = order_checksum(*example.order_date, example.lines, whole_pounds(goods))
+        assert computed == example.checksum == by_hand(example)
+
+    @pytest.mark.parametrize("example", WORKED_EXAMPLES, ids=lambda e: e.goods_value)
+    def test_each_is_shown_in_the_module(self, example: WorkedExample) -> None:
+        """The documentation works each one through to the checksum the code gives."""
+        year, month, day = example.order_date
+        assert f"{year:04d}-{month:02d}-{day:02d}" in (module.__doc__ or "")
+        assert example.goods_value in (module.__doc__ or "")
+        assert f"{example.checksum}." in (module.__doc__ or "")
+
+    def test_goods_value_is_taken_in_pence_before_whole_pounds(self) -> None:
+        """12.995 is held as 13.00 (half up), so 13 pounds; 12.994 as 12.99, so 12."""
+        assert whole_pounds(Decimal("12.995")) == 13
+        assert whole_pounds(Decimal("12.994")) == 12
+        assert whole_pounds(Decimal("12.5")) == 12
+
+
+class TestPolicy:
+    def test_the_three_policies_by_their_setting_values(self) -> None:
+        assert [ChecksumPolicy(value) for value in ("enforce", "warn", "off")] == list(
+            ChecksumPolicy
+        )
 
 
 class TestHandWorked:

@@ -78,6 +78,9 @@ async def get_authorised_orders(request: web.Request) -> web.Response:
             supplierDuns=order.supplier_duns,
             authorised=order.authorised_at,
         )
+        if order.origin is not None:  # the content order it was made from
+            element.set("source", order.origin[0])
+            element.set("documentId", order.origin[1])
         element.append(read_xml_text(order.order_xml, LIMITS))
     return responses.xml_response(root)
 

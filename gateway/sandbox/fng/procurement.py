@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -37,18 +37,42 @@ _GENERATED_LINES: Final = (
     ebis.OrderLine(1, "P-100", "Exercise books, A4, pack of 10", "3", Decimal("2.50")),
     ebis.OrderLine(2, "P-220", "Whiteboard markers, assorted, box of 12", "2", Decimal("6.75")),
 )
+#: FMS's commodity class for a line without one, and the demo's "<LedgerCode>-<Fund>".
+_NO_COMMODITY_CLASS: Final = "00 00 00 00"
+_LEDGER_FUND: Final = "1001-01"
+GLN_LENGTH: Final = 13
+#: A content order's (source, document id) parts, as a portal's index names documents.
+_DOCUMENT_KEY: Final = re.compile(r"\S{1,100}")
+
+
+def _by_gln(number: str | None) -> bool:
+    """Whether FMS names the party by its GLN (13 digits) rather than its DUNS."""
+    return number is not None and len(number) == GLN_LENGTH
 
 
 def generated_order(
     *, number: str, supplier_duns: str, buyer_duns: str | None, order_date: date
 ) -> str:
-    """An authorised order (PUO) as FMS exports one, for a supplier."""
+    """An authorised order (PUO) as FMS exports one, for a supplier: each party by its DUNS
+    or its GLN, and each line with its commodity class, ledger code and fund, and delivery
+    date (the ASAP term's: the day it was raised)."""
+    lines = [
+        replace(
+            line,
+            commodity_class=_NO_COMMODITY_CLASS,
+            narrative=_LEDGER_FUND,
+            preferred_date=order_date,
+        )
+        for line in _GENERATED_LINES
+    ]
     root = ebis.order(
         number=number,
         order_date=order_date,
-        supplier_duns=supplier_duns,
-        buyer_duns=buyer_duns,
-        lines=_GENERATED_LINES,
+        supplier_duns=None if _by_gln(supplier_duns) else supplier_duns,
+        supplier_gln=supplier_duns if _by_gln(supplier_duns) else None,
+        buyer_duns=None if _by_gln(buyer_duns) else buyer_duns,
+        buyer_gln=buyer_duns if _by_gln(buyer_duns) else None,
+        lines=lines,
         order_type="PUO",
         user=None,
         originating_software=("SIMS", "FMS6", "FNG sandbox"),
@@ -64,6 +88,8 @@ class AuthorisedOrder:
     supplier_duns: str
     authorised_at: str
     order_xml: str
+    #: (source, document id) of the content order it was made from, if it was.
+    origin: tuple[str, str] | None = None
 
 
 class Procurement:
@@ -112,14 +138,22 @@ class Procurement:
         order_xml: str | None = None,
         order_id: str | None = None,
         buyer_duns: str | None = None,
+        content_order: tuple[str, str] | None = None,
     ) -> str:
         """Authorise an order in FNG, pending dispatch to the supplier; return its id.
 
         Without ``order_xml``, an authorised order (type PUO) is generated for the
-        supplier, its buyer DUNS ``buyer_duns`` (left out when None, as FMS leaves it out
-        for a school identified by GLN). ``order_id`` defaults to a new GUID.
+        supplier, its buyer ``buyer_duns`` (a DUNS, or a GLN of 13 digits; left out when
+        None). ``order_id`` defaults to a new GUID. ``content_order`` is the (source,
+        document id) of the delivered content order it was made from, if it was.
         """
         ebis.require_duns(supplier_duns, "supplier_duns")
+        if content_order is not None and not all(
+            _DOCUMENT_KEY.fullmatch(part) for part in content_order
+        ):
+            raise ValueError(
+                "content_order is a source and a document id, each 1 to 100 characters"
+            )
         if buyer_duns is not None:
             ebis.require_duns(buyer_duns, "buyer_duns")
         order_id = order_id if order_id is not None else new_guid()
@@ -142,7 +176,9 @@ class Procurement:
                     buyer_duns=buyer_duns,
                     order_date=datetime.now(UTC).date(),
                 )
-            await _add_authorised_order(conn, database_id, order_id, supplier_duns, order_xml)
+            await _add_authorised_order(
+                conn, database_id, order_id, supplier_duns, order_xml, content_order
+            )
         return order_id
 
     async def documents(self, database_id: int | None = None) -> list[dict[str, Any]]:
@@ -197,7 +233,12 @@ async def _deliver(
 
 
 async def _add_authorised_order(
-    conn: AsyncConnection, database_id: int, order_id: str, supplier_duns: str, order_xml: str
+    conn: AsyncConnection,
+    database_id: int,
+    order_id: str,
+    supplier_duns: str,
+    order_xml: str,
+    origin: tuple[str, str] | None = None,
 ) -> None:
     ao = t.authorised_orders
     clash = await conn.scalar(
@@ -205,7 +246,7 @@ async def _add_authorised_order(
     )
     if clash is not None:
         raise ValueError(f"database {database_id} already has an authorised order {order_id}")
-    await conn.execute(
+    added = await conn.execute(
         sa.insert(ao).values(
             database_id=database_id,
             order_id=order_id,
@@ -215,6 +256,14 @@ async def _add_authorised_order(
             sent_at=None,
         )
     )
+    if origin is not None:
+        (key,) = added.inserted_primary_key or (None,)
+        source, document_id = origin
+        await conn.execute(
+            sa.insert(t.authorised_order_origins).values(
+                authorised_order_id=key, source=source, document_id=document_id
+            )
+        )
 
 
 async def _order_count(conn: AsyncConnection, database_id: int) -> int:
@@ -227,17 +276,24 @@ async def _order_count(conn: AsyncConnection, database_id: int) -> int:
 
 async def _pending_orders(conn: AsyncConnection, database_id: int) -> list[AuthorisedOrder]:
     """The database's authorised orders not yet sent, oldest first."""
-    ao = t.authorised_orders
+    ao, origins = t.authorised_orders, t.authorised_order_origins
     rows = (
         await conn.execute(
-            sa.select(ao)
+            sa.select(ao, origins.c.source, origins.c.document_id)
+            .select_from(ao.outerjoin(origins, origins.c.authorised_order_id == ao.c.id))
             .where(ao.c.database_id == database_id)
             .where(ao.c.sent_at.is_(None))
             .order_by(ao.c.id)
         )
     ).all()
     return [
-        AuthorisedOrder(row.order_id, row.supplier_duns, row.authorised_at, row.order_xml)
+        AuthorisedOrder(
+            row.order_id,
+            row.supplier_duns,
+            row.authorised_at,
+            row.order_xml,
+            None if row.source is None else (row.source, row.document_id),
+        )
         for row in rows
     ]
 

@@ -140,6 +140,11 @@ async def fetch_doc(call: PortalCall) -> str | bool:
     return text
 
 
+def _kind(number: str) -> str:
+    """How an order names a supplier with this number: a GLN has 13 digits, a DUNS 9."""
+    return "GLN" if len(number) == 13 else "DUNS"
+
+
 async def send_order(call: PortalCall) -> str | bool:
     child = call.element.find(f"{{{OTS}}}Document")
     if child is None or not (child.text or "").strip():
@@ -157,10 +162,17 @@ async def send_order(call: PortalCall) -> str | bool:
     code = None if order_type is None else order_type.get("Code")
     if code != "PUO":
         raise InvalidXml(f"an authorised order has OrderType Code PUO, not {code!r}")
-    supplier = (root.findtext("Supplier/SupplierReferences/DUNS") or "").strip()
-    if supplier not in call.account.suppliers:
+    # Each supplier as FMS names it: by GLN (13 digits) or by DUNS.
+    named = {
+        duns
+        for duns in call.account.suppliers
+        if (root.findtext(f"Supplier/SupplierReferences/{_kind(duns)}") or "").strip() == duns
+    }
+    if not named:
+        kind = "DUNS" if root.find("Supplier/SupplierReferences/DUNS") is not None else "GLN"
+        supplier = (root.findtext(f"Supplier/SupplierReferences/{kind}") or "").strip()
         raise InvalidXml(
-            f"the order is for supplier DUNS {supplier or '(none)'}, not this portal's "
+            f"the order is for supplier {kind} {supplier or '(none)'}, not this portal's "
             f"{' or '.join(call.account.suppliers)}"
         )
     number = root.findtext("OrderReferences/BuyersOrderNumber")

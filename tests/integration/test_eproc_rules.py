@@ -1,0 +1,557 @@
+"""FMS's import and export rules (seed 002), each against the sandbox's portal and FNG.
+
+Every document is written here for its test and queued on the sandbox's demo portal (or,
+for authorised orders, authorised in the sandbox's FNG); the real gateway collects, checks
+and delivers it, one scheduler round at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+from lxml import etree
+
+from gateway.app import STORE
+from gateway.sandbox import ebis
+from gateway.store.tables import eproc_documents, eproc_orders, schools
+from gateway.tenancy.secrets import SecretBox
+from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.integration.test_eproc import due_now, ledger, run_once
+
+DAY = date(2026, 11, 20)
+LINES = (
+    ebis.OrderLine(1, "P-100", "Exercise books, A4, pack of 10", "3", Decimal("2.50")),
+    ebis.OrderLine(2, "P-220", "Whiteboard markers, box of 12", "2", Decimal("6.75")),
+)
+#: The numbers an Order writes with its decimal separator.
+NUMBERS = ("Amount", "TaxRate", "UnitPrice", "NetLineTotal", "GoodsValue", "GrossValue")
+GLN = "5012345678900"
+
+
+def content_order(sandbox: Sandbox, number: str, **changes: Any) -> etree._Element:
+    values: dict[str, Any] = {
+        "number": number,
+        "order_date": DAY,
+        "supplier_duns": sandbox.demo.supplier_duns,
+        "buyer_duns": sandbox.demo.school_duns,
+        "lines": LINES,
+    }
+    return ebis.order(**{**values, **changes})
+
+
+def invoice(sandbox: Sandbox, number: str, **changes: Any) -> etree._Element:
+    lines = [
+        ebis.InvoiceLine(1, 1, "P-100", "Exercise books, A4, pack of 10", "3", Decimal("2.50"))
+    ]
+    values: dict[str, Any] = {
+        "number": number,
+        "invoice_date": DAY,
+        "order_number": "WEB-1",
+        "supplier_duns": sandbox.demo.supplier_duns,
+        "buyer_duns": sandbox.demo.school_duns,
+        "lines": lines,
+    }
+    return ebis.invoice(**{**values, **changes})
+
+
+def exported(line: ebis.OrderLine) -> ebis.OrderLine:
+    """An order line as FMS exported it: commodity class, ledger code and fund, a date."""
+    return replace(line, commodity_class="00 00 00 00", narrative="1001-01", preferred_date=DAY)
+
+
+def authorised_order(
+    sandbox: Sandbox, number: str, lines: tuple[ebis.OrderLine, ...] = LINES, **changes: Any
+) -> etree._Element:
+    values: dict[str, Any] = {
+        "number": number,
+        "order_date": DAY,
+        "supplier_duns": sandbox.demo.supplier_duns,
+        "buyer_duns": sandbox.demo.school_duns,
+        "lines": [exported(line) for line in lines],
+        "order_type": "PUO",
+        "user": None,
+        "originating_software": ("SIMS", "FMS6", "6.180"),
+    }
+    return ebis.order(**{**values, **changes})
+
+
+def with_separator(order: etree._Element, separator: str = ",") -> etree._Element:
+    """The same order written with another decimal separator."""
+    for element in order.iter(*NUMBERS):
+        element.text = (element.text or "").replace(".", separator)
+    head = order.find("OrderHead/Parameters/DecimalSeparator")
+    assert head is not None
+    head.text = separator
+    return order
+
+
+def set_text(order: etree._Element, path: str, value: str) -> etree._Element:
+    found = order.find(path)
+    assert found is not None, path
+    found.text = value
+    return order
+
+
+def remove(order: etree._Element, path: str) -> etree._Element:
+    found = order.find(path)
+    assert found is not None, path
+    parent = found.getparent()
+    assert parent is not None
+    parent.remove(found)
+    return order
+
+
+async def queue(sandbox: Sandbox, doc_type: str, document: etree._Element) -> str:
+    """Put a document on the demo portal; its id."""
+    return await sandbox.state.portals.add_document(
+        sandbox.demo.portal_name, doc_type=doc_type, xml=ebis.to_text(document)
+    )
+
+
+async def poll(gateway: Gateway) -> None:
+    await due_now(gateway)
+    await run_once(gateway)
+
+
+async def in_fng(sandbox: Sandbox, uuid: str) -> dict[str, Any]:
+    (document,) = [
+        d for d in await sandbox.state.procurement.documents() if d["document_id"] == uuid
+    ]
+    return document
+
+
+async def authorise(sandbox: Sandbox, order: etree._Element, **options: Any) -> str:
+    """Authorise ``order`` in FNG for the demo supplier; its id."""
+    return await sandbox.state.procurement.add_authorised_order(
+        sandbox.demo.database_id,
+        supplier_duns=options.pop("supplier_duns", sandbox.demo.supplier_duns),
+        order_xml=ebis.to_text(order),
+        **options,
+    )
+
+
+async def orders(gateway: Gateway) -> dict[str, tuple[str, str | None, str | None]]:
+    """The gateway's order ledger: order id -> (state, rule, reason)."""
+    async with gateway.app[STORE].read() as conn:
+        rows = await conn.execute(
+            sa.select(
+                eproc_orders.c.order_id, eproc_orders.c.state, eproc_orders.c.rule
+            ).add_columns(eproc_orders.c.reason)
+        )
+        return {row.order_id: (row.state, row.rule, row.reason) for row in rows}
+
+
+async def fng_order_states(sandbox: Sandbox) -> dict[str, str]:
+    return {
+        order["id"]: order["state"] for order in await sandbox.state.procurement.authorised_orders()
+    }
+
+
+async def metrics(gateway: Gateway) -> str:
+    async with aiohttp.ClientSession() as http, http.get(f"{gateway.url}/metrics") as response:
+        return await response.text()
+
+
+IN_OUT = ("in", "out")
+
+
+async def mismatches(gateway: Gateway, sandbox: Sandbox, direction: str) -> float:
+    """The demo portal's checksum mismatches let through, in one direction, so far."""
+    portal = f"{gateway.demo.database_id}:{sandbox.demo.portal_name}"
+    labels = f'{{direction="{direction}",portal="{portal}"}}'
+    for line in (await metrics(gateway)).splitlines():
+        if line.startswith(f"fng_gateway_eproc_checksum_mismatches_total{labels} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def gateway_with(
+    tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox, **eproc: Any
+) -> Gateway:
+    settings = gateway_settings(tmp_path, sandbox, eproc=eproc)
+    return await start_gateway(aiohttp_server, settings, box, sandbox)
+
+
+class TestDecimalSeparator:
+    async def test_a_comma_document_imports_with_its_values(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """DecimalSeparator "," is "Use[d] to interpret values during import": 2,50 is two
+        pounds fifty, and FNG is given the values as FMS held them, written with "."."""
+        uuid = await queue(sandbox, "order", with_separator(content_order(sandbox, "WEB-C1")))
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        body = etree.fromstring((await in_fng(sandbox, uuid))["body"].encode())
+        assert body.findtext("OrderHead/Parameters/DecimalSeparator") == "."
+        assert [p.text for p in body.iterfind("OrderLine/Price/UnitPrice")] == ["2.50", "6.75"]
+        assert [a.text for a in body.iterfind("OrderLine/Quantity/Amount")] == ["3", "2"]
+        assert body.findtext("OrderTotal/GoodsValue") == "21.00"
+        assert body.findtext("OrderLine/LineTax/TaxRate") == "20.00"
+
+    async def test_a_value_written_with_the_other_separator_is_quarantined(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        order = set_text(
+            with_separator(content_order(sandbox, "WEB-C2")), "OrderLine/Price/UnitPrice", "2.50"
+        )
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "decimal_separator")
+
+    async def test_a_document_with_the_dot_is_delivered_as_the_portal_sent_it(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """Nothing FMS would read differently: FNG gets the bytes the gateway collected."""
+        uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-C3"))
+        await poll(gateway)
+        async with gateway.app[STORE].read() as conn:
+            collected = await conn.scalar(
+                sa.select(eproc_documents.c.content).where(eproc_documents.c.document_id == uuid)
+            )
+        assert (await in_fng(sandbox, uuid))["body"].encode() == collected
+
+
+class TestPrecision:
+    async def test_money_is_held_in_pence_rounded_half_up(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "If less than 2 decimals default pence as zero, if greater than 2 round to 2
+        decimal places": 2,505 is 2.51, 6,7 is 6.70."""
+        order = with_separator(content_order(sandbox, "WEB-P1"))
+        prices = order.findall("OrderLine/Price/UnitPrice")
+        prices[0].text, prices[1].text = "2,505", "6,7"
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        body = etree.fromstring((await in_fng(sandbox, uuid))["body"].encode())
+        assert [p.text for p in body.iterfind("OrderLine/Price/UnitPrice")] == ["2.51", "6.70"]
+
+    async def test_the_checksum_takes_the_goods_value_in_pence(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """GoodsValue 12,995 is held as 13.00, so the checksum's TotalValue is 13 (the
+        checksum module's second worked example: 46070), not 12 (34885)."""
+        lines = (
+            ebis.OrderLine(1, "P-1", "Pens", "3", Decimal("2.50")),
+            ebis.OrderLine(2, "P-2", "Pads", "2", Decimal("2.75")),
+        )
+        held = with_separator(content_order(sandbox, "WEB-P2", lines=lines))
+        set_text(held, "OrderTotal/GoodsValue", "12,995")
+        truncated = set_text(
+            with_separator(content_order(sandbox, "WEB-P3", lines=lines)),
+            "OrderTotal/GoodsValue",
+            "12,995",
+        )
+        set_text(held, "OrderHead/Checksum", "46070")
+        set_text(truncated, "OrderHead/Checksum", "34885")
+        good = await queue(sandbox, "order", held)
+        bad = await queue(sandbox, "order", truncated)
+        await poll(gateway)
+        entries = await ledger(gateway)
+        assert entries[good] == ("acknowledged", None)
+        assert entries[bad] == ("quarantined", "checksum")
+
+
+class TestHandshakeCodes:
+    async def test_a_missing_code_is_quarantined_by_its_rule(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """BuyersCodeForSupplier and SuppliersCodeForBuyer "must be present if file is to
+        import"."""
+        no_supplier_code = remove(
+            content_order(sandbox, "WEB-H1"), "Supplier/SupplierReferences/BuyersCodeForSupplier"
+        )
+        no_account = remove(
+            content_order(sandbox, "WEB-H2"), "Buyer/BuyerReferences/SuppliersCodeForBuyer"
+        )
+        first = await queue(sandbox, "order", no_supplier_code)
+        second = await queue(sandbox, "order", no_account)
+        await poll(gateway)
+        entries = await ledger(gateway)
+        assert entries[first] == ("quarantined", "handshake_codes")
+        assert entries[second] == ("quarantined", "handshake_codes")
+
+    async def test_waived_for_portals_relying_on_duns(
+        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+    ) -> None:
+        gateway = await gateway_with(
+            tmp_path, sandbox, aiohttp_server, box, require_handshake_codes=False
+        )
+        order = remove(
+            content_order(sandbox, "WEB-H3"), "Supplier/SupplierReferences/BuyersCodeForSupplier"
+        )
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+
+
+class TestInvoices:
+    async def test_a_missing_buyer_duns_is_quarantined(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """The handshake "makes use of the DUNS numbers ... for both supplier and
+        establishment"."""
+        uuid = await queue(sandbox, "invoice", invoice(sandbox, "INV-B1", buyer_duns=None))
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "buyer_duns")
+
+    async def test_a_credit_note_listed_as_an_invoice_reaches_fng_as_a_credit_note(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """InvoiceType Code "Determines whether the message is treated as an Invoice or as a
+        Credit Note", whatever the portal's index says; the other way round too."""
+        credit = invoice(sandbox, "CRN-T1", invoice_type="CRN", credited_invoice="INV-T0")
+        listed_invoice = await queue(sandbox, "invoice", credit)
+        listed_credit = await queue(sandbox, "creditnote", invoice(sandbox, "INV-T2"))
+        await poll(gateway)
+        entries = await ledger(gateway)
+        assert entries[listed_invoice] == entries[listed_credit] == ("acknowledged", None)
+        assert (await in_fng(sandbox, listed_invoice))["type"] == "creditnote"
+        assert (await in_fng(sandbox, listed_credit))["type"] == "invoice"
+
+
+class TestChecksumPolicy:
+    async def test_enforce_quarantines_both_ways(self, gateway: Gateway, sandbox: Sandbox) -> None:
+        """The default, as FMS did: a content order in, an authorised order out."""
+        uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-K1", checksum_offset=2))
+        order_id = await authorise(sandbox, authorised_order(sandbox, "PO-K1", checksum_offset=2))
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "checksum")
+        assert (await orders(gateway))[order_id][:2] == ("quarantined", "checksum")
+
+    async def test_warn_imports_sends_and_counts(
+        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+    ) -> None:
+        gateway = await gateway_with(tmp_path, sandbox, aiohttp_server, box, checksum_policy="warn")
+        await poll(gateway)  # the demo portal's own documents first
+        before = {direction: await mismatches(gateway, sandbox, direction) for direction in IN_OUT}
+        uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-K2", checksum_offset=2))
+        order_id = await authorise(sandbox, authorised_order(sandbox, "PO-K2", checksum_offset=2))
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        assert (await in_fng(sandbox, uuid))["type"] == "order"
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+        assert (await fng_order_states(sandbox))[order_id] == "sent"
+        for direction in IN_OUT:
+            assert await mismatches(gateway, sandbox, direction) == before[direction] + 1
+
+    async def test_off_imports_and_sends_without_counting(
+        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+    ) -> None:
+        gateway = await gateway_with(tmp_path, sandbox, aiohttp_server, box, checksum_policy="off")
+        uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-K3", checksum_offset=2))
+        order_id = await authorise(sandbox, authorised_order(sandbox, "PO-K3", checksum_offset=2))
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+        assert "fng_gateway_eproc_checksum_mismatches_total{" not in await metrics(gateway)
+
+
+class TestPartiesByGlnOrDuns:
+    async def test_a_gln_suppliers_order_is_sent(self, gateway: Gateway, sandbox: Sandbox) -> None:
+        """SupplierReferences/GLN when the supplier's "GLN | DUNs" attribute is GLN."""
+        await sandbox.state.portals.add(
+            "gln-supplier", username="u", password="p", supplier_duns=GLN
+        )
+        await gateway.registry.add_portal(
+            gateway.demo.database_id,
+            name="gln-supplier",
+            url=f"{sandbox.url}/portals/gln-supplier/EProcurementService.asmx",
+            username="u",
+            password="p",
+            supplier_duns=[GLN],
+            poll_seconds=10,
+            allow_http=True,
+        )
+        order_id = await sandbox.state.procurement.add_authorised_order(
+            sandbox.demo.database_id, supplier_duns=GLN, buyer_duns=sandbox.demo.school_duns
+        )
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+        (received,) = (await sandbox.state.portals.describe("gln-supplier"))["orders"]
+        sent = etree.fromstring(received["xml"].encode())
+        assert sent.findtext("Supplier/SupplierReferences/GLN") == GLN
+        assert sent.find("Supplier/SupplierReferences/DUNS") is None
+
+    async def test_a_school_known_by_its_gln_is_named_by_it(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        async with gateway.app[STORE].write() as conn:
+            await conn.execute(schools.update().values(duns=GLN))
+        by_gln = await authorise(
+            sandbox, authorised_order(sandbox, "PO-G1", buyer_duns=None, buyer_gln=GLN)
+        )
+        by_duns = await authorise(sandbox, authorised_order(sandbox, "PO-G2"))
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        assert ledger_orders[by_gln][:2] == ("sent", None)
+        state, rule, reason = ledger_orders[by_duns]
+        assert (state, rule) == ("quarantined", "buyer_id")
+        assert "Buyer/BuyerReferences/GLN is missing" in (reason or "")
+
+    async def test_a_supplier_named_by_the_wrong_kind_of_number_is_quarantined(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """A DUNS-identified supplier's order that names it only by GLN."""
+        order = authorised_order(sandbox, "PO-G3", supplier_duns=None, supplier_gln=GLN)
+        order_id = await authorise(sandbox, order)
+        await poll(gateway)
+        state, rule, reason = (await orders(gateway))[order_id]
+        assert (state, rule) == ("quarantined", "supplier_id")
+        assert "Supplier/SupplierReferences/DUNS is missing" in (reason or "")
+
+
+Mutation = Callable[[etree._Element], etree._Element]
+
+
+def _without_uom(order: etree._Element) -> etree._Element:
+    quantity = order.find("OrderLine/Quantity")
+    assert quantity is not None
+    del quantity.attrib["UOMCode"]
+    return order
+
+
+def _currency_code_list(order: etree._Element) -> etree._Element:
+    currency = order.find("OrderHead/OrderCurrency/Currency")
+    assert currency is not None
+    currency.set("CodeList", "ISO4217")
+    return order
+
+
+#: (what is wrong, how to make it so, the field the quarantine names)
+CONSTANTS: tuple[tuple[str, Mutation, str], ...] = (
+    (
+        "schema version",
+        lambda o: set_text(o, "OrderHead/Schema/Version", "3.10"),
+        "OrderHead/Schema/Version is '3.10'",
+    ),
+    (
+        "precision",
+        lambda o: remove(o, "OrderHead/Parameters/Precision"),
+        "OrderHead/Parameters/Precision is missing",
+    ),
+    (
+        "originating software",
+        lambda o: set_text(o, "OrderHead/OriginatingSoftware/SoftwareProduct", "FNG"),
+        "OrderHead/OriginatingSoftware/SoftwareProduct is 'FNG'",
+    ),
+    (
+        "currency code list",
+        _currency_code_list,
+        "OrderHead/OrderCurrency/Currency/@Codelist is 'ISO4217'",
+    ),
+    (
+        "commodity class",
+        lambda o: remove(o, "OrderLine[2]/Product/CommodityClass"),
+        "line 2: OrderLine/Product/CommodityClass is missing",
+    ),
+    ("UOM", _without_uom, "line 1: OrderLine/Quantity/@UOMCode is missing"),
+    (
+        "narrative",
+        lambda o: set_text(o, "OrderLine/Narrative", "1001"),
+        "line 1: OrderLine/Narrative is '1001'",
+    ),
+    (
+        "preferred date",
+        lambda o: remove(o, "OrderLine[2]/Delivery/PreferredDate"),
+        "line 2: OrderLine/Delivery/PreferredDate is missing",
+    ),
+)
+
+
+class TestExportConstants:
+    async def test_an_order_without_fmss_constants_is_quarantined_naming_the_field(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        complete = await authorise(sandbox, authorised_order(sandbox, "PO-X0"))
+        broken = {
+            await authorise(sandbox, mutate(authorised_order(sandbox, f"PO-X{n}"))): (what, field)
+            for n, (what, mutate, field) in enumerate(CONSTANTS, start=1)
+        }
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        assert ledger_orders[complete][:2] == ("sent", None)
+        for order_id, (what, field) in broken.items():
+            state, rule, reason = ledger_orders[order_id]
+            assert (state, rule) == ("quarantined", "export_constant"), what
+            assert field in (reason or ""), (what, reason)
+        states = await fng_order_states(sandbox)
+        assert all(states[order_id] == "pending" for order_id in broken)
+
+
+class TestEditsOfAContentOrder:
+    async def _collected(self, gateway: Gateway, sandbox: Sandbox, order: etree._Element) -> str:
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        return uuid
+
+    async def test_quantities_changed_and_lines_deleted_are_sent(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "The user can edit the line quantity to be purchased. Lines can be deleted." The
+        content order wrote its prices with ","; they are the same prices."""
+        uuid = await self._collected(
+            gateway, sandbox, with_separator(content_order(sandbox, "WEB-E1"))
+        )
+        edited = (replace(LINES[1], quantity="5"),)
+        order_id = await authorise(
+            sandbox,
+            authorised_order(sandbox, "PO-E1", lines=edited),
+            content_order=(sandbox.demo.portal_name, uuid),
+        )
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+
+    async def test_an_added_line_or_a_changed_price_is_quarantined_naming_the_line(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "Additional lines can not be added"; "The user can not edit the part number, the
+        description, or the price"."""
+        uuid = await self._collected(gateway, sandbox, content_order(sandbox, "WEB-E2"))
+        origin = (sandbox.demo.portal_name, uuid)
+        added = (*LINES, ebis.OrderLine(3, "P-315", "Glue sticks", "1", Decimal("11.99")))
+        cases = {
+            "line 3 is not in the content order": added,
+            "line 2: its price changed from 6.75 to 7.00": (
+                LINES[0],
+                replace(LINES[1], unit_price=Decimal("7.00")),
+            ),
+            "line 1: its part number changed from P-100 to P-101": (
+                replace(LINES[0], product_code="P-101"),
+            ),
+            "line 1: its description changed": (replace(LINES[0], description="Rulers"),),
+        }
+        ids = {
+            await authorise(
+                sandbox,
+                authorised_order(sandbox, f"PO-E2{n}", lines=lines),
+                content_order=origin,
+            ): expected
+            for n, (expected, lines) in enumerate(cases.items())
+        }
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        for order_id, expected in ids.items():
+            state, rule, reason = ledger_orders[order_id]
+            assert (state, rule) == ("quarantined", "order_edits"), expected
+            assert expected in (reason or ""), (expected, reason)
+
+    async def test_a_content_order_the_gateway_never_collected_is_quarantined(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        order_id = await authorise(
+            sandbox,
+            authorised_order(sandbox, "PO-E3"),
+            content_order=(sandbox.demo.portal_name, "no-such-document"),
+        )
+        await poll(gateway)
+        state, rule, reason = (await orders(gateway))[order_id]
+        assert (state, rule) == ("quarantined", "content_order")
+        assert "no-such-document" in (reason or "")

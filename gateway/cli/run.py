@@ -68,7 +68,9 @@ async def _start(
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        # A burst of callers (a payment provider posting for many schools at once) waits in
+        # the listen queue rather than being refused: 1024, not 128.
+        await web.TCPSite(runner, host, port, backlog=1024).start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigurationError(_listen_failure(exc, host, port, option)) from None

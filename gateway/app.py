@@ -45,8 +45,9 @@ from gateway.store.cache import CACHE_ERRORS, ReadThrough, create_cache
 from gateway.store.ledger import Ledger
 from gateway.store.migrate import make_ready
 from gateway.store.shared import FailedLogins, SharedLocks, redis_client
+from gateway.tenancy.key_changes import RegistryKeys
 from gateway.tenancy.lockout import Lockout, failure_keep
-from gateway.tenancy.model import Caller, DatabaseTarget, Interface
+from gateway.tenancy.model import Caller, Interface
 from gateway.tenancy.registry import Registry
 from gateway.tenancy.rotation import KeyRotation
 from gateway.tenancy.secrets import SecretBox
@@ -202,22 +203,12 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         wait_seconds=settings.ledger.wait_seconds,
     )
     app[LEDGER] = ledger
-    rotation = KeyRotation(app[STORE], app[BOX], actor="gateway")
-    grace = timedelta(seconds=settings.keys.retire_grace_seconds)
-
-    class Keys:
-        async def fresh(self, database_id: int) -> DatabaseTarget | None:
-            return await registry.database_target(database_id)
-
-        async def accepted(
-            self, target: DatabaseTarget, *, fng_next: bool, partner_next: bool
-        ) -> None:
-            await rotation.promote_accepted(
-                target.database_id, fng_key=fng_next, partner_key=partner_next, grace=grace
-            )
-            registry.forget()
-
-    fng = FngClient(app[SESSION], app[TOKENS], settings.fng, Keys())
+    keys = RegistryKeys(
+        registry,
+        KeyRotation(app[STORE], app[BOX], actor="gateway"),
+        grace=timedelta(seconds=settings.keys.retire_grace_seconds),
+    )
+    fng = FngClient(app[SESSION], app[TOKENS], settings.fng, keys)
     app[FNG] = fng
 
     def authenticator(interface: Interface) -> Callable[[Credentials], Awaitable[Caller]]:

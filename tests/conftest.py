@@ -26,8 +26,8 @@ from cryptography.fernet import Fernet
 from joserfc.jwk import RSAKey
 
 from gateway.app import STORE, create_app
+from gateway.cli.quickstart import Registered, register_demo
 from gateway.config import Settings
-from gateway.quickstart import Registered, register_demo
 from gateway.sandbox import DemoSeed, SandboxState, create_sandbox_app, seed_demo
 from gateway.sandbox.demo import seed_budget_planning
 from gateway.tenancy.model import AuthMethod, Interface

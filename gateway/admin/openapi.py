@@ -9,8 +9,8 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from gateway.admin.models import Problem
-from gateway.admin.problems import PROBLEM_JSON
 from gateway.admin.routing import Endpoint, JsonBody
+from gateway.problems import PROBLEM_JSON
 
 _REF: Final = "#/components/schemas/{model}"
 

@@ -20,7 +20,6 @@ promote). Unexpected exceptions are left to the gateway's outer middleware, whic
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -31,11 +30,11 @@ from pydantic import ValidationError
 
 from gateway.errors import AuthenticationFailed, CallerError, GatewayError, MalformedRequest
 from gateway.observability import context
+from gateway.problems import PROBLEM_JSON, problem_json
 from gateway.tenancy.service import RegistryError
 
 log = logging.getLogger("gateway.admin")
 
-PROBLEM_JSON = "application/problem+json"
 REALM = 'realm="fng-gateway admin"'
 
 
@@ -93,18 +92,10 @@ class HttpError(CallerError):
 
 
 def problem_response(error: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
-    problem: dict[str, Any] = {
-        "type": f"urn:fng-gateway:error:{error.code}",
-        "title": error.fault_string,
-        "status": error.http_status,
-        "code": error.code,
-        "requestId": context.request_id.get(),
-    }
-    if isinstance(error, InvalidInput):
-        problem["errors"] = error.errors
+    extensions = {"errors": error.errors} if isinstance(error, InvalidInput) else {}
     response = web.Response(
         status=error.http_status,
-        body=json.dumps(problem).encode(),
+        body=problem_json(error, context.request_id.get(), **extensions),
         content_type=PROBLEM_JSON,
     )
     response.headers.update(headers or {})

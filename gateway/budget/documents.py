@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from gateway.budget.results import BudgetError
+from gateway.budget.results import BudgetProblem
 from gateway.store.tables import SUBMISSION_ID_LENGTH
 from gateway.xmlsafe import SchemaRegistry
 
@@ -102,8 +102,8 @@ class Allocation:
     cfr_code: str | None = None
     cost_centre: str | None = None
 
-    def error(self, code: str, message: str, **values: str) -> BudgetError:
-        return BudgetError(
+    def error(self, code: str, message: str, **values: str) -> BudgetProblem:
+        return BudgetProblem(
             code,
             message,
             allocation=self.kind,
@@ -141,17 +141,17 @@ class Budget:
 
 def read_budget(
     element: etree._Element, schemas: SchemaRegistry
-) -> tuple[Budget | None, list[BudgetError]]:
+) -> tuple[Budget | None, list[BudgetProblem]]:
     if element.tag != "Message":
-        return None, [BudgetError("SCHEMA", f"expected a Message document, not {element.tag}")]
+        return None, [BudgetProblem("SCHEMA", f"expected a Message document, not {element.tag}")]
     issues = schemas.issues(IMPORT_SCHEMA, element)
     if issues:
-        return None, [BudgetError("SCHEMA", str(issue)) for issue in issues]
+        return None, [BudgetProblem("SCHEMA", str(issue)) for issue in issues]
     # An xs:positiveInteger, normalized as int() would without its limit of 4,300 digits.
     serial = _text(element, "Header/SerialNumber").lstrip("+").lstrip("0")
     if len(serial) > SUBMISSION_ID_LENGTH:
         return None, [
-            BudgetError(
+            BudgetProblem(
                 "SCHEMA",
                 f"the SerialNumber has more than {SUBMISSION_ID_LENGTH} digits",
                 allocation="Header",
@@ -191,9 +191,9 @@ def read_budget(
     ), []
 
 
-def check_budget(budget: Budget, chart: Chart) -> list[BudgetError]:
+def check_budget(budget: Budget, chart: Chart) -> list[BudgetProblem]:
     """Every ledger code, fund, CFR heading and cost centre must be in the year's chart."""
-    errors: list[BudgetError] = []
+    errors: list[BudgetProblem] = []
     for allocation in budget.allocations:
         funds = chart.funds.get(allocation.ledger_code)
         if funds is None:

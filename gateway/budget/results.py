@@ -10,7 +10,7 @@ from gateway.soap.results import ResultError, result_document
 
 
 @dataclass(frozen=True, slots=True)
-class BudgetError(ResultError):
+class BudgetProblem(ResultError):
     allocation: str | None = None
     position: int | None = None
     ledger_code: str | None = None
@@ -33,6 +33,6 @@ class BudgetError(ResultError):
 
 
 def budget_result(
-    success: bool, errors: Sequence[BudgetError] = (), *, serial_number: str | None = None
+    success: bool, errors: Sequence[BudgetProblem] = (), *, serial_number: str | None = None
 ) -> bytes:
     return result_document("BudgetImportResult", success, errors, serialNumber=serial_number)

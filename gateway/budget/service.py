@@ -19,7 +19,7 @@ from gateway.budget.documents import (
     read_chart,
     read_years,
 )
-from gateway.budget.results import BudgetError, budget_result
+from gateway.budget.results import BudgetProblem, budget_result
 from gateway.errors import NotFound, OutcomeUnknown, UpstreamError
 from gateway.fng import FngClient, FngResponse
 from gateway.fng.documents import answer_document
@@ -88,7 +88,9 @@ class BudgetService:
 
     async def import_budget(self, caller: Caller, document: etree._Element | None) -> bytes:
         if document is None:
-            return budget_result(False, [BudgetError("SCHEMA", "xmlData holds no budget document")])
+            return budget_result(
+                False, [BudgetProblem("SCHEMA", "xmlData holds no budget document")]
+            )
         budget, errors = read_budget(document, self._schemas)
         if budget is None:
             return budget_result(False, errors)
@@ -131,7 +133,7 @@ class BudgetService:
             return budget_result(
                 False,
                 [
-                    BudgetError(
+                    BudgetProblem(
                         "SUBMISSION_CONFLICT",
                         exc.message,
                         allocation="Header",
@@ -142,16 +144,16 @@ class BudgetService:
             )
         return replayed(submitted.result) if submitted.replay else submitted.result
 
-    async def _check(self, caller: Caller, budget: Budget) -> list[BudgetError]:
+    async def _check(self, caller: Caller, budget: Budget) -> list[BudgetProblem]:
         """The school must be the database's own, the year the school's, and every code in
         that year's chart of accounts."""
         school = caller.target
-        errors: list[BudgetError] = []
+        errors: list[BudgetProblem] = []
         own = f"{school.la_number}/{school.establishment_number}"
         sent = f"{budget.la_number}/{budget.school_number}"
         if own != sent:
             errors.append(
-                BudgetError(
+                BudgetProblem(
                     "WRONG_SCHOOL",
                     f"the budget is for LA {budget.la_number} school {budget.school_number}, "
                     "but the "
@@ -164,7 +166,7 @@ class BudgetService:
             )
         if not budget.allocations:
             errors.append(
-                BudgetError(
+                BudgetProblem(
                     "NO_ALLOCATIONS",
                     "the budget has no fund or cost-centre allocations",
                     allocation="Header",
@@ -174,7 +176,7 @@ class BudgetService:
         year = years.get(budget.year)
         if year is None:
             errors.append(
-                BudgetError(
+                BudgetProblem(
                     "UNKNOWN_YEAR",
                     f"the school has no financial year {budget.year}",
                     allocation="Header",

@@ -220,8 +220,8 @@ async def new_key(_args: argparse.Namespace) -> int:
 async def sandbox(args: argparse.Namespace) -> int:
     from gateway.admin.tokens import AdminTokens
     from gateway.app import STORE, begin_draining, create_app
+    from gateway.cli.quickstart import register_demo, upstreams_info
     from gateway.observability.logging import configure_logging
-    from gateway.quickstart import register_demo, upstreams_info
     from gateway.sandbox import SandboxState, create_sandbox_app, seed_demo
     from gateway.tenancy.secrets import SecretBox
     from gateway.tenancy.service import RegistryService

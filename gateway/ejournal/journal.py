@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from lxml import etree
 
-from gateway.ejournal.results import JournalError
+from gateway.ejournal.results import JournalProblem
 from gateway.store.tables import SUBMISSION_ID_LENGTH
 from gateway.xmlsafe import PARSER_OPTIONS, Limits, SchemaRegistry, parse
 
@@ -92,7 +92,7 @@ class Reading:
     identifiers, which results carry even for a document that could not be read."""
 
     journal: Journal | None
-    errors: list[JournalError]
+    errors: list[JournalProblem]
     system_identifier: str | None = None
     submission_id: str | None = None
 
@@ -112,13 +112,13 @@ def read_journal(element: etree._Element, schemas: SchemaRegistry) -> Reading:
         element = strip_namespaces(element)
     if element.tag != "ControlAccounts":
         expected = f"expected a ControlAccounts document, not {element.tag}"
-        return Reading(None, [JournalError("SCHEMA", expected)])
+        return Reading(None, [JournalProblem("SCHEMA", expected)])
     issues = schemas.issues(SCHEMA, element)
     if issues:
         header = element.find("Header")
         return Reading(
             None,
-            [JournalError("SCHEMA", str(issue)) for issue in issues],
+            [JournalProblem("SCHEMA", str(issue)) for issue in issues],
             None if header is None else header.get("systemIdentifier"),
             None if header is None else header.get("submissionID"),
         )
@@ -304,22 +304,22 @@ def stream_journal(data: bytes, schema: etree.XMLSchema) -> Journal | None:
     )
 
 
-def local_errors(journal: Journal) -> list[JournalError]:
+def local_errors(journal: Journal) -> list[JournalProblem]:
     """What can be known wrong without FNG's state."""
-    errors: list[JournalError] = []
+    errors: list[JournalProblem] = []
     if not journal.system_identifier.strip():
         errors.append(
-            JournalError(
+            JournalProblem(
                 "SYSTEM_IDENTIFIER", "the header has no systemIdentifier", section="Header"
             )
         )
     if not journal.submission_id.strip():
         errors.append(
-            JournalError("SUBMISSION_ID", "the header has no submissionID", section="Header")
+            JournalProblem("SUBMISSION_ID", "the header has no submissionID", section="Header")
         )
     elif len(journal.submission_id) > SUBMISSION_ID_LENGTH:
         errors.append(
-            JournalError(
+            JournalProblem(
                 "SUBMISSION_ID",
                 f"the submissionID is longer than {SUBMISSION_ID_LENGTH} characters",
                 section="Header",
@@ -329,7 +329,7 @@ def local_errors(journal: Journal) -> list[JournalError]:
         )
     if journal.declared_lines != journal.lines:
         errors.append(
-            JournalError(
+            JournalProblem(
                 "LINE_COUNT",
                 f"transactionLineCount is {journal.declared_lines} but the document holds "
                 f"{journal.lines} transactions",
@@ -342,7 +342,7 @@ def local_errors(journal: Journal) -> list[JournalError]:
     for bank in journal.banks:
         if bank.reference in seen_banks:
             errors.append(
-                JournalError(
+                JournalProblem(
                     "DUPLICATE_BANK",
                     f"bank {bank.reference} appears more than once",
                     bank=bank.reference,
@@ -354,13 +354,13 @@ def local_errors(journal: Journal) -> list[JournalError]:
     return errors
 
 
-def _section_errors(bank: str, section: Section) -> list[JournalError]:
-    errors: list[JournalError] = []
+def _section_errors(bank: str, section: Section) -> list[JournalProblem]:
+    errors: list[JournalProblem] = []
     seen: set[str] = set()
     for txn_id in section.ids:
         if txn_id in seen:
             errors.append(
-                JournalError(
+                JournalProblem(
                     "DUPLICATE_ID",
                     f"transaction id {txn_id} appears more than once in "
                     f"{section.name} of bank {bank}",
@@ -377,7 +377,7 @@ def _section_errors(bank: str, section: Section) -> list[JournalError]:
     # isascii: str.isdigit() also takes digits int() refuses ("²") and other scripts' digits.
     if not (version.isascii() and version.isdigit()) or len(version) > 18:
         errors.append(
-            JournalError(
+            JournalProblem(
                 "ROW_VERSION",
                 f"lastRowVersion of {section.name} in bank {bank} is not a row "
                 "version (a whole number)",
@@ -389,7 +389,7 @@ def _section_errors(bank: str, section: Section) -> list[JournalError]:
         )
     elif int(version) < count:
         errors.append(
-            JournalError(
+            JournalProblem(
                 "ROW_VERSION",
                 f"lastRowVersion of {section.name} in bank {bank} is {version}, "
                 f"less than the {count} transactions the section holds",

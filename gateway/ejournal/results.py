@@ -16,7 +16,7 @@ BANKS_SCHEMA: Final = "ejournal/Banks.xsd"
 
 
 @dataclass(frozen=True, slots=True)
-class JournalError(ResultError):
+class JournalProblem(ResultError):
     bank: str | None = None
     section: str | None = None
     transaction_id: str | None = None
@@ -34,7 +34,7 @@ class JournalError(ResultError):
 
 def journal_result(
     success: bool,
-    errors: Sequence[JournalError] = (),
+    errors: Sequence[JournalProblem] = (),
     *,
     system_identifier: str | None = None,
     submission_id: str | None = None,
@@ -50,7 +50,7 @@ def journal_result(
     )
 
 
-def audit_result(success: bool, errors: Sequence[JournalError] = ()) -> bytes:
+def audit_result(success: bool, errors: Sequence[JournalProblem] = ()) -> bytes:
     return result_document("AuditResult", success, errors)
 
 

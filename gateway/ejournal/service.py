@@ -18,7 +18,7 @@ from gateway.ejournal.journal import (
 from gateway.ejournal.results import (
     BANKS_SCHEMA,
     RESULTS_SCHEMA,
-    JournalError,
+    JournalProblem,
     audit_result,
     empty_banks,
     journal_result,
@@ -87,7 +87,7 @@ class EJournalService:
             reading = read_journal(document, self._schemas)
         else:
             return journal_result(
-                False, [JournalError("SCHEMA", "xmlData holds no journal document")]
+                False, [JournalProblem("SCHEMA", "xmlData holds no journal document")]
             )
         journal = reading.accepted
         if journal is None:
@@ -147,7 +147,7 @@ class EJournalService:
             return journal_result(
                 False,
                 [
-                    JournalError(
+                    JournalProblem(
                         "SUBMISSION_CONFLICT",
                         exc.message,
                         section="Header",
@@ -160,8 +160,8 @@ class EJournalService:
         return replayed(submitted.result) if submitted.replay else submitted.result
 
     async def _against_fng_banks(
-        self, caller: Caller, journal: Journal, found: list[JournalError]
-    ) -> list[JournalError]:
+        self, caller: Caller, journal: Journal, found: list[JournalProblem]
+    ) -> list[JournalProblem]:
         """For a journal already refused, what FNG's banks tell besides (a read, nothing
         posted): banks not mapped for the payment system, and row versions that do not
         continue FNG's. So one answer lists what the gateway can find; the codes mapped
@@ -172,7 +172,7 @@ class EJournalService:
             response = await self._fng.get_banks(caller.target, system)
             if response.status == 404:
                 return [
-                    JournalError(
+                    JournalProblem(
                         "UNKNOWN_SYSTEM",
                         f"FNG has no payment system {system!r} for this database",
                         section="Header",
@@ -191,13 +191,13 @@ class EJournalService:
             log.info("FNG's banks could not be read to check a refused journal: %s", exc.message)
             return []
         flagged = {(error.bank, error.section) for error in found if error.code == "ROW_VERSION"}
-        errors: list[JournalError] = []
+        errors: list[JournalProblem] = []
         for bank in journal.banks:
             fng_bank = reported.get(bank.reference)
             if fng_bank is None:
                 if not any(e.code == "UNMAPPED_BANK" and e.bank == bank.reference for e in errors):
                     errors.append(
-                        JournalError(
+                        JournalProblem(
                             "UNMAPPED_BANK",
                             f"bank {bank.reference} is not mapped for payment system {system}",
                             bank=bank.reference,
@@ -217,7 +217,7 @@ class EJournalService:
                 if (number and int(sent) == expected) or (not sent and not expected):
                     continue
                 errors.append(
-                    JournalError(
+                    JournalProblem(
                         "ROW_VERSION",
                         f"lastRowVersion of {section.name} in bank {bank.reference} must be "
                         f"{expected} (FNG's last row version, {int(current or '0')}, plus "
@@ -275,12 +275,12 @@ class EJournalService:
     async def post_audit_message(self, caller: Caller, message: str | None) -> bytes:
         text = (message or "").strip()
         if not text:
-            return audit_result(False, [JournalError("MESSAGE", "the audit message is empty")])
+            return audit_result(False, [JournalProblem("MESSAGE", "the audit message is empty")])
         if len(text) > MAX_AUDIT_MESSAGE:
             return audit_result(
                 False,
                 [
-                    JournalError(
+                    JournalProblem(
                         "MESSAGE",
                         f"the audit message is longer than {MAX_AUDIT_MESSAGE} characters",
                         expected=f"at most {MAX_AUDIT_MESSAGE}",

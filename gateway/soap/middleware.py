@@ -9,7 +9,6 @@ without its details.
 
 from __future__ import annotations
 
-import json
 import logging
 from xml.sax.saxutils import escape
 
@@ -19,6 +18,7 @@ from aiohttp.typedefs import Handler
 from gateway import ns
 from gateway.errors import GatewayError
 from gateway.observability import context
+from gateway.problems import PROBLEM_JSON, problem_json
 from gateway.soap.envelope import fault, fault_status
 from gateway.soap.service import PLAIN_XML, SOAP_VERSION
 
@@ -80,14 +80,7 @@ def error_response(request: web.Request, error: GatewayError) -> web.Response:
         )
         headers["Content-Type"] = "application/problem+xml; charset=utf-8"
         return web.Response(status=error.http_status, body=body.encode(), headers=headers)
-    problem = {
-        "type": f"urn:fng-gateway:error:{error.code}",
-        "title": error.fault_string,
-        "status": error.http_status,
-        "code": error.code,
-        "requestId": request_id,
-    }
-    headers["Content-Type"] = "application/problem+json"
+    headers["Content-Type"] = PROBLEM_JSON
     return web.Response(
-        status=error.http_status, body=json.dumps(problem).encode(), headers=headers
+        status=error.http_status, body=problem_json(error, request_id), headers=headers
     )

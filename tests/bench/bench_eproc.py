@@ -51,10 +51,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.app import FNG, SCHEDULER, STORE, create_app
+from gateway.cli.quickstart import Registered, register_demo
 from gateway.config import EprocSettings, Settings
 from gateway.eproc.scheduler import Scheduler
 from gateway.observability.logging import JsonFormatter
-from gateway.quickstart import Registered, register_demo
 from gateway.sandbox import DemoSeed, SandboxState, create_sandbox_app, ebis, seed_demo
 from gateway.sandbox.portal.portals import NewDocument, portal_path
 from gateway.store import Store

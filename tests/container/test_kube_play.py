@@ -30,7 +30,7 @@ from cryptography.fernet import Fernet
 from lxml import etree
 
 from gateway import ns
-from gateway.quickstart import Registered, register_demo
+from gateway.cli.quickstart import Registered, register_demo
 from gateway.store import create_store
 from gateway.store.migrate import HEAD
 from gateway.tenancy.secrets import SecretBox

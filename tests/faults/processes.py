@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from gateway.quickstart import Registered, register_demo
+from gateway.cli.quickstart import Registered, register_demo
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.tenancy.secrets import SecretBox

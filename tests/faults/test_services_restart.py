@@ -37,7 +37,7 @@ from cryptography.fernet import Fernet
 from lxml import etree
 
 from gateway import ns
-from gateway.quickstart import register_demo
+from gateway.cli.quickstart import register_demo
 from gateway.sandbox import ebis
 from gateway.sandbox.portal.demo import LINES, ORDER_DATE
 from gateway.sandbox.portal.portals import NewDocument

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from gateway.admin.tokens import AdminTokens
-from gateway.quickstart import Registered, register_demo
+from gateway.cli.quickstart import Registered, register_demo
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log

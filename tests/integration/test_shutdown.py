@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 from cryptography.fernet import Fernet
 
-from gateway.quickstart import register_demo
+from gateway.cli.quickstart import register_demo
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.tenancy.secrets import SecretBox

@@ -16,7 +16,7 @@ from gateway.sandbox import responses
 from gateway.sandbox.appkeys import SANDBOX_STATE, SCHEMAS
 from gateway.sandbox.fng import budget_documents
 from gateway.sandbox.fng.access import authorize, refusal, xml_document
-from gateway.sandbox.fng.budget_rules import BudgetError, read_budget, serial_number_of
+from gateway.sandbox.fng.budget_rules import BudgetProblem, read_budget, serial_number_of
 
 BUDGET_IMPORT_XSD: Final = "budget/BudgetImport.xsd"
 
@@ -69,7 +69,9 @@ async def import_budget(request: web.Request) -> web.Response:
     _, root = await xml_document(request)
     issues = request.app[SCHEMAS].issues(BUDGET_IMPORT_XSD, root)
     if issues:
-        errors = [BudgetError("SCHEMA", f"The document breaks the schema at {i}.") for i in issues]
+        errors = [
+            BudgetProblem("SCHEMA", f"The document breaks the schema at {i}.") for i in issues
+        ]
         result = budget_documents.budget_result(
             success=False, serial_number=serial_number_of(root), errors=errors
         )

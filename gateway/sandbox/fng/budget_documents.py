@@ -12,7 +12,13 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.sandbox.fng.budget_rules import BudgetError, Chart, FinancialYear, FiscalYears, School
+from gateway.sandbox.fng.budget_rules import (
+    BudgetProblem,
+    Chart,
+    FinancialYear,
+    FiscalYears,
+    School,
+)
 from gateway.sandbox.fng.journal_documents import FMS_VERSION
 
 #: The chart of accounts is encoded as FMS encoded it.
@@ -104,7 +110,7 @@ def _year_definition(parent: etree._Element, year: FinancialYear) -> None:
 
 
 def budget_result(
-    *, success: bool, serial_number: str | None, errors: Iterable[BudgetError] = ()
+    *, success: bool, serial_number: str | None, errors: Iterable[BudgetProblem] = ()
 ) -> etree._Element:
     """The ``BudgetImportResult`` document of ``BudgetResult.xsd``."""
     root = etree.Element("BudgetImportResult", isSuccess="true" if success else "false")

@@ -207,7 +207,7 @@ class BudgetView:
 
 
 @dataclass(frozen=True, slots=True)
-class BudgetError:
+class BudgetProblem:
     """One broken rule, as a BudgetImportResult ``Error`` reports it."""
 
     code: str
@@ -277,15 +277,15 @@ def read_budget(root: etree._Element) -> Budget:
     )
 
 
-def check(budget: Budget, view: BudgetView) -> list[BudgetError]:
+def check(budget: Budget, view: BudgetView) -> list[BudgetProblem]:
     """Every rule the budget breaks: the header's first, then each allocation's in order."""
-    errors: list[BudgetError] = []
+    errors: list[BudgetProblem] = []
     school = view.school
     expected_school = f"{school.la_number}/{school.school_number}"
     sent_school = f"{budget.la_number}/{budget.school_number}"
     if sent_school != expected_school:
         errors.append(
-            BudgetError(
+            BudgetProblem(
                 "WRONG_SCHOOL",
                 f"The budget is for school {sent_school}, but this database is "
                 f"{school.name}'s, {expected_school}.",
@@ -296,7 +296,7 @@ def check(budget: Budget, view: BudgetView) -> list[BudgetError]:
         )
     if view.serial_taken:
         errors.append(
-            BudgetError(
+            BudgetProblem(
                 "DUPLICATE_SERIAL",
                 f"A budget with serial number {budget.serial_number} has already been "
                 "imported into this database.",
@@ -308,7 +308,7 @@ def check(budget: Budget, view: BudgetView) -> list[BudgetError]:
     year = view.year(budget.financial_year)
     if year is None:
         errors.append(
-            BudgetError(
+            BudgetProblem(
                 "UNKNOWN_YEAR",
                 f"There is no financial year {budget.financial_year!r} in this database.",
                 allocation=HEADER,
@@ -319,7 +319,7 @@ def check(budget: Budget, view: BudgetView) -> list[BudgetError]:
     elif year.closed:
         open_years = _descriptions(y for y in view.years if not y.closed)
         errors.append(
-            BudgetError(
+            BudgetProblem(
                 "YEAR_CLOSED",
                 f"The financial year {year.description} is closed; budgets can only be "
                 "imported into an open year.",
@@ -330,7 +330,7 @@ def check(budget: Budget, view: BudgetView) -> list[BudgetError]:
         )
     if not budget.allocations:
         errors.append(
-            BudgetError(
+            BudgetProblem(
                 "NO_ALLOCATIONS",
                 "The budget holds no fund allocations and no cost-centre allocations.",
                 allocation=HEADER,
@@ -345,9 +345,9 @@ def check(budget: Budget, view: BudgetView) -> list[BudgetError]:
 
 def _check_allocation(
     allocation: Allocation, year: FinancialYear | None, view: BudgetView
-) -> list[BudgetError]:
+) -> list[BudgetProblem]:
     where = f"{allocation.section} {allocation.position}"
-    errors: list[BudgetError] = []
+    errors: list[BudgetProblem] = []
     ledger = view.chart.get(allocation.ledger_code)
     if year is not None and ledger is None:
         errors.append(
@@ -403,8 +403,8 @@ def _check_allocation(
 
 def _allocation_error(
     code: str, message: str, allocation: Allocation, *, expected: str, sent: str | None
-) -> BudgetError:
-    return BudgetError(
+) -> BudgetProblem:
+    return BudgetProblem(
         code,
         message,
         allocation=allocation.section,

@@ -17,7 +17,7 @@ from gateway.sandbox import tables as t
 from gateway.sandbox.fng import databases, planning
 from gateway.sandbox.fng.budget_rules import (
     Budget,
-    BudgetError,
+    BudgetProblem,
     BudgetView,
     FinancialYear,
     LedgerCode,
@@ -32,7 +32,7 @@ from gateway.sandbox.store import SandboxStore
 class ImportOutcome:
     """The result of importing a budget: the broken rules, or nothing when it was imported."""
 
-    errors: tuple[BudgetError, ...]
+    errors: tuple[BudgetProblem, ...]
 
     @property
     def imported(self) -> bool:

@@ -1,0 +1,28 @@
+"""What the FNG client learns of rotated keys, answered from the registry and the rotation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gateway.tenancy.model import DatabaseTarget
+from gateway.tenancy.registry import Registry
+from gateway.tenancy.rotation import KeyRotation
+
+
+class RegistryKeys:
+    """The FNG client's ``KeyChanges``: a database's keys read afresh, and FNG's acceptance of
+    the next ones made current (then the registry's cached resolutions are dropped)."""
+
+    def __init__(self, registry: Registry, rotation: KeyRotation, *, grace: timedelta) -> None:
+        self._registry = registry
+        self._rotation = rotation
+        self._grace = grace
+
+    async def fresh(self, database_id: int) -> DatabaseTarget | None:
+        return await self._registry.database_target(database_id)
+
+    async def accepted(self, target: DatabaseTarget, *, fng_next: bool, partner_next: bool) -> None:
+        await self._rotation.promote_accepted(
+            target.database_id, fng_key=fng_next, partner_key=partner_next, grace=self._grace
+        )
+        self._registry.forget()

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.tenancy.identifiers import Currency, Duns, EstablishmentNumber, Language, LaNumber
 from gateway.tenancy.keys import normalise_key
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface
 from gateway.tenancy.service import MAX_PORTAL_SUPPLIERS, portal_url_problem
@@ -36,7 +37,6 @@ _LINE = r"^[^\x00-\x1f\x7f]*$"
 #: A secret may span lines (a PEM private key) but holds no other control character.
 _SECRET = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 _GUID = r"^\{?[0-9A-Fa-f]{8}(-?[0-9A-Fa-f]{4}){3}-?[0-9A-Fa-f]{12}\}?$"
-_DUNS = r"^([0-9]{9}|[0-9]{13})$"
 _URL = r"^https?://[!-~]+$"
 _DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})(\.[0-9]+)?"
@@ -188,11 +188,11 @@ class VendorSecret(_Request):
 
 class NewSchool(_Request):
     name: Annotated[str, _line(200)]
-    la_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
-    establishment_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
-    duns: Annotated[str, StringConstraints(pattern=_DUNS)] | None = None
-    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}(-[A-Za-z]{2})?$")] = "en"
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "GBP"
+    la_number: LaNumber
+    establishment_number: EstablishmentNumber
+    duns: Duns | None = None
+    language: Language = "en"
+    currency: Currency = "GBP"
 
 
 class NewDatabase(_Request):
@@ -249,9 +249,6 @@ class NewPassword(_Request):
 def _one_or_many(value: Any) -> Any:
     """A single DUNS number, as the API took it before portals served several suppliers."""
     return [value] if isinstance(value, str) else value
-
-
-Duns = Annotated[str, StringConstraints(pattern=_DUNS)]
 
 
 class NewPortal(_Request):

@@ -28,7 +28,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store import Store
 from gateway.store.tables import audit_log, databases, partner_keys, schools, vendors
+from gateway.tenancy.identifiers import CURRENCY, DUNS, ESTABLISHMENT_NUMBER, LA_NUMBER, LANGUAGE
 from gateway.tenancy.keys import key_digest, new_key, normalise_key
 from gateway.tenancy.model import KeyState
 from gateway.tenancy.secrets import SecretBox
@@ -65,11 +65,6 @@ OPTIONAL: Final = frozenset({"duns", "language", "currency", "partner_key"})
 #: Called as work goes on: the phase ("validating" or "writing"), rows done, rows in all.
 Progress = Callable[[str, int, int], None]
 
-_LA = re.compile(r"[0-9]{3}")
-_ESTABLISHMENT = re.compile(r"[0-9]{4}")
-_DUNS = re.compile(r"[0-9]{9}|[0-9]{13}")
-_LANGUAGE = re.compile(r"[A-Za-z]{2}(-[A-Za-z]{2})?")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 #: What an import may change in a school that exists.
 _SCHOOL_COLUMNS: Final = ("name", "duns", "language", "currency")
 #: Rows written per batch of statements.
@@ -270,18 +265,18 @@ def _row(line: int, values: dict[str, str]) -> tuple[SchoolRow | None, list[str]
     if len(database) > 100:
         problems.append("the database name is longer than 100 characters")
     la, establishment = values["la_number"], values["establishment_number"]
-    if la and not _LA.fullmatch(la):
+    if la and not LA_NUMBER.fullmatch(la):
         problems.append(f"the LA number {la!r} is not 3 digits")
-    if establishment and not _ESTABLISHMENT.fullmatch(establishment):
+    if establishment and not ESTABLISHMENT_NUMBER.fullmatch(establishment):
         problems.append(f"the establishment number {establishment!r} is not 4 digits")
     duns = values["duns"] or None
-    if duns is not None and not _DUNS.fullmatch(duns):
+    if duns is not None and not DUNS.fullmatch(duns):
         problems.append(f"the DUNS number {duns!r} is not 9 digits (or a 13-digit GLN)")
     language = values["language"] or "en"
-    if not _LANGUAGE.fullmatch(language):
+    if not LANGUAGE.fullmatch(language):
         problems.append(f"the language {language!r} is not a code such as en or en-GB")
     currency = values["currency"] or "GBP"
-    if not _CURRENCY.fullmatch(currency):
+    if not CURRENCY.fullmatch(currency):
         problems.append(f"the currency {currency!r} is not a three-letter code such as GBP")
     fng_key = normalise_key(values["fng_key"]) if values["fng_key"] else None
     if values["fng_key"] and fng_key is None:

@@ -32,6 +32,7 @@ from gateway.store.tables import (
     schools,
     vendors,
 )
+from gateway.tenancy.identifiers import CURRENCY, DUNS, ESTABLISHMENT_NUMBER, LA_NUMBER, LANGUAGE
 from gateway.tenancy.keys import key_digest, new_key, normalise_key
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface, KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
@@ -57,9 +58,6 @@ class CreatedAccount:
     password: str  # shown once
 
 
-_LA = re.compile(r"^[0-9]{3}$")
-_ESTABLISHMENT = re.compile(r"^[0-9]{4}$")
-_DUNS = re.compile(r"^([0-9]{9}|[0-9]{13})$")
 _PORTAL_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 #: The most suppliers one portal serves (a price-comparison portal serves several).
 MAX_PORTAL_SUPPLIERS = 500
@@ -86,7 +84,7 @@ def duns_problem(numbers: Collection[str]) -> str | None:
         return "a portal serves at least one supplier DUNS number"
     if len(numbers) > MAX_PORTAL_SUPPLIERS:
         return f"a portal serves at most {MAX_PORTAL_SUPPLIERS} suppliers"
-    if not all(_DUNS.fullmatch(number) for number in numbers):
+    if not all(DUNS.fullmatch(number) for number in numbers):
         return "a DUNS number has 9 digits (or a GLN 13)"
     return None
 
@@ -174,15 +172,15 @@ class RegistryService:
     ) -> int:
         """A school; its DUNS, language and currency are what its suppliers' documents must
         match."""
-        if not _LA.fullmatch(la_number):
+        if not LA_NUMBER.fullmatch(la_number):
             raise RegistryError("the LA number must be 3 digits")
-        if not _ESTABLISHMENT.fullmatch(establishment_number):
+        if not ESTABLISHMENT_NUMBER.fullmatch(establishment_number):
             raise RegistryError("the establishment number must be 4 digits")
-        if duns is not None and not _DUNS.fullmatch(duns):
+        if duns is not None and not DUNS.fullmatch(duns):
             raise RegistryError("a DUNS number has 9 digits (or a GLN 13)")
-        if not re.fullmatch(r"[A-Za-z]{2}(-[A-Za-z]{2})?", language):
+        if not LANGUAGE.fullmatch(language):
             raise RegistryError("the language is a code such as en or en-GB")
-        if not re.fullmatch(r"[A-Z]{3}", currency):
+        if not CURRENCY.fullmatch(currency):
             raise RegistryError("the currency is a three-letter code such as GBP")
         async with self._store.write() as conn:
             school_id = await insert_unique(

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -49,6 +50,12 @@ def info_written(
         time.sleep(0.05)
     process.kill()
     raise AssertionError(f"fng-gateway sandbox did not start in time:\n{printed()}")
+
+
+def get_json(url: str) -> Any:
+    """A JSON document fetched with the standard library (from a thread, in async tests)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def cli_environment(tmp_path: Path, **settings: str) -> dict[str, str]:

@@ -49,6 +49,20 @@ async def _serve_until_stopped(
             await runner.cleanup()
 
 
+async def _runner(app: web.Application, grace_seconds: float) -> web.AppRunner:
+    """``app`` set up to serve (our access log, our signal handling, calls in flight given
+    ``grace_seconds`` at shutdown), not yet listening."""
+    from aiohttp import web
+
+    from gateway.observability.logging import AccessLogger
+
+    runner = web.AppRunner(
+        app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=grace_seconds
+    )
+    await runner.setup()
+    return runner
+
+
 async def _start(
     app: web.Application,
     host: str,
@@ -61,12 +75,7 @@ async def _start(
     named when it cannot be used."""
     from aiohttp import web
 
-    from gateway.observability.logging import AccessLogger
-
-    runner = web.AppRunner(
-        app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=grace_seconds
-    )
-    await runner.setup()
+    runner = await _runner(app, grace_seconds)
     try:
         # A burst of callers (a payment provider posting for many schools at once) waits in
         # the listen queue rather than being refused: 1024, not 128.
@@ -128,12 +137,7 @@ async def _start_on(app: web.Application, fd: int, grace_seconds: float) -> web.
     """Start ``app`` on the listening socket a supervisor handed down."""
     from aiohttp import web
 
-    from gateway.observability.logging import AccessLogger
-
-    runner = web.AppRunner(
-        app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=grace_seconds
-    )
-    await runner.setup()
+    runner = await _runner(app, grace_seconds)
     await web.SockSite(runner, socket.socket(fileno=fd)).start()
     return runner
 

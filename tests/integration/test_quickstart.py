@@ -16,7 +16,7 @@ from typing import Any
 import zeep
 from lxml import etree
 
-from tests.support import budget_xml, info_written, sample_journal
+from tests.support import budget_xml, get_json, info_written, sample_journal
 
 COMMAND = str(Path(sys.executable).with_name("fng-gateway"))
 
@@ -115,11 +115,6 @@ def import_readme_budget(info: dict[str, Any]) -> str | None:
     message = etree.fromstring(readme_budget())
     result = client.service.ImportBudget(xmlData={"_value_1": message}, _soapheaders=auth)
     return result.get("isSuccess")  # type: ignore[no-any-return]
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url) as response:
-        return json.loads(response.read())
 
 
 def eproc_settled(info: dict[str, Any], seconds: float) -> tuple[list[str], list[str], Any]:

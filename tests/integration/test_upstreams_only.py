@@ -19,8 +19,7 @@ from lxml import etree
 
 from tests.conftest import REDIS_URL, require_service
 from tests.faults.processes import GatewayProcess, wait_until
-from tests.integration.test_quickstart import get_json
-from tests.support import COMMAND, cli_environment, info_written, sample_journal
+from tests.support import COMMAND, cli_environment, get_json, info_written, sample_journal
 
 
 @pytest.fixture

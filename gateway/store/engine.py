@@ -4,7 +4,9 @@ Hot paths (the ledger's claim and record of every post) run a whole transaction 
 synchronous function with :meth:`Store.transact`. On PostgreSQL that is the async engine's
 ``run_sync``; on SQLite it is a synchronous engine on a thread of its own, so a transaction
 is one hand-over to that thread rather than several per statement through aiosqlite, which
-made up most of the ledger's cost.
+made up most of the ledger's cost. On SQLite, concurrent works also share transactions
+(:class:`_GroupCommit`): one flush to disk for a burst of posts. PostgreSQL needs no such
+help: its server already flushes the commits of concurrent connections together.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.errors import StoreUnavailable
@@ -125,6 +128,133 @@ def unreachable_as_store_unavailable(url: str | URL) -> Iterator[None]:
         raise StoreUnavailable(describe_failure(exc, url)) from exc
 
 
+@dataclass(slots=True)
+class GroupCommits:
+    """What :meth:`Store.transact` has written on SQLite: ``transactions`` committed (or
+    rolled back) and the ``works`` they held."""
+
+    transactions: int = 0
+    works: int = 0
+
+
+@dataclass(slots=True)
+class _Queued:
+    work: Callable[[Connection], Any]
+    single_statement: bool
+    context: contextvars.Context
+    future: asyncio.Future[Any]
+
+
+class _GroupCommit:
+    """SQLite's group commit: every work queued while a transaction is being written goes
+    into the next one, so a burst of writers shares one ``BEGIN``, one ``COMMIT`` and one
+    flush to disk, and one hand-over to the store's thread, instead of one each.
+
+    Each caller still gets its own outcome, and only once the transaction holding its work
+    is durable. A work runs in a savepoint of its own, so one that raises is undone alone
+    and its caller gets the exception while the others commit (a single statement needs
+    none: SQLite undoes a failed statement alone). A database error, or a failure of the
+    transaction itself, fails every work in it, and none of them is committed.
+
+    Nothing waits for company: a work that finds the writer idle is written at once, so a
+    lone caller pays what it did without grouping.
+    """
+
+    #: Works in one transaction at most; what queues beyond waits for the next.
+    MAX_WORKS: Final = 256
+
+    def __init__(self, writer: Engine, lock: asyncio.Lock) -> None:
+        self._writer = writer
+        self._lock = lock
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._queue: list[_Queued] = []
+        self._writing: asyncio.Task[None] | None = None
+        self.counts = GroupCommits()
+
+    async def run(self, work: Callable[[Connection], T], single_statement: bool) -> T:
+        loop = asyncio.get_running_loop()
+        # In a copy of the caller's context, so its log lines keep their request id.
+        queued = _Queued(work, single_statement, contextvars.copy_context(), loop.create_future())
+        self._queue.append(queued)
+        if self._writing is None:
+            self._writing = loop.create_task(self._write_all())
+        try:
+            # Shielded: a cancelled caller still waits for the transaction that holds its
+            # work to end, as the work may be committed all the same.
+            result: T = await asyncio.shield(queued.future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await queued.future
+            raise
+        return result
+
+    async def _write_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch = self._queue[: self.MAX_WORKS]
+                del self._queue[: self.MAX_WORKS]
+                try:
+                    async with self._lock:
+                        with unreachable_as_store_unavailable(self._writer.url):
+                            outcomes = await loop.run_in_executor(
+                                self._thread, self._transaction, batch
+                            )
+                except Exception as exc:  # the transaction failed: so did every work
+                    for queued in batch:
+                        if not queued.future.done():
+                            queued.future.set_exception(exc)
+                    continue
+                except BaseException:  # the loop is going away
+                    for queued in batch:
+                        queued.future.cancel()
+                    raise
+                for queued, (ok, value) in zip(batch, outcomes, strict=True):
+                    if queued.future.done():
+                        continue
+                    if ok:
+                        queued.future.set_result(value)
+                    else:
+                        queued.future.set_exception(value)
+        finally:
+            self._writing = None
+
+    def _transaction(self, batch: list[_Queued]) -> list[tuple[bool, Any]]:
+        """On the store's thread: every work of ``batch`` in one transaction."""
+        outcomes: list[tuple[bool, Any]] = []
+        self.counts.transactions += 1
+        self.counts.works += len(batch)
+        with self._writer.begin() as conn:
+            for queued in batch:
+                if queued.single_statement:
+                    # SQLite undoes a statement that breaks a constraint, and only it. Anything
+                    # else may leave a half-done work: the transaction fails as a whole.
+                    try:
+                        outcomes.append((True, queued.context.run(queued.work, conn)))
+                    except IntegrityError as exc:
+                        outcomes.append((False, exc))
+                    continue
+                try:
+                    with conn.begin_nested():
+                        value = queued.context.run(queued.work, conn)
+                except DBAPIError as exc:
+                    if not isinstance(exc, IntegrityError):
+                        raise  # the database failed, not the work: so does the transaction
+                    outcomes.append((False, exc))
+                except Exception as exc:
+                    outcomes.append((False, exc))  # undone with its savepoint
+                else:
+                    outcomes.append((True, value))
+        return outcomes
+
+    async def close(self, dispose: Callable[[], None]) -> None:
+        if self._writing is not None:
+            with contextlib.suppress(Exception):
+                await self._writing
+        await asyncio.get_running_loop().run_in_executor(self._thread, dispose)
+        self._thread.shutdown(wait=True)
+
+
 class Store:
     """Short transactions on one engine: :meth:`read`, :meth:`write` and :meth:`transact`.
 
@@ -138,10 +268,6 @@ class Store:
         # SQLite has one writer at a time. Queueing this process's writers here, rather than
         # in SQLite's busy handler (which sleeps and polls), hands the lock straight on.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        self._sync_writer = (
-            sync_engine.execution_options(gateway_write=True) if sync_engine else None
-        )
-        self._sync_engine = sync_engine
         # PostgreSQL commits a lone statement by itself: as a transaction of its own it needs
         # no BEGIN and COMMIT, two round trips of the three.
         self._autocommit = (
@@ -149,7 +275,18 @@ class Store:
             if engine.dialect.name == "postgresql"
             else None
         )
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="store") if sync_engine else None
+        self._sync_engine = sync_engine
+        self._group = (
+            _GroupCommit(sync_engine.execution_options(gateway_write=True), self._write_lock)
+            if sync_engine is not None and self._write_lock is not None
+            else None
+        )
+
+    @property
+    def group_commits(self) -> GroupCommits | None:
+        """How many transactions :meth:`transact` has written and how many works they held
+        (None where works are not grouped: PostgreSQL, in-memory SQLite)."""
+        return self._group.counts if self._group is not None else None
 
     @property
     def dialect(self) -> str:
@@ -173,39 +310,25 @@ class Store:
     async def transact(
         self, work: Callable[[Connection], T], *, single_statement: bool = False
     ) -> T:
-        """Run ``work`` in one write transaction (committed when it returns, rolled back if
-        it raises) and return what it returns. ``work`` is synchronous and must not touch
-        the event loop: on SQLite it runs on the store's own thread.
+        """Run ``work`` in a write transaction (committed when it returns, rolled back if it
+        raises) and return what it returns, once that transaction is durable. ``work`` is
+        synchronous and must not touch the event loop: on SQLite it runs on the store's own
+        thread.
 
-        ``single_statement`` promises that ``work`` executes one statement, which is then
-        its own transaction where the database allows it (PostgreSQL)."""
+        ``single_statement`` promises that ``work`` executes one statement and raises only
+        what that statement raises; the statement is then its own transaction where the
+        database allows it (PostgreSQL).
+
+        On a SQLite file, works that arrive while a transaction is being written share the
+        next one: the group commit of :class:`_GroupCommit`."""
         if single_statement and self._autocommit is not None:
             with unreachable_as_store_unavailable(self.engine.url):
                 async with self._autocommit.connect() as conn:
                     return await conn.run_sync(work)
-        if self._sync_writer is None or self._thread is None:
+        if self._group is None:
             async with self.write() as conn:
                 return await conn.run_sync(work)
-        assert self._write_lock is not None
-        writer = self._sync_writer
-
-        def run() -> T:
-            with writer.begin() as conn:
-                return work(conn)
-
-        async with self._write_lock:
-            with unreachable_as_store_unavailable(self.engine.url):
-                # Shielded: a cancelled caller still waits for the transaction to end, so
-                # the write lock is never released while the thread is inside one.
-                # In a copy of the caller's context, so its log lines keep their request id.
-                context = contextvars.copy_context()
-                future = asyncio.get_running_loop().run_in_executor(self._thread, context.run, run)
-                try:
-                    return await asyncio.shield(future)
-                except asyncio.CancelledError:
-                    with contextlib.suppress(Exception):
-                        await future
-                    raise
+        return await self._group.run(work, single_statement)
 
     async def ping(self) -> bool:
         try:
@@ -217,11 +340,8 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._thread is not None and self._sync_engine is not None:
-            await asyncio.get_running_loop().run_in_executor(
-                self._thread, self._sync_engine.dispose
-            )
-            self._thread.shutdown(wait=True)
+        if self._group is not None and self._sync_engine is not None:
+            await self._group.close(self._sync_engine.dispose)
 
 
 def create_store(url: str, **engine_options: Any) -> Store:

@@ -7,12 +7,14 @@ count their calls, and the ledger, its store and its leases are real.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import OutcomeUnknown, SubmissionInProgress, UpstreamError
 from gateway.store import Store, create_store
@@ -205,3 +207,115 @@ class TestUnknownOutcomes:
         async with store.read() as conn:
             row = (await conn.execute(sa.select(ledger))).one()
         assert (row.state, row.payload_hash, row.attempts) == ("posted", "h2", 2)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    await upgrade(url)
+    store = create_store(url)
+    await seed_one_database(store)
+    yield store
+    await store.close()
+
+
+class TestGroupCommit:
+    """On SQLite, writes that queue while a transaction is written share the next one."""
+
+    async def test_concurrent_submissions_share_transactions_and_each_gets_its_own_result(
+        self, sqlite_store: Store
+    ) -> None:
+        async def post_as(submission_id: str) -> Outcome:
+            await asyncio.sleep(0)
+            return Outcome(f"<ok id='{submission_id}'/>".encode(), posted=True)
+
+        def submit(ledger_: Ledger, n: int) -> Awaitable[Submitted]:
+            key = LedgerKey(1, "ejournal", "TPPCS", f"G{n:03}")
+            return ledger_.submit(
+                key,
+                f"h{n}",
+                "{}",
+                lambda _after: post_as(key.submission_id),
+                Fng().reconcile,
+            )
+
+        ledger_ = make_ledger(sqlite_store)
+        before = sqlite_store.group_commits
+        assert before is not None and before.works == 0
+        results = await asyncio.gather(*(submit(ledger_, n) for n in range(64)))
+
+        assert results == [
+            Submitted(f"<ok id='G{n:03}'/>".encode(), replay=False) for n in range(64)
+        ]
+        counts = sqlite_store.group_commits
+        assert counts is not None
+        assert counts.works == 128  # a claim and an outcome each
+        assert counts.transactions < 64, counts  # one each would be 128
+        async with sqlite_store.read() as conn:
+            rows = (await conn.execute(sa.select(ledger.c.submission_id, ledger.c.result))).all()
+        assert {row.submission_id: bytes(row.result) for row in rows} == {
+            f"G{n:03}": f"<ok id='G{n:03}'/>".encode() for n in range(64)
+        }
+
+    async def test_a_failing_work_is_undone_alone_and_the_others_commit(
+        self, sqlite_store: Store
+    ) -> None:
+        def entry(submission_id: str) -> dict[str, object]:
+            now = datetime.now(UTC)
+            return {
+                "database_id": 1,
+                "interface": "ejournal",
+                "scope": "TPPCS",
+                "submission_id": submission_id,
+                "payload_hash": "h",
+                "state": "open",
+                "owner": "test",
+                "lease_until": now,
+                "attempts": 1,
+                "expectations": "{}",
+                "created_at": now,
+                "updated_at": now,
+            }
+
+        def insert(submission_id: str) -> Callable[[sa.Connection], str]:
+            def work(conn: sa.Connection) -> str:
+                conn.execute(ledger.insert(), entry(submission_id))
+                return submission_id
+
+            return work
+
+        def insert_then_fail(conn: sa.Connection) -> None:
+            conn.execute(ledger.insert(), entry("HALF"))
+            raise ValueError("changed its mind")
+
+        await sqlite_store.transact(insert("TAKEN"), single_statement=True)
+        counts = sqlite_store.group_commits
+        assert counts is not None
+        transactions = counts.transactions
+        outcomes = await asyncio.gather(
+            sqlite_store.transact(insert("A"), single_statement=True),
+            sqlite_store.transact(insert("TAKEN"), single_statement=True),
+            sqlite_store.transact(insert_then_fail),
+            sqlite_store.transact(insert("B")),
+            return_exceptions=True,
+        )
+
+        assert outcomes[0] == "A" and outcomes[3] == "B"
+        assert isinstance(outcomes[1], IntegrityError)
+        assert isinstance(outcomes[2], ValueError)
+        assert counts.transactions == transactions + 1  # all four in one transaction
+        async with sqlite_store.read() as conn:
+            ids = (await conn.execute(sa.select(ledger.c.submission_id))).scalars().all()
+        assert sorted(ids) == ["A", "B", "TAKEN"]
+
+    async def test_a_lone_write_is_not_held_back_for_company(self, sqlite_store: Store) -> None:
+        fng = Fng()
+        counts = sqlite_store.group_commits
+        assert counts is not None
+        for n in range(3):
+            key = LedgerKey(1, "ejournal", "TPPCS", f"L{n}")
+            assert (
+                await make_ledger(sqlite_store).submit(key, "h", "{}", fng.post, fng.reconcile)
+                == OK
+            )
+        assert (counts.transactions, counts.works) == (6, 6)

@@ -1,13 +1,18 @@
-"""PostJournals throughput and latency: the gateway, a bare pass-through, and the upstream.
+"""PostJournals throughput and latency: the gateway, a naive gateway, a bare pass-through, and
+the upstream.
 
     python -m tests.bench.bench_postjournals [--seconds 10] [--json results.json] …
 
-Three targets are measured side by side in one run, for each journal size and number
+Four targets are measured side by side in one run, for each journal size and number
 of concurrent clients:
 
     gateway       ``fng-gateway serve`` (a subprocess configured by FNG_GATEWAY_… variables
                   only, SQLite store in a temporary directory), registered through the real
-                  CLI, in front of the fixed-answer upstream of :mod:`tests.bench.servers`;
+                  CLI, in front of the fixed-answer upstream of :mod:`tests.bench.servers`
+                  (``--gateway-env WORKERS=2`` runs it as ``serve --workers 2``);
+    naive         aiohttp + lxml: parse the envelope, parse and validate the journal against
+                  the E-Journal schema, forward it: the cost of the XML work alone, the
+                  floor of a gateway that checks what it forwards;
     passthrough   a minimal aiohttp app that forwards the SOAP body to the same upstream
                   with one pooled client session: the floor of any aiohttp gateway;
     direct        the load generator posting the journal straight to the upstream.
@@ -74,7 +79,7 @@ SOAP_ACTION: Final = '"urn:fng-gateway:ejournal/PostJournals"'
 SOAP_CONTENT_TYPE: Final = "text/xml; charset=utf-8"
 XML_CONTENT_TYPE: Final = "application/xml; charset=utf-8"
 SUCCESS: Final = b'isSuccess="true"'
-TARGETS: Final = ("gateway", "passthrough", "direct")
+TARGETS: Final = ("gateway", "naive", "passthrough", "direct")
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 
 
@@ -128,7 +133,7 @@ def plan_pinning(args: argparse.Namespace) -> Pinning:
         args.server_cpu,
         args.upstream_cpu,
         loadgen,
-        f"gateway and pass-through on core {args.server_cpu}, upstream on core "
+        f"gateway, naive gateway and pass-through on core {args.server_cpu}, upstream on core "
         f"{args.upstream_cpu}; {share}",
     )
 
@@ -209,6 +214,17 @@ def cpu_seconds(pid: int) -> float:
         return math.nan
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of a process and of its children (``serve --workers``'s workers)."""
+    total = cpu_seconds(pid)
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            total += sum(tree_cpu_seconds(int(child)) for child in children.read_text().split())
+        except OSError:
+            continue
+    return total
 
 
 def own_cpu_seconds() -> float:
@@ -533,20 +549,21 @@ class Bench:
                 self.workdir / "gateway.log",
                 re.compile(r"fng-gateway listening on http://[^:\s]+:(\d+)"),
             )
-        if "passthrough" in self.args.targets:
-            self.servers["passthrough"] = start_server(
-                "passthrough",
-                [
-                    *self.pinning.prefix(self.pinning.server),
-                    *python,
-                    "passthrough",
-                    "--upstream",
-                    f"{upstream_url}{POST_JOURNALS_PATH}",
-                ],
-                env,
-                self.workdir / "passthrough.log",
-                listening,
-            )
+        for role in ("naive", "passthrough"):
+            if role in self.args.targets:
+                self.servers[role] = start_server(
+                    role,
+                    [
+                        *self.pinning.prefix(self.pinning.server),
+                        *python,
+                        role,
+                        "--upstream",
+                        f"{upstream_url}{POST_JOURNALS_PATH}",
+                    ],
+                    env,
+                    self.workdir / f"{role}.log",
+                    listening,
+                )
 
     def gateway_command(self) -> list[str]:
         command: str | None = self.args.gateway_command
@@ -572,7 +589,7 @@ class Bench:
         return self.servers["upstream" if target == "direct" else target]
 
     def probe(self) -> dict[str, float]:
-        return {name: cpu_seconds(server.pid) for name, server in self.servers.items()}
+        return {name: tree_cpu_seconds(server.pid) for name, server in self.servers.items()}
 
     async def upstream_stats(self, session: aiohttp.ClientSession) -> dict[str, int]:
         url = f"http://127.0.0.1:{self.servers['upstream'].port}/_stats"
@@ -732,6 +749,7 @@ def comparisons(cells: Sequence[Cell]) -> list[dict[str, Any]]:
             passthrough = _find(cells, "passthrough", lines, clients)
             if gateway is None or passthrough is None:
                 continue
+            naive = _find(cells, "naive", lines, clients)
             out.append(
                 {
                     "lines": lines,
@@ -739,8 +757,16 @@ def comparisons(cells: Sequence[Cell]) -> list[dict[str, Any]]:
                     "rps_ratio_gateway_to_passthrough": _ratio(
                         gateway.requests_per_second, passthrough.requests_per_second
                     ),
+                    "rps_ratio_gateway_to_naive": _ratio(
+                        gateway.requests_per_second,
+                        naive.requests_per_second if naive else math.nan,
+                    ),
                     "added_p50_ms": gateway.p50_ms - passthrough.p50_ms,
                     "added_p99_ms": gateway.p99_ms - passthrough.p99_ms,
+                    "journal_mb_per_cpu_second": _ratio(
+                        gateway.requests_per_second * gateway.request_bytes / 1e6,
+                        gateway.server_cpu,
+                    ),
                 }
             )
     return out
@@ -792,7 +818,9 @@ def table(bench: Bench) -> str:
                 line = (
                     f"- {row['clients']} client{'s' if row['clients'] != 1 else ''}: "
                     "gateway / pass-through req/s = "
-                    f"{_num(row['rps_ratio_gateway_to_passthrough'], 3)}"
+                    f"{_num(row['rps_ratio_gateway_to_passthrough'], 3)}, gateway / naive = "
+                    f"{_num(row['rps_ratio_gateway_to_naive'], 3)}; the gateway takes in "
+                    f"{_num(row['journal_mb_per_cpu_second'], 1)} MB of request a CPU second"
                 )
                 if row["clients"] == 1:
                     line += (
@@ -809,7 +837,7 @@ def table(bench: Bench) -> str:
 def header(bench: Bench) -> str:
     args = bench.args
     lines = [
-        "## PostJournals: gateway vs bare pass-through vs direct",
+        "## PostJournals: gateway vs naive gateway vs bare pass-through vs direct",
         "",
         "- load generator: asyncio + one aiohttp ClientSession, one worker per client",
         f"- pinning: {bench.pinning.note}",
@@ -818,7 +846,8 @@ def header(bench: Bench) -> str:
         f"- {os.cpu_count()} CPUs; Python {platform.python_version()}, "
         f"aiohttp {aiohttp.__version__}",
         "- CPU columns: share of one core used in the measured window "
-        "(server: the gateway, the pass-through, or the upstream for direct)",
+        "(server: the gateway and its workers, the naive gateway, the pass-through, or the "
+        "upstream for direct)",
     ]
     lines += gateway_option_lines(args)
     return "\n".join(lines)
@@ -852,8 +881,8 @@ def report_json(bench: Bench) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.bench_postjournals",
-        description="PostJournals through the gateway, a bare aiohttp pass-through, and "
-        "straight to a fixed-answer upstream, side by side.",
+        description="PostJournals through the gateway, a naive gateway, a bare aiohttp "
+        "pass-through and straight to a fixed-answer upstream, side by side.",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per cell")
     parser.add_argument(
@@ -875,7 +904,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--targets", nargs="+", choices=TARGETS, default=list(TARGETS), help="what to measure"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, s")
-    add_pinning_options(parser, server="gateway/pass-through")
+    add_pinning_options(parser, server="gateway, naive gateway and pass-through")
     add_gateway_options(parser, kept="logs, store")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.warmup < 0 or min(args.clients) < 1 or min(args.lines) < 2:
@@ -905,7 +934,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with workdir(args.keep) as work:
         bench = Bench(args, pinning, work)
         print(header(bench), flush=True)
-        print("\nstarting the upstream, the gateway and the pass-through …", flush=True)
+        print(
+            "\nstarting the upstream, the gateway, the naive gateway and the pass-through …",
+            flush=True,
+        )
 
         async def go() -> None:
             try:

@@ -20,19 +20,26 @@ from aiocache.base import BaseCache
 from aiohttp import web
 
 from gateway.admin.api import create_admin_app
-from gateway.budget.documents import CHART_SCHEMA, IMPORT_SCHEMA, RESULT_SCHEMA, YEARS_SCHEMA
+from gateway.budget.documents import IMPORT_SCHEMA
 from gateway.budget.service import BudgetService
 from gateway.budget.soap import budget_soap_service
 from gateway.config import Settings
 from gateway.ejournal.service import EJournalService
 from gateway.ejournal.soap import ejournal_soap_service
-from gateway.eproc.job import FNG_SCHEMA
 from gateway.eproc.pipeline import Pipeline
 from gateway.eproc.portal import INDEX_SCHEMA, load_client
 from gateway.eproc.rules import EBIS_INVOICE, EBIS_ORDER, INVOICE_PROFILE, ORDER_PROFILE
 from gateway.eproc.scheduler import Scheduler
 from gateway.errors import ConfigurationError
 from gateway.fng import FngClient
+from gateway.fng.documents import (
+    BANKS_SCHEMA,
+    BUDGET_RESULT_SCHEMA,
+    CHART_SCHEMA,
+    EPROC_SCHEMA,
+    RESULTS_SCHEMA,
+    YEARS_SCHEMA,
+)
 from gateway.observability import context
 from gateway.observability.health import Health
 from gateway.observability.metrics import Metrics
@@ -75,16 +82,16 @@ SCHEDULER: Final = web.AppKey("scheduler", Scheduler)
 
 SCHEMA_NAMES: Final = (
     "ejournal/ControlAccounts.xsd",
-    "ejournal/Banks.xsd",
-    "ejournal/Results.xsd",
+    BANKS_SCHEMA,
+    RESULTS_SCHEMA,
     CHART_SCHEMA,
     YEARS_SCHEMA,
     IMPORT_SCHEMA,
-    RESULT_SCHEMA,
+    BUDGET_RESULT_SCHEMA,
     INDEX_SCHEMA,
     ORDER_PROFILE,
     INVOICE_PROFILE,
-    FNG_SCHEMA,
+    EPROC_SCHEMA,
 )
 
 
@@ -208,7 +215,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         KeyRotation(app[STORE], app[BOX], actor="gateway"),
         grace=timedelta(seconds=settings.keys.retire_grace_seconds),
     )
-    fng = FngClient(app[SESSION], app[TOKENS], settings.fng, keys)
+    fng = FngClient(app[SESSION], app[TOKENS], settings.fng, app[SCHEMAS], limits, keys)
     app[FNG] = fng
 
     def authenticator(interface: Interface) -> Callable[[Credentials], Awaitable[Caller]]:

@@ -24,6 +24,8 @@ faults in the caller's SOAP version or into HTTP problems.
         ├── UpstreamError                FNG answered with an error or could not be reached
         │   ├── UpstreamTimeout
         │   ├── UpstreamRefused          FNG refused the database keys or the token
+        │   ├── FngDeclined              FNG answered a 4xx: it did not do it (gateway.fng)
+        │   ├── FngAnswerUnusable        FNG's answer is not its document (gateway.fng)
         │   └── OutcomeUnknown           a write whose result never came back
         ├── PortalError                  a supplier portal failed, refused, or answered nonsense
         │   ├── PortalUnreachable        no connection: nothing reached the portal

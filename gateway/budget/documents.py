@@ -15,10 +15,7 @@ from gateway.budget.results import BudgetProblem
 from gateway.store.tables import SUBMISSION_ID_LENGTH
 from gateway.xmlsafe import SchemaRegistry
 
-CHART_SCHEMA: Final = "budget/GLAccounts.xsd"
-YEARS_SCHEMA: Final = "budget/FiscalYear.xsd"
 IMPORT_SCHEMA: Final = "budget/BudgetImport.xsd"
-RESULT_SCHEMA: Final = "budget/BudgetResult.xsd"
 
 _UK_DATE: Final = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
 

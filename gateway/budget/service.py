@@ -7,9 +7,6 @@ from datetime import date
 from lxml import etree
 
 from gateway.budget.documents import (
-    CHART_SCHEMA,
-    RESULT_SCHEMA,
-    YEARS_SCHEMA,
     Budget,
     Chart,
     Year,
@@ -20,12 +17,12 @@ from gateway.budget.documents import (
     read_years,
 )
 from gateway.budget.results import BudgetProblem, budget_result
-from gateway.errors import NotFound, OutcomeUnknown, UpstreamError
-from gateway.fng import FngClient, FngResponse
-from gateway.fng.documents import answer_document
+from gateway.errors import NotFound
+from gateway.fng import FngClient
+from gateway.fng.submissions import post_once
 from gateway.soap.results import replayed
 from gateway.store.cache import ReadThrough
-from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
+from gateway.store.ledger import Ledger, LedgerKey, Reconciled, SubmissionConflict
 from gateway.tenancy.model import Caller, Interface
 from gateway.xmlsafe import Limits, SchemaRegistry
 
@@ -45,23 +42,14 @@ class BudgetService:
         self._limits = limits
         self._reads = reads
 
-    def _document(self, response: FngResponse, schema: str, what: str) -> etree._Element:
-        return answer_document(response, self._schemas, schema, self._limits, what)
-
     async def chart_of_accounts(self, caller: Caller, day: date) -> bytes:
         """The GLAccounts document of the financial year containing ``day``."""
         target = caller.target
 
         async def fetch() -> str:
-            response = await self._fng.export_gl_account(target, fng_date(day))
-            if response.status == 404:
+            root = await self._fng.export_gl_account(target, fng_date(day))
+            if root is None:
                 raise NotFound(f"no financial year of the school contains {day.isoformat()}")
-            if response.status != 200:
-                raise UpstreamError(
-                    f"FNG answered ExportGlAccount with HTTP {response.status}",
-                    status=response.status,
-                )
-            root = self._document(response, CHART_SCHEMA, "ExportGlAccount")
             return etree.tostring(root, encoding="unicode")
 
         text = await self._reads.get(f"{target.database_id}:chart:{day.isoformat()}", fetch)
@@ -71,13 +59,7 @@ class BudgetService:
         target = caller.target
 
         async def fetch() -> str:
-            response = await self._fng.export_financial_years(target)
-            if response.status != 200:
-                raise UpstreamError(
-                    f"FNG answered ExportFinancialYears with HTTP {response.status}",
-                    status=response.status,
-                )
-            root = self._document(response, YEARS_SCHEMA, "ExportFinancialYears")
+            root = await self._fng.export_financial_years(target)
             return etree.tostring(root, encoding="unicode")
 
         text = await self._reads.get(f"{target.database_id}:years", fetch)
@@ -100,35 +82,22 @@ class BudgetService:
         payload = etree.tostring(budget.element, encoding="utf-8", xml_declaration=True)
         key = LedgerKey(caller.target.database_id, Interface.BUDGET.value, "", budget.serial_number)
 
-        async def post(after_unknown: bool) -> Outcome:
-            response = await self._fng.import_budget(caller.target, payload)
-            if response.status != 200:
-                raise UpstreamError(
-                    f"FNG answered ImportBudget with HTTP {response.status}", status=response.status
-                )
-            try:
-                result = self._document(response, RESULT_SCHEMA, "ImportBudget")
-            except UpstreamError as exc:
-                raise OutcomeUnknown(f"{exc.message}; the outcome is not known") from None
-            if result.get("isSuccess") == "true":
-                return Outcome(etree.tostring(result, encoding="utf-8"), posted=True)
-            codes = {error.get("code") for error in result.iterfind("Errors/Error")}
-            if after_unknown and codes == {"DUPLICATE_SERIAL"}:
-                # The attempt whose answer was lost had been imported after all.
-                return Outcome(
-                    budget_result(True, serial_number=budget.serial_number),
-                    posted=True,
-                    earlier=True,
-                )
-            return Outcome(etree.tostring(result, encoding="utf-8"), posted=False)
-
         async def reconcile(_expectations: str) -> Reconciled:
             # FNG's exports do not show imported budgets; its refusal of a duplicate serial
             # number settles it when the same budget is sent again.
             return Reconciled(landed=None)
 
         try:
-            submitted = await self._ledger.submit(key, budget.payload_hash(), "{}", post, reconcile)
+            submitted = await post_once(
+                self._ledger,
+                key,
+                lambda: self._fng.import_budget(caller.target, payload),
+                payload_hash=budget.payload_hash(),
+                expectations="{}",
+                reconcile=reconcile,
+                duplicate_code="DUPLICATE_SERIAL",
+                landed=lambda: budget_result(True, serial_number=budget.serial_number),
+            )
         except SubmissionConflict as exc:
             return budget_result(
                 False,

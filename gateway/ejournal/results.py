@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Final
+from typing import ClassVar
 
 from lxml import etree
 
 from gateway.soap.results import ResultError, result_document
-
-RESULTS_SCHEMA: Final = "ejournal/Results.xsd"
-BANKS_SCHEMA: Final = "ejournal/Banks.xsd"
 
 
 @dataclass(frozen=True, slots=True)

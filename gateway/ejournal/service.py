@@ -16,8 +16,6 @@ from gateway.ejournal.journal import (
     read_journal_source,
 )
 from gateway.ejournal.results import (
-    BANKS_SCHEMA,
-    RESULTS_SCHEMA,
     JournalProblem,
     audit_result,
     empty_banks,
@@ -27,14 +25,13 @@ from gateway.ejournal.results import (
 from gateway.errors import (
     GatewayError,
     NotPermitted,
-    OutcomeUnknown,
     ReconciliationFailed,
     UpstreamError,
 )
-from gateway.fng import FngClient, FngResponse
-from gateway.fng.documents import answer_document
+from gateway.fng import FngAnswerUnusable, FngClient
+from gateway.fng.submissions import post_once
 from gateway.soap.results import replayed
-from gateway.store.ledger import Ledger, LedgerKey, Outcome, Reconciled, SubmissionConflict
+from gateway.store.ledger import Ledger, LedgerKey, Reconciled, SubmissionConflict
 from gateway.tenancy.model import Caller, Interface
 from gateway.xmlsafe import Limits, SchemaRegistry
 
@@ -60,20 +57,13 @@ class EJournalService:
                 f"the account may not use payment system {system_identifier!r} for this database"
             )
 
-    def _document(self, response: FngResponse, schema: str, what: str) -> etree._Element:
-        return answer_document(response, self._schemas, schema, self._limits, what)
-
     async def get_banks(self, caller: Caller, system_identifier: str) -> tuple[bytes, bool]:
         """The Banks document and isSuccess (false when FNG does not know the system)."""
         self._check_system(caller, system_identifier)
-        response = await self._fng.get_banks(caller.target, system_identifier)
-        if response.status == 404:
+        banks = await self._fng.get_banks(caller.target, system_identifier)
+        if banks is None:
             return empty_banks(system_identifier, datetime.now(UTC)), False
-        if response.status != 200:
-            raise UpstreamError(
-                f"FNG answered GetBanks with HTTP {response.status}", status=response.status
-            )
-        return serialize(self._document(response, BANKS_SCHEMA, "GetBanks")), True
+        return serialize(banks), True
 
     async def post_journals(
         self, caller: Caller, document: etree._Element | None, source: bytes | None = None
@@ -117,31 +107,19 @@ class EJournalService:
             assert source is not None
             payload = source
 
-        async def post(after_unknown: bool) -> Outcome:
-            response = await self._fng.post_journals(caller.target, payload)
-            if response.status != 200:
-                raise UpstreamError(
-                    f"FNG answered PostJournals with HTTP {response.status}", status=response.status
-                )
-            try:
-                result = self._document(response, RESULTS_SCHEMA, "PostJournals")
-            except UpstreamError as exc:
-                # FNG may have posted and then sent nonsense: treat as no answer at all.
-                raise OutcomeUnknown(f"{exc.message}; the outcome is not known") from None
-            if result.get("isSuccess") == "true":
-                return Outcome(serialize(result), posted=True)
-            codes = {error.get("code") for error in result.iterfind("Errors/Error")}
-            if after_unknown and codes == {"DUPLICATE_SUBMISSION"}:
-                # The attempt whose answer was lost had landed after all.
-                return Outcome(_landed(journal), posted=True, earlier=True)
-            return Outcome(serialize(result), posted=False)
-
         async def reconcile(expectations: str) -> Reconciled:
             return await self._reconcile(caller, journal, json.loads(expectations))
 
         try:
-            submitted = await self._ledger.submit(
-                key, journal.payload_hash(), journal.expectations(), post, reconcile
+            submitted = await post_once(
+                self._ledger,
+                key,
+                lambda: self._fng.post_journals(caller.target, payload),
+                payload_hash=journal.payload_hash(),
+                expectations=journal.expectations(),
+                reconcile=reconcile,
+                duplicate_code="DUPLICATE_SUBMISSION",
+                landed=lambda: _landed(journal),
             )
         except SubmissionConflict as exc:
             return journal_result(
@@ -169,8 +147,8 @@ class EJournalService:
         passes the gateway's own checks. Nothing is added when FNG cannot be asked."""
         system = journal.system_identifier
         try:
-            response = await self._fng.get_banks(caller.target, system)
-            if response.status == 404:
+            banks = await self._fng.get_banks(caller.target, system)
+            if banks is None:
                 return [
                     JournalProblem(
                         "UNKNOWN_SYSTEM",
@@ -179,13 +157,8 @@ class EJournalService:
                         sent=system,
                     )
                 ]
-            if response.status != 200:
-                return []
             reported = {
-                bank.get("externalReference"): bank
-                for bank in self._document(response, BANKS_SCHEMA, "GetBanks").iterfind(
-                    "Banks/Bank"
-                )
+                bank.get("externalReference"): bank for bank in banks.iterfind("Banks/Bank")
             }
         except GatewayError as exc:
             log.info("FNG's banks could not be read to check a refused journal: %s", exc.message)
@@ -236,21 +209,20 @@ class EJournalService:
         """Did a submission whose answer was lost land? FNG posts a journal whole, so it
         landed only if every section it carried has reached its row version."""
         try:
-            response = await self._fng.get_banks(caller.target, journal.system_identifier)
+            document = await self._fng.get_banks(caller.target, journal.system_identifier)
+        except FngAnswerUnusable:
+            raise
         except UpstreamError as exc:
             raise ReconciliationFailed(
                 f"an earlier attempt of submission {journal.submission_id} has no known outcome "
                 f"and FNG cannot be asked about it now ({exc.message}); send it again later"
             ) from None
-        if response.status != 200:
+        if document is None:
             raise ReconciliationFailed(
                 f"an earlier attempt of submission {journal.submission_id} has no known outcome "
-                f"and GetBanks answered HTTP {response.status}; send it again later"
+                "and GetBanks answered HTTP 404; send it again later"
             )
-        banks = {
-            bank.get("externalReference"): bank
-            for bank in self._document(response, BANKS_SCHEMA, "GetBanks").iterfind("Banks/Bank")
-        }
+        banks = {bank.get("externalReference"): bank for bank in document.iterfind("Banks/Bank")}
         checked = 0
         for reference, sections in expected.items():
             bank = banks.get(reference)
@@ -290,14 +262,10 @@ class EJournalService:
             )
         document = etree.Element("AuditMessage")
         document.text = text
-        response = await self._fng.post_audit_message(
+        result = await self._fng.post_audit_message(
             caller.target, etree.tostring(document, encoding="utf-8", xml_declaration=True)
         )
-        if response.status != 200:
-            raise UpstreamError(
-                f"FNG answered PostAuditMessage with HTTP {response.status}", status=response.status
-            )
-        return serialize(self._document(response, RESULTS_SCHEMA, "PostAuditMessage"))
+        return serialize(result)
 
 
 def _landed(journal: Journal) -> bytes:

@@ -23,7 +23,6 @@ from typing import Final
 import sqlalchemy as sa
 
 from gateway.eproc.job import (
-    FNG_SCHEMA,
     PortalJob,
     Step,
     insert_once,
@@ -39,7 +38,7 @@ from gateway.eproc.rules import (
     check_invoice,
 )
 from gateway.errors import GatewayError, PortalDocumentMissing, UpstreamError, XmlRejected
-from gateway.fng.documents import answer_document
+from gateway.fng import FngDeclined
 from gateway.store.tables import eproc_documents
 from gateway.tenancy.model import DatabaseTarget
 from gateway.xmlsafe import parse
@@ -316,27 +315,32 @@ class Documents(Step):
         """Deliver to FNG, as FMS read it and with its own type; True once FNG holds it.
         FNG's failures are retried later."""
         try:
-            response = await self._fng.post_document(
+            # Only FNG's receipt for this very document says FNG holds it: a success status
+            # over anything else (a proxy's page, a broken answer) says nothing, and the
+            # document is delivered again (FNG keeps one copy) rather than acknowledged to
+            # the portal on a guess.
+            receipt = await self._fng.post_document(
                 target,
                 source=job.name,
                 document_id=row.document_id,
                 doc_type=verdict.doc_type or row.doc_type,
                 body=verdict.body or row.content,
             )
-            if response.status in (200, 201):
-                # Only FNG's receipt for this very document says FNG holds it: a success
-                # status over anything else (a proxy's page, a broken answer) says nothing,
-                # and the document is delivered again (FNG keeps one copy) rather than
-                # acknowledged to the portal on a guess.
-                receipt = answer_document(
-                    response, self._schemas, FNG_SCHEMA, self._limits, "PostDocument"
-                )
-                if (receipt.tag, receipt.get("source"), receipt.get("documentId")) != (
-                    "DocumentReceipt",
-                    job.name,
-                    row.document_id,
-                ):
-                    raise UpstreamError("FNG answered PostDocument with another document's receipt")
+            if (receipt.tag, receipt.get("source"), receipt.get("documentId")) != (
+                "DocumentReceipt",
+                job.name,
+                row.document_id,
+            ):
+                raise UpstreamError("FNG answered PostDocument with another document's receipt")
+        except FngDeclined as exc:
+            rule = "fng_conflict" if exc.status == 409 else "fng_refused"
+            await self._quarantine(
+                job,
+                row.id,
+                row.document_id,
+                [Problem(rule, f"FNG answered HTTP {exc.status}: {exc.reason}")],
+            )
+            return False
         except GatewayError as exc:
             await self._retry_later(row.id, exc.message)
             log.warning(
@@ -344,16 +348,6 @@ class Documents(Step):
                 extra={"portal": job.label, "error": exc.message},
             )
             return False
-        if response.status in (200, 201):
-            await self._set_state(row.id, DocState.FETCHED, DocState.DELIVERED)
-            self._metrics.documents.labels("delivered").inc()
-            return True
-        rule = "fng_conflict" if response.status == 409 else "fng_refused"
-        reason = response.body.decode("utf-8", "replace")[:500]
-        await self._quarantine(
-            job,
-            row.id,
-            row.document_id,
-            [Problem(rule, f"FNG answered HTTP {response.status}: {reason}")],
-        )
-        return False
+        await self._set_state(row.id, DocState.FETCHED, DocState.DELIVERED)
+        self._metrics.documents.labels("delivered").inc()
+        return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Final
 
 import sqlalchemy as sa
 from lxml import etree
@@ -24,7 +23,6 @@ from gateway.xmlsafe import Limits, SchemaRegistry
 log = logging.getLogger("gateway.eproc.pipeline")
 
 #: The schema of FNG's eProcurement answers (receipts, the authorised orders).
-FNG_SCHEMA: Final = "eproc/FngEProcurement.xsd"
 
 
 @dataclass(frozen=True, slots=True)

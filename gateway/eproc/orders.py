@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from lxml import etree
 
 from gateway.eproc.exports import check_authorised_order
-from gateway.eproc.job import FNG_SCHEMA, PortalJob, Step, insert_once, now, set_aside, supplier_of
+from gateway.eproc.job import PortalJob, Step, insert_once, now, set_aside, supplier_of
 from gateway.eproc.origins import Origin, content_order, origin_of
 from gateway.eproc.portal import Portal
 from gateway.eproc.rules import Problem, Verdict
@@ -39,9 +39,8 @@ from gateway.errors import (
     PortalError,
     PortalRejectedXml,
     PortalUnreachable,
-    UpstreamError,
 )
-from gateway.fng.documents import answer_document
+from gateway.fng import FngDeclined
 from gateway.store.tables import eproc_orders
 from gateway.tenancy.model import DatabaseTarget
 from gateway.xmlsafe import parse
@@ -96,7 +95,7 @@ class Orders(Step):
                     job, portal, target, row.id, row.order_id, held, row.sends, None
                 )
         try:
-            document = await self._authorised(target)
+            document = await self._fng.authorised_orders(target)
         except GatewayError as exc:
             log.warning(
                 "authorised orders could not be read from FNG",
@@ -109,17 +108,6 @@ class Orders(Step):
             order = next((child for child in item if isinstance(child.tag, str)), None)
             if order is not None:
                 await self._one(job, portal, target, item, order, listed_at)
-
-    async def _authorised(self, target: DatabaseTarget) -> etree._Element:
-        response = await self._fng.authorised_orders(target)
-        if response.status != 200:
-            raise UpstreamError(
-                f"FNG answered AuthorisedOrders with HTTP {response.status}",
-                status=response.status,
-            )
-        return answer_document(
-            response, self._schemas, FNG_SCHEMA, self._limits, "AuthorisedOrders"
-        )
 
     async def _one(
         self,
@@ -243,17 +231,17 @@ class Orders(Step):
         self, job: PortalJob, target: DatabaseTarget, row_id: int, order_id: str
     ) -> None:
         try:
-            response = await self._fng.mark_order_sent(target, order_id)
+            await self._fng.mark_order_sent(target, order_id)
+        except FngDeclined as exc:
+            log.warning(
+                "FNG refused to mark an order sent",
+                extra={"portal": job.label, "order_id": order_id, "status": exc.status},
+            )
+            return
         except GatewayError as exc:
             log.warning(
                 "an order sent to its supplier could not be marked sent in FNG yet",
                 extra={"portal": job.label, "order_id": order_id, "error": exc.message},
-            )
-            return
-        if response.status not in (200, 204):
-            log.warning(
-                "FNG refused to mark an order sent",
-                extra={"portal": job.label, "order_id": order_id, "status": response.status},
             )
             return
         await self._set_state(row_id, OrderState.SENT)

@@ -1,5 +1,6 @@
-"""The FNG REST client and its error mapping."""
+"""The FNG REST client, its error mapping, and FNG's answers read as documents."""
 
 from gateway.fng.client import FngClient, FngResponse
+from gateway.fng.documents import FngAnswerUnusable, FngDeclined
 
-__all__ = ["FngClient", "FngResponse"]
+__all__ = ["FngAnswerUnusable", "FngClient", "FngDeclined", "FngResponse"]

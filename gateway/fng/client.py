@@ -16,19 +16,33 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+from lxml import etree
 from pydantic import SecretStr
 
 from gateway.config import FngSettings
 from gateway.errors import OutcomeUnknown, UpstreamError, UpstreamRefused, UpstreamTimeout
+from gateway.fng.documents import (
+    BANKS_SCHEMA,
+    BUDGET_RESULT_SCHEMA,
+    CHART_SCHEMA,
+    EPROC_SCHEMA,
+    RESULTS_SCHEMA,
+    YEARS_SCHEMA,
+    FngDeclined,
+    answer_document,
+)
 from gateway.observability import context
 from gateway.simsid.tokens import TokenProvider
 from gateway.tenancy.model import DatabaseTarget
+from gateway.xmlsafe import Limits, SchemaRegistry
 
 XML: Final = "application/xml"
 
 
 @dataclass(frozen=True, slots=True)
 class FngResponse:
+    """What FNG answered, before it is read."""
+
     status: int
     body: bytes
 
@@ -106,16 +120,26 @@ class _FngAuth:
 
 
 class FngClient:
+    """FNG's calls, each answering with the document FNG sent once it has passed its
+    schema, or raising: :class:`FngDeclined` for a status that says FNG did not do it,
+    :class:`FngAnswerUnusable` for an answer that is not its document,
+    :class:`OutcomeUnknown` for a write whose answer never came back, and the other
+    :class:`UpstreamError` types for FNG unreachable, failing or refusing the keys."""
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
         tokens: TokenProvider,
         settings: FngSettings,
+        schemas: SchemaRegistry,
+        limits: Limits,
         keys: KeyChanges | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
         self._settings = settings
+        self._schemas = schemas
+        self._limits = limits
         self._keys = keys
         # The connect limit is the socket's alone: a call queued for one of the pool's
         # connections under load has not failed to reach FNG, and `total` still bounds it.
@@ -123,63 +147,92 @@ class FngClient:
             total=settings.timeout_seconds, sock_connect=settings.connect_timeout_seconds
         )
 
-    async def get_banks(self, target: DatabaseTarget, system_identifier: str) -> FngResponse:
-        return await self._read(
+    async def get_banks(
+        self, target: DatabaseTarget, system_identifier: str
+    ) -> etree._Element | None:
+        """The payment system's Banks, or None when FNG has no such payment system."""
+        response = await self._read(
             target,
             self._settings.paths.get_banks,
             {"systemIdentifier": system_identifier},
             operation="GetBanks",
         )
+        if response.status == 404:
+            return None
+        return self._document(response, "GetBanks", BANKS_SCHEMA)
 
-    async def post_journals(self, target: DatabaseTarget, document: bytes) -> FngResponse:
-        return await self._write(
+    async def post_journals(self, target: DatabaseTarget, document: bytes) -> etree._Element:
+        """FNG's JournalResult."""
+        response = await self._write(
             target, self._settings.paths.post_journals, document, operation="PostJournals"
         )
+        return self._document(response, "PostJournals", RESULTS_SCHEMA)
 
-    async def post_audit_message(self, target: DatabaseTarget, document: bytes) -> FngResponse:
-        return await self._write(
+    async def post_audit_message(self, target: DatabaseTarget, document: bytes) -> etree._Element:
+        """FNG's AuditResult."""
+        response = await self._write(
             target, self._settings.paths.post_audit_message, document, operation="PostAuditMessage"
         )
+        return self._document(response, "PostAuditMessage", RESULTS_SCHEMA)
 
-    async def export_gl_account(self, target: DatabaseTarget, date: str) -> FngResponse:
-        """The chart of accounts of the financial year containing ``date`` (dd/MM/yyyy)."""
-        return await self._read(
+    async def export_gl_account(self, target: DatabaseTarget, date: str) -> etree._Element | None:
+        """The chart of accounts of the financial year containing ``date`` (dd/MM/yyyy), or
+        None when no financial year of the school contains it."""
+        response = await self._read(
             target,
             self._settings.paths.export_gl_account,
             {"date": date},
             operation="ExportGlAccount",
         )
+        if response.status == 404:
+            return None
+        return self._document(response, "ExportGlAccount", CHART_SCHEMA)
 
-    async def export_financial_years(self, target: DatabaseTarget) -> FngResponse:
-        return await self._read(
+    async def export_financial_years(self, target: DatabaseTarget) -> etree._Element:
+        response = await self._read(
             target,
             self._settings.paths.export_financial_years,
             {},
             operation="ExportFinancialYears",
         )
+        return self._document(response, "ExportFinancialYears", YEARS_SCHEMA)
 
-    async def import_budget(self, target: DatabaseTarget, document: bytes) -> FngResponse:
-        return await self._write(
+    async def import_budget(self, target: DatabaseTarget, document: bytes) -> etree._Element:
+        """FNG's BudgetResult."""
+        response = await self._write(
             target, self._settings.paths.import_budget, document, operation="ImportBudget"
         )
+        return self._document(response, "ImportBudget", BUDGET_RESULT_SCHEMA)
 
     async def post_document(
         self, target: DatabaseTarget, *, source: str, document_id: str, doc_type: str, body: bytes
-    ) -> FngResponse:
-        """Deliver a portal's document; FNG keeps one per (source, document id)."""
+    ) -> etree._Element:
+        """Deliver a portal's document; FNG keeps one per (source, document id) and answers
+        with its receipt."""
         params = {"source": source, "documentId": document_id, "type": doc_type}
-        return await self._write(
+        response = await self._write(
             target, self._settings.paths.post_document, body, params, operation="PostDocument"
         )
+        return self._document(response, "PostDocument", EPROC_SCHEMA, ok=(200, 201))
 
-    async def authorised_orders(self, target: DatabaseTarget) -> FngResponse:
-        return await self._read(
+    async def authorised_orders(self, target: DatabaseTarget) -> etree._Element:
+        response = await self._read(
             target, self._settings.paths.authorised_orders, {}, operation="AuthorisedOrders"
         )
+        return self._document(response, "AuthorisedOrders", EPROC_SCHEMA)
 
-    async def mark_order_sent(self, target: DatabaseTarget, order_id: str) -> FngResponse:
+    async def mark_order_sent(self, target: DatabaseTarget, order_id: str) -> None:
         path = self._settings.paths.mark_order_sent.format(id=quote(order_id, safe=""))
-        return await self._write(target, path, b"", operation="MarkOrderSent")
+        response = await self._write(target, path, b"", operation="MarkOrderSent")
+        if response.status not in (200, 204):
+            raise FngDeclined("MarkOrderSent", response.status, response.body)
+
+    def _document(
+        self, response: FngResponse, operation: str, schema: str, *, ok: tuple[int, ...] = (200,)
+    ) -> etree._Element:
+        if response.status not in ok:
+            raise FngDeclined(operation, response.status, response.body)
+        return answer_document(response.body, self._schemas, schema, self._limits, operation)
 
     async def _read(
         self, target: DatabaseTarget, path: str, params: dict[str, str], *, operation: str

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 from typing import Final
 
@@ -17,4 +17,4 @@ def new_request_id(offered: str | None) -> str:
     """Keep a caller's request id if it is sane, otherwise make one."""
     if offered and _ACCEPTABLE_ID.match(offered):
         return offered
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # a random UUID's 128 bits, without building a UUID

@@ -12,6 +12,7 @@ nodes at 10 MB), and the exact depth and element counts are checked on the resul
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -154,11 +155,20 @@ def parse(data: bytes, limits: Limits) -> etree._Element:
     return root
 
 
+_COUNT_ELEMENTS: Final = etree.XPath("count(//*)")
+
+
+@functools.cache
+def _deeper_than(depth: int) -> etree.XPath:
+    return etree.XPath("boolean(/*" + "/*" * depth + ")")
+
+
 def check_shape(root: etree._Element, limits: Limits) -> None:
-    """Exact depth and element checks on a parsed tree (cheap: both run inside libxml2)."""
-    if root.xpath("boolean(/*" + "/*" * limits.max_depth + ")"):
+    """Exact depth and element checks on a parsed tree (cheap: both run inside libxml2, and
+    their expressions are compiled once)."""
+    if _deeper_than(limits.max_depth)(root):
         raise XmlRejected(f"the document is nested deeper than {limits.max_depth} levels")
-    if float(root.xpath("count(//*)")) > limits.max_elements:  # type: ignore[arg-type]
+    if float(_COUNT_ELEMENTS(root)) > limits.max_elements:  # type: ignore[arg-type]
         raise XmlRejected(f"the document has more than {limits.max_elements} elements")
 
 

@@ -52,10 +52,10 @@ from gateway.store.cache import CACHE_ERRORS, ReadThrough, create_cache
 from gateway.store.ledger import Ledger
 from gateway.store.migrate import make_ready
 from gateway.store.shared import FailedLogins, SharedLocks, redis_client
+from gateway.tenancy.callers import CallerResolver
 from gateway.tenancy.key_changes import RegistryKeys
 from gateway.tenancy.lockout import Lockout, failure_keep
 from gateway.tenancy.model import Caller, Interface
-from gateway.tenancy.registry import Registry
 from gateway.tenancy.rotation import KeyRotation
 from gateway.tenancy.secrets import SecretBox
 from gateway.xmlsafe import Limits, SchemaRegistry, shipped_schemas_dir
@@ -70,7 +70,7 @@ STORE: Final = web.AppKey("store", Store)
 CACHE: Final = web.AppKey("cache", BaseCache)
 SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
 TOKENS: Final = web.AppKey("tokens", TokenProvider)
-REGISTRY: Final = web.AppKey("registry", Registry)
+CALLERS: Final = web.AppKey("callers", CallerResolver)
 LEDGER: Final = web.AppKey("ledger", Ledger)
 FNG: Final = web.AppKey("fng", FngClient)
 EJOURNAL: Final = web.AppKey("ejournal", SoapService[Any])
@@ -197,13 +197,13 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     limits = limits_from(settings)
-    registry = Registry(
+    callers = CallerResolver(
         app[STORE],
         app[BOX],
         cache_seconds=settings.auth.registry_cache_seconds,
         lockout=Lockout(app[FAILED_LOGINS], app[STORE], settings.auth),
     )
-    app[REGISTRY] = registry
+    app[CALLERS] = callers
     ledger = Ledger(
         app[STORE],
         lease_seconds=settings.ledger.lease_seconds,
@@ -211,7 +211,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[LEDGER] = ledger
     keys = RegistryKeys(
-        registry,
+        callers,
         KeyRotation(app[STORE], app[BOX], actor="gateway"),
         grace=timedelta(seconds=settings.keys.retire_grace_seconds),
     )
@@ -220,7 +220,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
 
     def authenticator(interface: Interface) -> Callable[[Credentials], Awaitable[Caller]]:
         async def authenticate(credentials: Credentials) -> Caller:
-            caller = await registry.authenticate(
+            caller = await callers.authenticate(
                 credentials.username,
                 credentials.password,
                 credentials.database_key,
@@ -266,7 +266,7 @@ async def _eproc_ctx(app: web.Application) -> AsyncIterator[None]:
     pipeline = Pipeline(
         store=app[STORE],
         box=app[BOX],
-        registry=app[REGISTRY],
+        callers=app[CALLERS],
         fng=app[FNG],
         client=client,
         schemas=app[SCHEMAS],
@@ -328,8 +328,6 @@ def create_app(settings: Settings, *, box: SecretBox | None = None) -> web.Appli
     if settings.admin.enabled:
         app.add_subapp(
             "/admin/",
-            create_admin_app(
-                settings.admin, settings.keys, store=STORE, box=BOX, registry=REGISTRY
-            ),
+            create_admin_app(settings.admin, settings.keys, store=STORE, box=BOX, callers=CALLERS),
         )
     return app

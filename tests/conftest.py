@@ -32,7 +32,7 @@ from gateway.sandbox import DemoSeed, SandboxState, create_sandbox_app, seed_dem
 from gateway.sandbox.demo import seed_budget_planning
 from gateway.tenancy.model import AuthMethod, Interface
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.support import Auth
 
 CI = os.environ.get("CI") == "true"
@@ -179,8 +179,8 @@ class Gateway:
         return Auth(self.demo.username, self.demo.password, self.demo.database_key)
 
     @property
-    def registry(self) -> RegistryService:
-        return RegistryService(self.app[STORE], self.box, actor="test")
+    def tenancy(self) -> TenancyAdmin:
+        return TenancyAdmin(self.app[STORE], self.box, actor="test")
 
 
 def gateway_settings(tmp_path: Path, sandbox: Sandbox, **overrides: Any) -> Settings:
@@ -206,7 +206,7 @@ async def start_gateway(
 ) -> Gateway:
     app = create_app(settings, box=box)
     server = await aiohttp_server(app)
-    registered = await register_demo(RegistryService(app[STORE], box), sandbox.demo, sandbox.url)
+    registered = await register_demo(TenancyAdmin(app[STORE], box), sandbox.demo, sandbox.url)
     return Gateway(app, server, str(server.make_url("")).rstrip("/"), settings, registered, box)
 
 
@@ -265,26 +265,26 @@ async def add_school(
             "charge_vat": {code: code for code in demo.charge_vat_codes},
         },
     )
-    registry = gateway.registry
-    vendor_id = await registry.add_vendor(
+    tenancy = gateway.tenancy
+    vendor_id = await tenancy.add_vendor(
         f"vendor {client_id}",
         token_url=f"{sandbox.url}/connect/token",
         client_id=client_id,
         credential=credential,
         auth_method=auth_method,
     )
-    school_id = await registry.add_school(
+    school_id = await tenancy.add_school(
         name, la_number=la_number, establishment_number=establishment_number
     )
-    database = await registry.add_database(
+    database = await tenancy.add_database(
         school_id,
         vendor_id=vendor_id,
         name="Public funds",
         fng_key=fng_key,
         partner_key=partner_key,
     )
-    account = await registry.add_account(username or f"account-{client_id}")
-    await registry.grant(
+    account = await tenancy.add_account(username or f"account-{client_id}")
+    await tenancy.grant(
         account.account_id, database.database_id, [Interface.EJOURNAL, Interface.BUDGET], ["TPPCS"]
     )
     return Auth(username or f"account-{client_id}", account.password, database.partner_key)

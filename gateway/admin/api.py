@@ -26,7 +26,7 @@ from gateway.admin.routing import Endpoint
 from gateway.admin.tokens import AdminTokens
 from gateway.config import AdminSettings, KeySettings
 from gateway.store import Store
-from gateway.tenancy.registry import Registry
+from gateway.tenancy.callers import CallerResolver
 from gateway.tenancy.secrets import SecretBox
 
 #: The operator a request is authenticated as.
@@ -76,10 +76,10 @@ def create_admin_app(
     *,
     store: web.AppKey[Store],
     box: web.AppKey[SecretBox],
-    registry: web.AppKey[Registry],
+    callers: web.AppKey[CallerResolver],
     prefix: str = "/admin",
 ) -> web.Application:
-    """The sub-application. The store, master keys and registry are the parent's, named by
+    """The sub-application. The store, master keys and caller resolver are the parent's, named by
     its keys (they open when the parent starts)."""
 
     @web.middleware
@@ -100,7 +100,7 @@ def create_admin_app(
         response = await handler(request)
         if request.method != "GET" and response.status < 400:
             # This replica sees the change at once; others within auth.registry_cache_seconds.
-            request.config_dict[registry].forget()
+            request.config_dict[callers].forget()
         return response
 
     app = web.Application(middlewares=[problems, bearer])

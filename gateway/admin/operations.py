@@ -71,7 +71,7 @@ from gateway.tenancy import bulk
 from gateway.tenancy.reencrypt import reencrypt
 from gateway.tenancy.rotation import KeyRotation
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 
 _TABLES: Final = {
     "vendor": vendors,
@@ -92,8 +92,8 @@ class Context:
     keys: KeySettings
 
     @property
-    def registry(self) -> RegistryService:
-        return RegistryService(self.store, self.box, actor=self.actor)
+    def tenancy(self) -> TenancyAdmin:
+        return TenancyAdmin(self.store, self.box, actor=self.actor)
 
     @property
     def rotation(self) -> KeyRotation:
@@ -133,13 +133,13 @@ _CLASH: Final = "A name or key that is already taken."
 @route("GET", "/vendors", tag="vendors")
 async def list_vendors(ctx: Context) -> list[Vendor]:
     """SIMS ID client registrations (never their secrets)."""
-    return [Vendor.model_validate(row) for row in await ctx.registry.vendors()]
+    return [Vendor.model_validate(row) for row in await ctx.tenancy.vendors()]
 
 
 @route("POST", "/vendors", tag="vendors", status=201, errors={409: _CLASH})
 async def add_vendor(ctx: Context, body: NewVendor) -> Created:
     """Register a vendor's SIMS ID client."""
-    vendor_id = await ctx.registry.add_vendor(
+    vendor_id = await ctx.tenancy.add_vendor(
         body.name,
         token_url=body.token_url,
         client_id=body.client_id,
@@ -152,7 +152,7 @@ async def add_vendor(ctx: Context, body: NewVendor) -> Created:
 @route("PUT", "/vendors/{vendor_id}/secret", tag="vendors")
 async def set_vendor_secret(ctx: Context, path: VendorRef, body: VendorSecret) -> Done:
     """Store a vendor's new client secret (or private key), as SIMS ID now knows it."""
-    await ctx.registry.set_vendor_credential(path.vendor_id, body.secret)
+    await ctx.tenancy.set_vendor_credential(path.vendor_id, body.secret)
     return Done(subject=f"vendor:{path.vendor_id}", done="secret")
 
 
@@ -162,7 +162,7 @@ async def set_vendor_secret(ctx: Context, path: VendorRef, body: VendorSecret) -
 @route("GET", "/schools", tag="schools")
 async def list_schools(ctx: Context) -> list[School]:
     """Schools."""
-    return [School.model_validate(row) for row in await ctx.registry.schools()]
+    return [School.model_validate(row) for row in await ctx.tenancy.schools()]
 
 
 @route("POST", "/schools", tag="schools", status=201, errors={409: _CLASH})
@@ -170,7 +170,7 @@ async def add_school(ctx: Context, body: NewSchool) -> Created:
     """Add a school.
 
     Its DUNS number, language and currency are what its suppliers' documents must match."""
-    school_id = await ctx.registry.add_school(
+    school_id = await ctx.tenancy.add_school(
         body.name,
         la_number=body.la_number,
         establishment_number=body.establishment_number,
@@ -228,7 +228,7 @@ async def import_schools(ctx: Context, query: ImportQuery, body: CsvText) -> Imp
 @route("GET", "/databases", tag="databases")
 async def list_databases(ctx: Context) -> list[Database]:
     """Schools' FNG databases (never their keys)."""
-    return [Database.model_validate(row) for row in await ctx.registry.databases()]
+    return [Database.model_validate(row) for row in await ctx.tenancy.databases()]
 
 
 @route(
@@ -242,7 +242,7 @@ async def add_database(ctx: Context, body: NewDatabase) -> CreatedDatabase:
     """Add a school's FNG database, with FNG's key for it; returns its partner key once."""
     await ctx.require("school", body.school_id)
     await ctx.require("vendor", body.vendor_id)
-    created = await ctx.registry.add_database(
+    created = await ctx.tenancy.add_database(
         body.school_id,
         vendor_id=body.vendor_id,
         name=body.name,
@@ -344,13 +344,13 @@ async def promote_fng_key(ctx: Context, path: DatabaseRef) -> Done:
 @route("GET", "/accounts", tag="accounts")
 async def list_accounts(ctx: Context) -> list[Account]:
     """Integration accounts, their grants and payment systems (never their passwords)."""
-    return [Account.model_validate(row) for row in await ctx.registry.accounts()]
+    return [Account.model_validate(row) for row in await ctx.tenancy.accounts()]
 
 
 @route("POST", "/accounts", tag="accounts", status=201, errors={409: _CLASH})
 async def add_account(ctx: Context, body: NewAccount) -> CreatedAccount:
     """Add an integration account; a generated password is returned once."""
-    created = await ctx.registry.add_account(body.username, body.password)
+    created = await ctx.tenancy.add_account(body.username, body.password)
     return CreatedAccount(
         id=created.account_id,
         username=body.username,
@@ -368,7 +368,7 @@ async def grant(ctx: Context, path: AccountRef, body: Grant) -> Done:
     """Let an account use a database's interfaces, and post for payment systems."""
     await ctx.require("account", path.account_id)
     await ctx.require("database", body.database_id)
-    await ctx.registry.grant(
+    await ctx.tenancy.grant(
         path.account_id,
         body.database_id,
         list(dict.fromkeys(body.interfaces)),
@@ -387,7 +387,7 @@ async def revoke(ctx: Context, path: AccountRef, body: Revoke) -> Done:
     """Stop an account using a database's interfaces."""
     await ctx.require("account", path.account_id)
     await ctx.require("database", body.database_id)
-    await ctx.registry.revoke(
+    await ctx.tenancy.revoke(
         path.account_id, body.database_id, list(dict.fromkeys(body.interfaces))
     )
     return Done(subject=f"account:{path.account_id}", done="account.revoke")
@@ -413,14 +413,14 @@ async def change_password(ctx: Context, path: AccountRef, body: NewPassword) -> 
 @route("POST", "/accounts/{account_id}/enable", tag="accounts")
 async def enable_account(ctx: Context, path: AccountRef) -> Done:
     """Let an account call again."""
-    await ctx.registry.set_account_enabled(await ctx.username(path.account_id), True)
+    await ctx.tenancy.set_account_enabled(await ctx.username(path.account_id), True)
     return Done(subject=f"account:{path.account_id}", done="account.enable")
 
 
 @route("POST", "/accounts/{account_id}/disable", tag="accounts")
 async def disable_account(ctx: Context, path: AccountRef) -> Done:
     """Refuse an account's calls, keeping its grants."""
-    await ctx.registry.set_account_enabled(await ctx.username(path.account_id), False)
+    await ctx.tenancy.set_account_enabled(await ctx.username(path.account_id), False)
     return Done(subject=f"account:{path.account_id}", done="account.disable")
 
 
@@ -429,7 +429,7 @@ async def unlock_account(ctx: Context, path: AccountRef) -> Done:
     """Let an account refused for failed logins log in again, from every address.
 
     Its failed logins until now no longer count, on every replica."""
-    await ctx.registry.unlock_account(await ctx.username(path.account_id))
+    await ctx.tenancy.unlock_account(await ctx.username(path.account_id))
     return Done(subject=f"account:{path.account_id}", done="account.unlock")
 
 
@@ -439,7 +439,7 @@ async def unlock_account(ctx: Context, path: AccountRef) -> Done:
 @route("GET", "/portals", tag="portals")
 async def list_portals(ctx: Context) -> list[Portal]:
     """Suppliers' eProcurement portals and their health (never their passwords)."""
-    return [Portal.model_validate(row) for row in await ctx.registry.portals()]
+    return [Portal.model_validate(row) for row in await ctx.tenancy.portals()]
 
 
 @route(
@@ -452,7 +452,7 @@ async def list_portals(ctx: Context) -> list[Portal]:
 async def add_portal(ctx: Context, body: NewPortal) -> Created:
     """Add a supplier's eProcurement portal for a school database."""
     await ctx.require("database", body.database_id)
-    portal_id = await ctx.registry.add_portal(
+    portal_id = await ctx.tenancy.add_portal(
         body.database_id,
         name=body.name,
         url=body.url,
@@ -472,21 +472,21 @@ async def add_portal(ctx: Context, body: NewPortal) -> Created:
 @route("PUT", "/portals/{portal_id}/password", tag="portals")
 async def set_portal_password(ctx: Context, path: PortalRef, body: PortalPassword) -> Done:
     """Store a portal's password changed by other means (the supplier reset it)."""
-    await ctx.registry.set_portal_password(path.portal_id, body.password)
+    await ctx.tenancy.set_portal_password(path.portal_id, body.password)
     return Done(subject=f"portal:{path.portal_id}", done="portal.password")
 
 
 @route("POST", "/portals/{portal_id}/enable", tag="portals")
 async def enable_portal(ctx: Context, path: PortalRef) -> Done:
     """Poll a portal again."""
-    await ctx.registry.set_portal_enabled(path.portal_id, True)
+    await ctx.tenancy.set_portal_enabled(path.portal_id, True)
     return Done(subject=f"portal:{path.portal_id}", done="portal.enable")
 
 
 @route("POST", "/portals/{portal_id}/disable", tag="portals")
 async def disable_portal(ctx: Context, path: PortalRef) -> Done:
     """Stop polling a portal."""
-    await ctx.registry.set_portal_enabled(path.portal_id, False)
+    await ctx.tenancy.set_portal_enabled(path.portal_id, False)
     return Done(subject=f"portal:{path.portal_id}", done="portal.disable")
 
 
@@ -563,7 +563,7 @@ async def reencrypt_secrets(ctx: Context) -> Reencrypted:
 @route("GET", "/audit", tag="audit")
 async def audit_log(ctx: Context, query: AuditQuery) -> list[AuditEntry]:
     """The audit log, newest first (never a secret)."""
-    rows = await ctx.registry.audit_entries(
+    rows = await ctx.tenancy.audit_entries(
         subject=query.subject, since=query.since, limit=query.limit
     )
     return [AuditEntry.model_validate(row) for row in rows]

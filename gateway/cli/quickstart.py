@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.sandbox import DemoSeed
 from gateway.tenancy.model import AuthMethod, Interface
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 
 DEMO_USERNAME = "demo-payments"
 
@@ -116,7 +116,7 @@ def upstreams_info(demo: DemoSeed, sandbox_url: str) -> dict[str, Any]:
 
 
 async def register_demo(
-    service: RegistryService,
+    service: TenancyAdmin,
     demo: DemoSeed,
     sandbox_url: str,
     *,

@@ -21,7 +21,7 @@ from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface
 if TYPE_CHECKING:
     from gateway.store import Store
     from gateway.tenancy.secrets import SecretBox
-    from gateway.tenancy.service import RegistryService
+    from gateway.tenancy.service import TenancyAdmin
 
 # The service modules are imported by the commands that use them, so that the command line
 # starts quickly.
@@ -29,13 +29,13 @@ if TYPE_CHECKING:
 Namespace = argparse.Namespace
 
 
-def _registry(store: Store, box: SecretBox, args: Namespace) -> RegistryService:
-    from gateway.tenancy.service import RegistryService
+def _admin(store: Store, box: SecretBox, args: Namespace) -> TenancyAdmin:
+    from gateway.tenancy.service import TenancyAdmin
 
-    return RegistryService(store, box, actor=actor(args))
+    return TenancyAdmin(store, box, actor=actor(args))
 
 
-async def _account_id(service: RegistryService, username: str) -> int:
+async def _account_id(service: TenancyAdmin, username: str) -> int:
     account_id = await service.find_account(username)
     if account_id is None:
         raise NotFound(f"there is no account named {username!r}")
@@ -50,7 +50,7 @@ async def vendors_add(args: Namespace) -> int:
     assert credential is not None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        vendor_id = await _registry(store, box, args).add_vendor(
+        vendor_id = await _admin(store, box, args).add_vendor(
             args.name,
             token_url=args.token_url,
             client_id=args.client_id,
@@ -63,7 +63,7 @@ async def vendors_add(args: Namespace) -> int:
 
 
 async def vendors_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box, args).vendors(), args)
+    return await with_store(lambda store, box: _admin(store, box, args).vendors(), args)
 
 
 async def vendors_set_secret(args: Namespace) -> int:
@@ -71,7 +71,7 @@ async def vendors_set_secret(args: Namespace) -> int:
     assert credential is not None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        await _registry(store, box, args).set_vendor_credential(args.vendor, credential)
+        await _admin(store, box, args).set_vendor_credential(args.vendor, credential)
         return {"vendor_id": args.vendor, "secret": "changed"}
 
     return await with_store(action, args)
@@ -82,7 +82,7 @@ async def vendors_set_secret(args: Namespace) -> int:
 
 async def schools_add(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        school_id = await _registry(store, box, args).add_school(
+        school_id = await _admin(store, box, args).add_school(
             args.name,
             la_number=args.la,
             establishment_number=args.establishment,
@@ -96,7 +96,7 @@ async def schools_add(args: Namespace) -> int:
 
 
 async def schools_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box, args).schools(), args)
+    return await with_store(lambda store, box: _admin(store, box, args).schools(), args)
 
 
 async def databases_add(args: Namespace) -> int:
@@ -110,7 +110,7 @@ async def databases_add(args: Namespace) -> int:
     partner_key = secret(args, "partner key", required=False)
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        created = await _registry(store, box, args).add_database(
+        created = await _admin(store, box, args).add_database(
             args.school,
             vendor_id=args.vendor,
             name=args.name,
@@ -123,7 +123,7 @@ async def databases_add(args: Namespace) -> int:
 
 
 async def databases_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box, args).databases(), args)
+    return await with_store(lambda store, box: _admin(store, box, args).databases(), args)
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ async def accounts_add(args: Namespace) -> int:
     password = secret(args, "password", required=False)
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        created = await _registry(store, box, args).add_account(args.username, password)
+        created = await _admin(store, box, args).add_account(args.username, password)
         result: dict[str, Any] = {"account_id": created.account_id}
         if password is None:
             result["password"] = created.password
@@ -199,12 +199,12 @@ async def accounts_add(args: Namespace) -> int:
 
 
 async def accounts_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box, args).accounts(), args)
+    return await with_store(lambda store, box: _admin(store, box, args).accounts(), args)
 
 
 async def accounts_grant(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        service = _registry(store, box, args)
+        service = _admin(store, box, args)
         account_id = await _account_id(service, args.username)
         interfaces = [Interface(item) for item in args.interface or []]
         if args.action == "grant":
@@ -243,7 +243,7 @@ async def accounts_password(args: Namespace) -> int:
 
 async def accounts_access(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        service = _registry(store, box, args)
+        service = _admin(store, box, args)
         if args.action == "unlock":
             await service.unlock_account(args.username)
         else:
@@ -261,7 +261,7 @@ async def portals_add(args: Namespace) -> int:
     assert password is not None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        portal_id = await _registry(store, box, args).add_portal(
+        portal_id = await _admin(store, box, args).add_portal(
             args.database,
             name=args.name,
             url=args.url,
@@ -280,14 +280,14 @@ async def portals_add(args: Namespace) -> int:
 
 
 async def portals_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _registry(store, box, args).portals(), args)
+    return await with_store(lambda store, box: _admin(store, box, args).portals(), args)
 
 
 async def portals_change(args: Namespace) -> int:
     password = secret(args, "password") if args.action == "password" else None
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
-        service = _registry(store, box, args)
+        service = _admin(store, box, args)
         if password is not None:
             await service.set_portal_password(args.portal, password)
         else:
@@ -342,7 +342,7 @@ async def audit(args: Namespace) -> int:
         since = since.replace(tzinfo=UTC)
 
     async def action(store: Store, box: SecretBox) -> list[dict[str, Any]]:
-        return await _registry(store, box, args).audit_entries(
+        return await _admin(store, box, args).audit_entries(
             subject=args.subject, since=since, limit=args.limit
         )
 

@@ -228,7 +228,7 @@ async def sandbox(args: argparse.Namespace) -> int:
     from gateway.observability.logging import configure_logging
     from gateway.sandbox import SandboxState, create_sandbox_app, seed_demo
     from gateway.tenancy.secrets import SecretBox
-    from gateway.tenancy.service import RegistryService
+    from gateway.tenancy.service import TenancyAdmin
 
     with tempfile.TemporaryDirectory(prefix="fng-gateway-sandbox-") as data:
         data_dir = Path(data)
@@ -273,7 +273,7 @@ async def sandbox(args: argparse.Namespace) -> int:
             raise
         try:
             registered = await register_demo(
-                RegistryService(app[STORE], box, actor="sandbox"), demo, sandbox_url
+                TenancyAdmin(app[STORE], box, actor="sandbox"), demo, sandbox_url
             )
             admin_token = await AdminTokens(app[STORE], "sandbox").create("demo-operator")
         except BaseException:

@@ -16,7 +16,7 @@ from gateway.errors import NoActiveKey, PortalError, PortalInsecure
 from gateway.fng import FngClient
 from gateway.observability.metrics import Metrics
 from gateway.store import Store
-from gateway.tenancy.registry import Registry
+from gateway.tenancy.callers import CallerResolver
 from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import portal_url_problem
 from gateway.xmlsafe import Limits, SchemaRegistry
@@ -28,7 +28,7 @@ class Pipeline:
         *,
         store: Store,
         box: SecretBox,
-        registry: Registry,
+        callers: CallerResolver,
         fng: FngClient,
         client: PortalClient,
         schemas: SchemaRegistry,
@@ -36,7 +36,7 @@ class Pipeline:
         metrics: Metrics,
         settings: EprocSettings,
     ) -> None:
-        self._registry = registry
+        self._callers = callers
         self.passwords = Passwords(store=store, box=box, client=client, metrics=metrics)
         services = Services(store, fng, client, schemas, limits, metrics, settings)
         self.documents = Documents(services)
@@ -46,7 +46,7 @@ class Pipeline:
         """Everything due for one portal: orders first, as FMS sent them "immediately they
         are Printed", and whatever becomes of them, the index. Raises
         :class:`~gateway.errors.PortalError` when the portal fails."""
-        target = await self._registry.database_target(job.database_id)
+        target = await self._callers.database_target(job.database_id)
         if target is None:
             raise NoActiveKey(f"database {job.database_id} has no active key")
         insecure = portal_url_problem(job.url, job.allow_http)

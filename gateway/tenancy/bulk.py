@@ -409,7 +409,7 @@ async def import_schools(
 
 
 @dataclass(slots=True)
-class _Registry:
+class _Snapshot:
     """What the registry holds that the file's rows touch, read in a few queries."""
 
     vendor_ids: dict[str, int]
@@ -425,7 +425,7 @@ class _Registry:
     @classmethod
     async def read(
         cls, conn: AsyncConnection, box: SecretBox, rows: Sequence[SchoolRow]
-    ) -> _Registry:
+    ) -> _Snapshot:
         vendor_ids = {
             name: vendor_id
             for vendor_id, name in await conn.execute(sa.select(vendors.c.id, vendors.c.name))
@@ -502,14 +502,14 @@ async def _plan(
 ) -> _Plan:
     """Every row checked against the registry: what to write, or every problem (the file's
     own ``problems`` first). A row wrong on its own is not checked against the registry."""
-    registry = await _Registry.read(conn, box, rows)
+    snapshot = await _Snapshot.read(conn, box, rows)
     keyless: list[int] = []
     plan = _Plan({}, [])
     for done, row in enumerate(rows, 1):
         school = plan.schools.get(row.school)
         if school is None:
-            school = plan.schools[row.school] = _school_plan(row, registry)
-        item, found = _database_plan(row, school, registry, generate_keys)
+            school = plan.schools[row.school] = _school_plan(row, snapshot)
+        item, found = _database_plan(row, school, snapshot, generate_keys)
         problems.extend((row.line, message) for message in found)
         if item.new_partner_key is None and item.database_id is None:
             keyless.append(row.line)
@@ -522,8 +522,8 @@ async def _plan(
     return plan
 
 
-def _school_plan(row: SchoolRow, registry: _Registry) -> _School:
-    found = registry.schools.get(row.school)
+def _school_plan(row: SchoolRow, snapshot: _Snapshot) -> _School:
+    found = snapshot.schools.get(row.school)
     if found is None:
         return _School(row, None, {})
     changed = {
@@ -535,24 +535,24 @@ def _school_plan(row: SchoolRow, registry: _Registry) -> _School:
 
 
 def _database_plan(
-    row: SchoolRow, school: _School, registry: _Registry, generate_keys: bool
+    row: SchoolRow, school: _School, snapshot: _Snapshot, generate_keys: bool
 ) -> tuple[_Database, list[str]]:
     """What to do with one row's database, and what is wrong with it."""
     problems: list[str] = []
-    vendor_id = registry.vendor_ids.get(row.vendor)
+    vendor_id = snapshot.vendor_ids.get(row.vendor)
     if vendor_id is None:
         problems.append(f"there is no vendor named {row.vendor!r}")
     existing = (
-        registry.databases.get((school.school_id, row.database))
+        snapshot.databases.get((school.school_id, row.database))
         if school.school_id is not None
         else None
     )
     item = _Database(row, vendor_id or 0, existing.id if existing is not None else None)
-    owner = registry.fng_owner.get(row.fng_key)
+    owner = snapshot.fng_owner.get(row.fng_key)
     if owner is not None and owner.id != item.database_id:
         problems.append(f"the FNG key is already {_named(owner)}'s")
     if existing is not None:
-        current, pending = registry.fng_keys[existing.id]
+        current, pending = snapshot.fng_keys[existing.id]
         item.fng_key_changed = current != row.fng_key
         # The file's key is the pending one: FNG has moved to it, so it is pending no more.
         item.fng_key_next_enc = existing.fng_key_next_enc if pending != row.fng_key else None
@@ -563,7 +563,7 @@ def _database_plan(
         if existing is None and generate_keys:
             item.new_partner_key, item.generated = new_key(), True
         return item, problems
-    holder = registry.key_owner.get(registry.digests[row.partner_key])
+    holder = snapshot.key_owner.get(snapshot.digests[row.partner_key])
     if existing is None:
         if holder is not None:
             problems.append(f"the partner key is already {_named(holder)}'s")

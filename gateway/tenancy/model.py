@@ -1,4 +1,4 @@
-"""What the registry resolves an inbound call to."""
+"""What a :class:`~gateway.tenancy.callers.CallerResolver` resolves an inbound call to."""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ async def insert_unique(conn: AsyncConnection, statement: sa.Insert, what: str) 
     return int(key[0])
 
 
-class RegistryService:
+class TenancyAdmin:
     def __init__(self, store: Store, box: SecretBox, actor: str = "cli") -> None:
         self._store = store
         self._box = box

@@ -60,7 +60,7 @@ from gateway.sandbox.portal.portals import NewDocument, portal_path
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, portals
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.bench.bench_postjournals import (
     CLOCK_TICKS,
     Server,
@@ -465,7 +465,7 @@ class Bench:
             self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
             await self.runner.setup()  # opens the store, the session, the scheduler; no port
             self.registered = await register_demo(
-                RegistryService(self.store, box, actor="bench"),
+                TenancyAdmin(self.store, box, actor="bench"),
                 self._demo(),
                 self.sandbox_url,
                 poll_seconds=self.args.poll_seconds,
@@ -712,7 +712,7 @@ class Bench:
         demo, registered = self._demo(), self._registered()
         state = self._state()
         assert self.box is not None
-        registry = RegistryService(self.store, self.box, actor="bench")
+        registry = TenancyAdmin(self.store, self.box, actor="bench")
         with self.setup.step("opening portals"):
             for number in range(len(self.bench_portals), count):
                 name = f"{BENCH_PORTAL_PREFIX}{number:05d}"

@@ -24,7 +24,7 @@ from gateway.cli.quickstart import Registered, register_demo
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.conftest import Sandbox
 from tests.container.conftest import ROOT, Podman, free_port
 from tests.support import Auth, operation, soap_call
@@ -100,9 +100,7 @@ class TestImage:
         key = Fernet.generate_key()
         await upgrade(database_url)
         store = create_store(database_url)
-        demo = await register_demo(
-            RegistryService(store, SecretBox([key])), sandbox.demo, sandbox.url
-        )
+        demo = await register_demo(TenancyAdmin(store, SecretBox([key])), sandbox.demo, sandbox.url)
         await store.close()
         port = free_port()
         url = f"http://127.0.0.1:{port}"

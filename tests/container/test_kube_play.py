@@ -34,7 +34,7 @@ from gateway.cli.quickstart import Registered, register_demo
 from gateway.store import create_store
 from gateway.store.migrate import HEAD
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.conftest import Sandbox, own_redis_database
 from tests.container.conftest import Podman, free_port
 from tests.container.kube import Adapted, PlayedPod, for_podman
@@ -129,7 +129,7 @@ async def played(
             await run_to_completion(podman, job)
         store = create_store(postgres_url)
         box = SecretBox([key.encode()])
-        demo = await register_demo(RegistryService(store, box), sandbox.demo, sandbox.url)
+        demo = await register_demo(TenancyAdmin(store, box), sandbox.demo, sandbox.url)
         await store.close()
         await play(podman, adapted.replicas, tmp_path)
         await asyncio.gather(*(start(podman, http, pod) for pod in adapted.replicas))

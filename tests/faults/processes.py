@@ -27,7 +27,7 @@ from gateway.cli.quickstart import Registered, register_demo
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.conftest import Sandbox
 from tests.support import Auth
 
@@ -129,7 +129,7 @@ class Deployment:
         store = create_store(url)
         try:
             demo = await register_demo(
-                RegistryService(store, SecretBox([key])), sandbox.demo, sandbox.url
+                TenancyAdmin(store, SecretBox([key])), sandbox.demo, sandbox.url
             )
         finally:
             await store.close()

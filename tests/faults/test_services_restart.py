@@ -45,7 +45,7 @@ from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import eproc_documents
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.conftest import Sandbox
 from tests.faults.private_services import PrivatePostgres, PrivateRedis, free_port
 from tests.faults.processes import wait_until
@@ -113,7 +113,7 @@ async def cluster(
         await upgrade(postgres.url)
         store = create_store(postgres.url)
         demo = await register_demo(
-            RegistryService(store, SecretBox([key])), sandbox.demo, sandbox.url, poll_seconds=10
+            TenancyAdmin(store, SecretBox([key])), sandbox.demo, sandbox.url, poll_seconds=10
         )
         await store.close()
         env = {

@@ -33,7 +33,7 @@ from gateway.store import Store, create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log, eproc_documents, eproc_orders
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
 
 BIN = Path(sys.executable).parent
@@ -869,7 +869,7 @@ async def _seed(url: str, key: bytes) -> str:
     await upgrade(url)
     store = create_store(url)
     try:
-        service = RegistryService(store, SecretBox([key]), actor="test")
+        service = TenancyAdmin(store, SecretBox([key]), actor="test")
         vendor_id = await service.add_vendor(
             "Fuzz vendor", token_url="https://simsid.example/t", client_id="c", credential="s"
         )

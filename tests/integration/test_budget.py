@@ -271,10 +271,10 @@ class TestImport:
     async def test_interface_must_be_granted(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
-        account = await gateway.registry.add_account("journals-only")
+        account = await gateway.tenancy.add_account("journals-only")
         from gateway.tenancy.model import Interface
 
-        await gateway.registry.grant(
+        await gateway.tenancy.grant(
             account.account_id, gateway.demo.database_id, [Interface.EJOURNAL]
         )
         auth = Auth("journals-only", account.password, gateway.demo.database_key)

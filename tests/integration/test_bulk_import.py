@@ -25,12 +25,12 @@ from gateway.store import Store, create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log, databases, partner_keys, schools
 from gateway.tenancy.bulk import COLUMNS, BulkImportError, GeneratedKey, import_schools
+from gateway.tenancy.callers import CallerResolver
 from gateway.tenancy.keys import key_digest
 from gateway.tenancy.model import Interface
-from gateway.tenancy.registry import Registry
 from gateway.tenancy.rotation import KeyRotation
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryError, RegistryService
+from gateway.tenancy.service import RegistryError, TenancyAdmin
 from tests.support import COMMAND, cli_environment
 
 VENDOR = "Payments Ltd"
@@ -125,11 +125,11 @@ async def can_call_with(store: Store, box: SecretBox, partner_key: str) -> tuple
             )
         )
     assert database_id is not None, "no database has that partner key"
-    service = RegistryService(store, box, actor="test")
+    service = TenancyAdmin(store, box, actor="test")
     username = f"caller-{uuid.uuid4().hex[:8]}"
     account = await service.add_account(username)
     await service.grant(account.account_id, database_id, [Interface.EJOURNAL])
-    caller = await Registry(store, box, cache_seconds=0).authenticate(
+    caller = await CallerResolver(store, box, cache_seconds=0).authenticate(
         username, account.password, partner_key.upper(), Interface.EJOURNAL
     )
     target = caller.target
@@ -150,7 +150,7 @@ async def store(
         url = request.getfixturevalue("postgres_url")
     await upgrade(url)
     store = create_store(url)
-    service = RegistryService(store, box, actor="test")
+    service = TenancyAdmin(store, box, actor="test")
     for name in (VENDOR, "Other Ltd"):
         await service.add_vendor(
             name, token_url="https://simsid.example/token", client_id=name, credential="secret"
@@ -213,14 +213,14 @@ class TestImportService:
         assert await stored_key(store, box, rows[0]) == (new_fng, kept)
         listed = {
             school["establishment_number"]: school
-            for school in await RegistryService(store, box).schools()
+            for school in await TenancyAdmin(store, box).schools()
         }
         assert (listed["0002"]["name"], listed["0002"]["currency"]) == ("Renamed", "EUR")
-        assert [
-            database["vendor_id"] for database in await RegistryService(store, box).databases()
-        ][:2] == [1, 2]
+        assert [database["vendor_id"] for database in await TenancyAdmin(store, box).databases()][
+            :2
+        ] == [1, 2]
 
-        entries = await RegistryService(store, box).audit_entries(limit=6)
+        entries = await TenancyAdmin(store, box).audit_entries(limit=6)
         assert [entry["action"] for entry in entries] == [
             "schools.import",
             "database.update",
@@ -329,7 +329,7 @@ class TestImportService:
         rows[0]["fng_key"] = pending
         report = await import_schools(store, box, "test", csv_text(rows))
         assert report.databases_updated == 1
-        assert not (await RegistryService(store, box).databases())[0]["fng_key_pending"]
+        assert not (await TenancyAdmin(store, box).databases())[0]["fng_key_pending"]
         assert (await stored_key(store, box, rows[0]))[0] == pending
 
     async def test_progress_is_reported_for_both_phases(self, store: Store, box: SecretBox) -> None:
@@ -374,7 +374,7 @@ async def with_vendor(env: dict[str, str]) -> None:
     await upgrade(env["FNG_GATEWAY_DATABASE_URL"])
     store, box = opened(env)
     try:
-        await RegistryService(store, box, actor="test").add_vendor(
+        await TenancyAdmin(store, box, actor="test").add_vendor(
             VENDOR, token_url="https://simsid.example/token", client_id="payments", credential="-"
         )
     finally:

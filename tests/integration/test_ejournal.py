@@ -56,7 +56,7 @@ class TestGetBanks:
         self, gateway: Gateway, http: aiohttp.ClientSession
     ) -> None:
         """A payment system the account may use but FNG does not know: isSuccess false."""
-        await gateway.registry.grant(
+        await gateway.tenancy.grant(
             gateway.demo.account_id, gateway.demo.database_id, [], ["GHOST"]
         )
         answer = await soap_call(
@@ -299,8 +299,8 @@ class TestGrants:
         self, gateway: Gateway, http: aiohttp.ClientSession
     ) -> None:
         """An account granted only another interface of the database is refused like a stranger."""
-        account = await gateway.registry.add_account("budget-only")
-        await gateway.registry.grant(
+        account = await gateway.tenancy.add_account("budget-only")
+        await gateway.tenancy.grant(
             account.account_id, gateway.demo.database_id, [Interface.BUDGET], ["TPPCS"]
         )
         from tests.support import Auth

@@ -65,7 +65,7 @@ class TestEveryProblemInOneAnswer:
         self, gateway: Gateway, http: aiohttp.ClientSession
     ) -> None:
         """A payment system FNG does not know is reported beside the gateway's own findings."""
-        await gateway.registry.grant(
+        await gateway.tenancy.grant(
             gateway.demo.account_id, gateway.demo.database_id, [], ["GHOST"]
         )
         journal = sample_journal("3", system="GHOST", line_count=1)

@@ -59,7 +59,7 @@ async def add_portals(gateway: Gateway, sandbox: Sandbox, *names: str) -> None:
     """Open portals in the sandbox for the demo supplier and register them for the school."""
     for name in names:
         await sandbox.state.portals.add(name, username="u", password="p", supplier_duns="123123123")
-        await gateway.registry.add_portal(
+        await gateway.tenancy.add_portal(
             gateway.demo.database_id,
             name=name,
             url=f"{sandbox.url}/portals/{name}/EProcurementService.asmx",

@@ -267,8 +267,8 @@ class TestHttps:
             "supplier_duns": [FIRST],
         }
         with pytest.raises(RegistryError, match="must be https"):
-            await gateway.registry.add_portal(gateway.demo.database_id, **register)
-        await gateway.registry.add_portal(gateway.demo.database_id, **register, allow_http=True)
+            await gateway.tenancy.add_portal(gateway.demo.database_id, **register)
+        await gateway.tenancy.add_portal(gateway.demo.database_id, **register, allow_http=True)
 
     async def test_a_stored_http_portal_without_the_allowance_is_not_called(
         self, gateway: Gateway, sandbox: Sandbox
@@ -294,7 +294,7 @@ class TestSeveralSuppliers:
         await sandbox.state.portals.add(
             name, username="school", password="pw", supplier_duns=[FIRST, SECOND]
         )
-        await gateway.registry.add_portal(
+        await gateway.tenancy.add_portal(
             gateway.demo.database_id,
             name=name,
             url=f"{sandbox.url}{portal_path(name)}",
@@ -335,5 +335,5 @@ class TestSeveralSuppliers:
         states = {o["id"]: o["state"] for o in await sandbox.state.procurement.authorised_orders()}
         assert states[orders[FIRST]] == states[orders[SECOND]] == "sent"
         assert states[orders[UNSERVED]] == "pending"
-        (listed,) = [p for p in await gateway.registry.portals() if p["name"] == name]
+        (listed,) = [p for p in await gateway.tenancy.portals() if p["name"] == name]
         assert listed["supplier_duns"] == [FIRST, SECOND]

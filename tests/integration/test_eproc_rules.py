@@ -359,7 +359,7 @@ class TestPartiesByGlnOrDuns:
         await sandbox.state.portals.add(
             "gln-supplier", username="u", password="p", supplier_duns=GLN
         )
-        await gateway.registry.add_portal(
+        await gateway.tenancy.add_portal(
             gateway.demo.database_id,
             name="gln-supplier",
             url=f"{sandbox.url}/portals/gln-supplier/EProcurementService.asmx",

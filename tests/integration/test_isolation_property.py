@@ -6,8 +6,8 @@ One world serves the module: the demo school and six more, each with its own SIM
 promoted and retired so that every state is present (active, next, retiring before its
 deadline, retiring past it, and deleted); accounts granted databases per interface in a
 pattern that differs from one account to the next. The gateway remembers nothing between
-calls (the registry cache and the read cache are off) and throttles no one, so each call is
-judged on the registry as it stands.
+calls (the caller resolver's cache and the read cache are off) and throttles no one, so each
+call is judged on the registry as it stands.
 
 Hypothesis draws calls (an account and its password or a wrong one; a key of the account's
 own databases, any registered key, an unknown GUID or a malformed key, in any of a GUID's
@@ -23,8 +23,8 @@ database, the calls FNG let through to it, and keeps what was posted, imported a
   binding's problem document: the same status, content type and body to the byte but for the
   request id) and the sandbox hears nothing at all.
 
-Timing is not asserted: the registry does the same work on every path, which a test on a
-shared machine cannot measure.
+Timing is not asserted: the caller resolver does the same work on every path, which a test
+on a shared machine cannot measure.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from gateway import ns
-from gateway.app import REGISTRY, STORE
+from gateway.app import CALLERS, STORE
 from gateway.sandbox import SandboxState, create_sandbox_app, seed_demo
 from gateway.tenancy.model import Interface
 from gateway.tenancy.rotation import KeyRotation
@@ -253,11 +253,11 @@ async def _school(sandbox: Sandbox, gateway: Gateway, index: int) -> tuple[Datab
         establishment_number=establishment,
         username=f"school-{index}",
     )
-    registry = gateway.registry
-    school_id = next(s["id"] for s in await registry.schools() if s["la_number"] == la)
-    gateway_id = next(d["id"] for d in await registry.databases() if d["school_id"] == school_id)
+    tenancy = gateway.tenancy
+    school_id = next(s["id"] for s in await tenancy.schools() if s["la_number"] == la)
+    gateway_id = next(d["id"] for d in await tenancy.databases() if d["school_id"] == school_id)
     # FNG's database is the one whose set-up holds the keys the gateway sends for it.
-    target = await gateway.app[REGISTRY].database_target(gateway_id)
+    target = await gateway.app[CALLERS].database_target(gateway_id)
     assert target is not None
     sandbox_id = await sandbox.state.databases.find(
         target.vendor.client_id,
@@ -316,9 +316,9 @@ async def _build(tmp: Path, closers: list[Callable[[], Awaitable[None]]]) -> Wor
         ).items()
     ]
     for username, granted in CROSS_ACCOUNTS.items():
-        created = await gateway.registry.add_account(username)
+        created = await gateway.tenancy.add_account(username)
         for index, interfaces in granted.items():
-            await gateway.registry.grant(
+            await gateway.tenancy.grant(
                 created.account_id, databases[index].gateway_id, list(interfaces), ["TPPCS"]
             )
         grants = frozenset((index, i) for index, some in granted.items() for i in some)

@@ -28,7 +28,7 @@ from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.conftest import Sandbox, own_redis_database
 from tests.support import Auth, operation, post_journals_body, sample_journal, soap_call
 
@@ -85,7 +85,7 @@ async def cluster(
     await upgrade(postgres_url)
     store = create_store(postgres_url)
     box = SecretBox([key])
-    demo = await register_demo(RegistryService(store, box), sandbox.demo, sandbox.url)
+    demo = await register_demo(TenancyAdmin(store, box), sandbox.demo, sandbox.url)
     admin_token = await AdminTokens(store, "test").create("ops")
     await store.close()
     env = {name: value for name, value in os.environ.items() if not name.startswith("FNG_GATEWAY_")}

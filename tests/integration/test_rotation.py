@@ -137,6 +137,6 @@ class TestRotation:
         new = Auth(old.username, new_password, old.database)
         assert await get_banks(http, gateway, old) == "ok"
         assert await get_banks(http, gateway, new) == "ok"
-        await asyncio.sleep(2.1 + 5.0)  # past the overlap and the registry's cache
+        await asyncio.sleep(2.1 + 5.0)  # past the overlap and the caller resolver's cache
         assert await get_banks(http, gateway, old) == "AUTHENTICATION_FAILED"
         assert await get_banks(http, gateway, new) == "ok"

@@ -19,7 +19,7 @@ from gateway.cli.quickstart import register_demo
 from gateway.store import create_store
 from gateway.store.migrate import upgrade
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryService
+from gateway.tenancy.service import TenancyAdmin
 from tests.conftest import Sandbox
 from tests.support import Auth, operation, post_journals_body, sample_journal, soap_call
 
@@ -40,7 +40,7 @@ async def test_sigterm_drains_then_finishes_calls_in_flight(
     key = Fernet.generate_key()
     await upgrade(url)
     store = create_store(url)
-    demo = await register_demo(RegistryService(store, SecretBox([key])), sandbox.demo, sandbox.url)
+    demo = await register_demo(TenancyAdmin(store, SecretBox([key])), sandbox.demo, sandbox.url)
     await store.close()
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("FNG_GATEWAY_")}

@@ -78,9 +78,9 @@ class Lockouts:
 
     async def other_account(self, username: str = "hill-payments-too") -> Auth:
         """Another account of the same provider, for the same school database."""
-        registry = self.gateway.registry
-        created = await registry.add_account(username)
-        await registry.grant(
+        tenancy = self.gateway.tenancy
+        created = await tenancy.add_account(username)
+        await tenancy.grant(
             created.account_id, self.gateway.demo.database_id, [Interface.EJOURNAL], ["TPPCS"]
         )
         return Auth(username, created.password, self.right.database)
@@ -264,7 +264,7 @@ class TestUnlock:
 
     @staticmethod
     async def assert_audited(gateway: Gateway, actor: str) -> None:
-        entries = await gateway.registry.audit_entries(
+        entries = await gateway.tenancy.audit_entries(
             subject=f"account:{gateway.demo.account_id}", limit=1
         )
         assert [(entry["action"], entry["actor"]) for entry in entries] == [

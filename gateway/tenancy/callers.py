@@ -67,7 +67,7 @@ class _Cached:
     expires: float
 
 
-class Registry:
+class CallerResolver:
     def __init__(
         self,
         store: Store,

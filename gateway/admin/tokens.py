@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from gateway.errors import NotFound
 from gateway.store import Store
 from gateway.store.tables import admin_tokens
-from gateway.tenancy.service import RegistryError, audit, insert_unique
+from gateway.tenancy.records import audit
+from gateway.tenancy.service import RegistryError, insert_unique
 
 PREFIX: Final = "fgwa_"
 

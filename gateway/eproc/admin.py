@@ -16,7 +16,8 @@ from gateway.eproc.portal import DIGEST_PREFIX
 from gateway.errors import NotFound
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, eproc_orders, portals
-from gateway.tenancy.service import RegistryError, audit
+from gateway.tenancy.records import audit
+from gateway.tenancy.service import RegistryError
 
 
 @dataclass(frozen=True, slots=True)

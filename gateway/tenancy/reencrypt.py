@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from gateway.store import Store
 from gateway.store.tables import databases, partner_keys, portals, vendors
+from gateway.tenancy.records import audit
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import audit
 
 #: Every encrypted column, by table.
 ENCRYPTED: Final = (

@@ -27,11 +27,12 @@ import sqlalchemy as sa
 from gateway.errors import NotFound
 from gateway.store import Store
 from gateway.store.tables import accounts, databases, partner_keys
-from gateway.tenancy.keys import key_digest, new_key, normalise_key
+from gateway.tenancy.keys import new_key, normalise_key
 from gateway.tenancy.model import KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
+from gateway.tenancy.records import audit, partner_key_row
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryError, audit, insert_unique, require
+from gateway.tenancy.service import RegistryError, insert_unique, require
 
 
 def _now() -> datetime:
@@ -68,11 +69,7 @@ class KeyRotation:
             await insert_unique(
                 conn,
                 partner_keys.insert().values(
-                    database_id=database_id,
-                    digest=key_digest(value),
-                    key_enc=self._box.encrypt(value),
-                    state=KeyState.NEXT.value,
-                    created_at=_now(),
+                    partner_key_row(self._box, database_id, value, KeyState.NEXT, at=_now())
                 ),
                 "that partner key",
             )

@@ -33,9 +33,10 @@ from gateway.store.tables import (
     vendors,
 )
 from gateway.tenancy.identifiers import CURRENCY, DUNS, ESTABLISHMENT_NUMBER, LA_NUMBER, LANGUAGE
-from gateway.tenancy.keys import key_digest, new_key, normalise_key
+from gateway.tenancy.keys import new_key, normalise_key
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface, KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
+from gateway.tenancy.records import audit, database_row, partner_key_row, school_row
 from gateway.tenancy.secrets import SecretBox
 
 
@@ -87,20 +88,6 @@ def duns_problem(numbers: Collection[str]) -> str | None:
     if not all(DUNS.fullmatch(number) for number in numbers):
         return "a DUNS number has 9 digits (or a GLN 13)"
     return None
-
-
-async def audit(
-    conn: AsyncConnection, actor: str, action: str, subject: str, **detail: Any
-) -> None:
-    await conn.execute(
-        audit_log.insert().values(
-            at=datetime.now(UTC),
-            actor=actor,
-            action=action,
-            subject=subject,
-            detail=json.dumps(detail, sort_keys=True),
-        )
-    )
 
 
 async def require(conn: AsyncConnection, table: sa.Table, row_id: int, what: str) -> None:
@@ -186,13 +173,15 @@ class TenancyAdmin:
             school_id = await insert_unique(
                 conn,
                 schools.insert().values(
-                    name=name,
-                    la_number=la_number,
-                    establishment_number=establishment_number,
-                    duns=duns,
-                    language=language,
-                    currency=currency,
-                    created_at=datetime.now(UTC),
+                    school_row(
+                        name=name,
+                        la_number=la_number,
+                        establishment_number=establishment_number,
+                        duns=duns,
+                        language=language,
+                        currency=currency,
+                        at=datetime.now(UTC),
+                    )
                 ),
                 f"a school {la_number}/{establishment_number}",
             )
@@ -226,25 +215,25 @@ class TenancyAdmin:
         async with self._store.write() as conn:
             await require(conn, schools, school_id, "school")
             await require(conn, vendors, vendor_id, "vendor")
+            now = datetime.now(UTC)
             database_id = await insert_unique(
                 conn,
                 databases.insert().values(
-                    school_id=school_id,
-                    vendor_id=vendor_id,
-                    name=name,
-                    fng_key_enc=self._box.encrypt(fng),
-                    created_at=datetime.now(UTC),
+                    database_row(
+                        self._box,
+                        school_id=school_id,
+                        vendor_id=vendor_id,
+                        name=name,
+                        fng_key=fng,
+                        at=now,
+                    )
                 ),
                 f"a database named {name!r} for this school",
             )
             await insert_unique(
                 conn,
                 partner_keys.insert().values(
-                    database_id=database_id,
-                    digest=key_digest(key),
-                    key_enc=self._box.encrypt(key),
-                    state=KeyState.ACTIVE.value,
-                    created_at=datetime.now(UTC),
+                    partner_key_row(self._box, database_id, key, KeyState.ACTIVE, at=now)
                 ),
                 "that partner key",
             )

@@ -19,13 +19,15 @@ import aiohttp
 from aiocache.base import BaseCache
 from aiohttp import web
 
-from gateway.admin.api import create_admin_app
+from gateway.admin.api import create_admin_app, document
+from gateway.admin.routing import RouteTable
 from gateway.budget.documents import IMPORT_SCHEMA
 from gateway.budget.service import BudgetService
 from gateway.budget.soap import budget_soap_service
 from gateway.config import Settings
 from gateway.ejournal.service import EJournalService
 from gateway.ejournal.soap import ejournal_soap_service
+from gateway.eproc import admin_routes as eproc_admin
 from gateway.eproc.pipeline import Pipeline
 from gateway.eproc.portal import INDEX_SCHEMA, load_client
 from gateway.eproc.rules import EBIS_INVOICE, EBIS_ORDER, INVOICE_PROFILE, ORDER_PROFILE
@@ -79,6 +81,9 @@ METRICS: Final = web.AppKey("metrics", Metrics)
 LOCKS: Final = web.AppKey("locks", SharedLocks)
 FAILED_LOGINS: Final = web.AppKey("failed_logins", FailedLogins)
 SCHEDULER: Final = web.AppKey("scheduler", Scheduler)
+
+#: The admin API's operations that capability packages contribute.
+ADMIN_ROUTES: Final[tuple[RouteTable, ...]] = (eproc_admin.routes,)
 
 SCHEMA_NAMES: Final = (
     "ejournal/ControlAccounts.xsd",
@@ -328,6 +333,18 @@ def create_app(settings: Settings, *, box: SecretBox | None = None) -> web.Appli
     if settings.admin.enabled:
         app.add_subapp(
             "/admin/",
-            create_admin_app(settings.admin, settings.keys, store=STORE, box=BOX, callers=CALLERS),
+            create_admin_app(
+                settings.admin,
+                settings.keys,
+                store=STORE,
+                box=BOX,
+                callers=CALLERS,
+                contributed=ADMIN_ROUTES,
+            ),
         )
     return app
+
+
+def admin_document(prefix: str = "/admin") -> dict[str, Any]:
+    """The admin API's OpenAPI document, as the gateway serves it."""
+    return document(ADMIN_ROUTES, prefix)

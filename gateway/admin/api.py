@@ -3,26 +3,29 @@
 Every operation but ``GET /admin/openapi.json`` needs ``Authorization: Bearer <token>``, a
 token from ``fng-gateway admin-tokens create NAME``; the change is audited as
 ``admin:NAME``. The handlers call the same service functions as the command line
-(``gateway.cli.registry``), and their signatures are the route table the OpenAPI document is
-made from (``gateway.admin.routing``). Secrets travel in JSON bodies, never in URLs; a
-response shows a secret only when it was made here (a generated password or key, once).
+(``gateway.cli.registry``), and their signatures are the route tables the OpenAPI document is
+made from (``gateway.admin.routing``): the admin package's own (``gateway.admin.operations``)
+and those capability packages contribute (``gateway.app`` hands them over). Secrets travel
+in JSON bodies, never in URLs; a response shows a secret only when it was made here (a
+generated password or key, once).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.admin.context import Context
 from gateway.admin.openapi import openapi
-from gateway.admin.operations import TAGS, Context, api
+from gateway.admin.operations import api
 from gateway.admin.problems import Unauthenticated, problems
-from gateway.admin.routing import Endpoint
+from gateway.admin.routing import Endpoint, RouteTable
 from gateway.admin.tokens import AdminTokens
 from gateway.config import AdminSettings, KeySettings
 from gateway.store import Store
@@ -43,14 +46,17 @@ def _version() -> str:
         return "0"
 
 
-def document(prefix: str = "/admin") -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the API mounted at ``prefix``."""
+def document(contributed: Sequence[RouteTable] = (), prefix: str = "/admin") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API mounted at ``prefix``, with the operations of
+    the ``contributed`` route tables after the admin package's own."""
+    tables = [api, *contributed]
     return openapi(
-        api.endpoints,
+        [endpoint for table in tables for endpoint in table.endpoints],
         title="fng-gateway admin API",
         version=_version(),
         server=prefix,
-        tags=TAGS,
+        tags={name: text for table in tables for name, text in table.tags.items()}
+        | {"meta": "This document."},
         public={
             "/openapi.json": {
                 "get": {
@@ -77,10 +83,12 @@ def create_admin_app(
     store: web.AppKey[Store],
     box: web.AppKey[SecretBox],
     callers: web.AppKey[CallerResolver],
+    contributed: Sequence[RouteTable] = (),
     prefix: str = "/admin",
 ) -> web.Application:
-    """The sub-application. The store, master keys and caller resolver are the parent's, named by
-    its keys (they open when the parent starts)."""
+    """The sub-application: the admin package's operations and the ``contributed`` ones. The
+    store, master keys and caller resolver are the parent's, named by its keys (they open
+    when the parent starts)."""
 
     @web.middleware
     async def bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -104,13 +112,13 @@ def create_admin_app(
         return response
 
     app = web.Application(middlewares=[problems, bearer])
-    body = json.dumps(document(prefix), indent=1).encode()
+    body = json.dumps(document(contributed, prefix), indent=1).encode()
 
     async def serve_document(_request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
     app.router.add_get("/openapi.json", serve_document, name="openapi")
-    for endpoint in api.endpoints:
+    for endpoint in [endpoint for table in (api, *contributed) for endpoint in table.endpoints]:
         app.router.add_route(
             endpoint.method, endpoint.path, _handler(endpoint, store, box, keys, settings)
         )

@@ -65,6 +65,8 @@ UrlId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_decimal)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID), _INTEGRAL]
 PollSeconds = Annotated[int, Field(ge=10, le=7 * 86400), _INTEGRAL]
 PasswordDays = Annotated[int, Field(ge=60, le=3660), _INTEGRAL]
+#: How many entries a list returns at most.
+Limit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_decimal)]
 
 
 def _line(max_length: int, min_length: int = 1) -> Any:
@@ -111,7 +113,7 @@ class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class _Response(BaseModel):
+class ResponseModel(BaseModel):
     # What the store holds is returned as it is, even where a request would be refused today.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -119,47 +121,37 @@ class _Response(BaseModel):
 # -- path and query parameters (strings in the URL, so not strict) --------------------------
 
 
-class _Parameters(BaseModel):
+class ParametersModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
-class VendorRef(_Parameters):
+class VendorRef(ParametersModel):
     vendor_id: UrlId
 
 
-class DatabaseRef(_Parameters):
+class DatabaseRef(ParametersModel):
     database_id: UrlId
 
 
-class AccountRef(_Parameters):
+class AccountRef(ParametersModel):
     account_id: UrlId
 
 
-class PortalRef(_Parameters):
+class PortalRef(ParametersModel):
     portal_id: UrlId
 
 
-class DocumentRef(_Parameters):
-    document_id: UrlId
-
-
-class OrderRef(_Parameters):
-    order_id: UrlId
-
-
-class AuditQuery(_Parameters):
+class AuditQuery(ParametersModel):
     subject: Annotated[str, _line(200)] | None = Field(
         None, description="Only entries about this subject, e.g. database:3 or account:name."
     )
     since: Annotated[datetime | None, BeforeValidator(_rfc3339), AfterValidator(_utc)] = Field(
         None, description="Only entries from this time on (RFC 3339, e.g. 2024-09-01T08:00:00Z)."
     )
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_decimal)] = Field(
-        100, description="At most this many, newest first."
-    )
+    limit: Limit = Field(100, description="At most this many, newest first.")
 
 
-class ImportQuery(_Parameters):
+class ImportQuery(ParametersModel):
     generate_keys: bool = Field(
         True,
         description="Generate a partner key for a new database whose row gives none "
@@ -317,7 +309,7 @@ class TokenName(_Request):
 # -- responses -----------------------------------------------------------------------------------
 
 
-class Vendor(_Response):
+class Vendor(ResponseModel):
     id: int
     name: str
     token_url: str
@@ -326,7 +318,7 @@ class Vendor(_Response):
     created_at: datetime
 
 
-class School(_Response):
+class School(ResponseModel):
     id: int
     name: str
     la_number: str
@@ -337,7 +329,7 @@ class School(_Response):
     created_at: datetime
 
 
-class Database(_Response):
+class Database(ResponseModel):
     id: int
     school_id: int
     vendor_id: int
@@ -346,19 +338,19 @@ class Database(_Response):
     created_at: datetime
 
 
-class PartnerKey(_Response):
+class PartnerKey(ResponseModel):
     state: str = Field(description="active, next or retiring.")
     fingerprint: str = Field(description="The start of the key's SHA-256, never the key.")
     created_at: datetime
     retire_at: datetime | None
 
 
-class GrantedInterface(_Response):
+class GrantedInterface(ResponseModel):
     database_id: int
     interface: str
 
 
-class Account(_Response):
+class Account(ResponseModel):
     id: int
     username: str
     enabled: bool
@@ -368,7 +360,7 @@ class Account(_Response):
     system_identifiers: list[str]
 
 
-class Portal(_Response):
+class Portal(ResponseModel):
     id: int
     database_id: int
     name: str
@@ -387,44 +379,7 @@ class Portal(_Response):
     last_error: str | None
 
 
-class Held(_Response):
-    kind: str = Field(description="document or order.")
-    id: int
-    portal: str
-    reference: str = Field(description="The portal's document id, or FNG's order id.")
-    type: str
-    rule: str | None
-    reason: str | None
-    since: datetime
-
-
-class SentOrder(_Response):
-    id: int = Field(description="The order's id here (for resend).")
-    database_id: int
-    portal: str
-    reference: str = Field(description="FNG's id for the order.")
-    state: str = Field(
-        description="sending, delivered, sent, quarantined or queued (to be sent again)."
-    )
-    sends: int = Field(
-        description="SendOrder calls that may have reached the portal: the first file went "
-        "as original, every later one as copy."
-    )
-    rule: str | None
-    since: datetime
-
-
-class OrdersQuery(_Parameters):
-    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(_decimal)] = Field(
-        100, description="At most this many, newest first."
-    )
-
-
-class HeldDocument(Held):
-    content: str = Field(description="The document as the portal sent it (UTF-8).")
-
-
-class AuditEntry(_Response):
+class AuditEntry(ResponseModel):
     id: int
     at: datetime
     actor: str
@@ -433,60 +388,60 @@ class AuditEntry(_Response):
     detail: dict[str, Any]
 
 
-class AdminToken(_Response):
+class AdminToken(ResponseModel):
     name: str
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
 
 
-class Created(_Response):
+class Created(ResponseModel):
     id: int
 
 
-class CreatedDatabase(_Response):
+class CreatedDatabase(ResponseModel):
     id: int
     partner_key: str = Field(description="The database's active partner key: shown this once.")
 
 
-class CreatedAccount(_Response):
+class CreatedAccount(ResponseModel):
     id: int
     username: str
     password: str | None = Field(description="The generated password, shown this once.")
 
 
-class NextKey(_Response):
+class NextKey(ResponseModel):
     database_id: int
     next_key: str = Field(description="Shown this once: enter it in FNG's set-up screen.")
 
 
-class Promoted(_Response):
+class Promoted(ResponseModel):
     database_id: int
     old_key_refused_from: datetime
 
 
-class PasswordChanged(_Response):
+class PasswordChanged(ResponseModel):
     account_id: int
     old_password_refused_from: datetime
     password: str | None = Field(description="The generated password, shown this once.")
 
 
-class Done(_Response):
+class Done(ResponseModel):
     subject: str = Field(description="What was changed, as the audit log names it.")
     done: str
 
 
-class Reencrypted(_Response):
+class Reencrypted(ResponseModel):
     reencrypted: int = Field(description="How many stored secrets now use the newest key.")
 
 
-class ImportCounts(_Response):
+class ImportCounts(ResponseModel):
     created: int
     updated: int
     unchanged: int
 
 
-class GeneratedKey(_Response):
+class GeneratedKey(ResponseModel):
     la_number: str
     establishment_number: str
     database: str
@@ -494,20 +449,20 @@ class GeneratedKey(_Response):
     partner_key: str = Field(description="Shown this once.")
 
 
-class Imported(_Response):
+class Imported(ResponseModel):
     rows: int
     schools: ImportCounts
     databases: ImportCounts
     generated_keys: list[GeneratedKey]
 
 
-class ProblemItem(_Response):
+class ProblemItem(ResponseModel):
     loc: list[str | int] = Field(description="Where: body, query or path, then the field.")
     msg: str
     type: str
 
 
-class Problem(_Response):
+class Problem(ResponseModel):
     """An RFC 9457 problem: every error the admin API returns."""
 
     type: str

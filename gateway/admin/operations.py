@@ -1,6 +1,9 @@
-"""The admin API's operations: one handler per route, over the same service functions as the
-command line (``gateway.cli.registry``). Each handler's signature is its entry in the route
-table (``gateway.admin.routing``); its docstring is the operation's summary and description.
+"""The admin API's own operations: the registry, keys, stored secrets, the audit log and
+operators' tokens. One handler per route, over the same service functions as the command
+line (``gateway.cli.registry``); the admin layer runs no SQL of its own. Each handler's
+signature is its entry in the route table (``gateway.admin.routing``); its docstring is the
+operation's summary and description. Capability packages contribute their own route tables
+(``gateway.eproc.admin_routes``).
 
 Ids that a body names are checked first, so an unknown one is 404 rather than a service's
 "already exists"; a service's ``RegistryError`` is a conflict (409).
@@ -8,12 +11,10 @@ Ids that a body names are checked first, so an unknown one is 404 rather than a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-import sqlalchemy as sa
-
+from gateway.admin.context import Context
 from gateway.admin.models import (
     Account,
     AccountRef,
@@ -25,12 +26,9 @@ from gateway.admin.models import (
     CreatedDatabase,
     Database,
     DatabaseRef,
-    DocumentRef,
     Done,
     FngKey,
     Grant,
-    Held,
-    HeldDocument,
     Imported,
     ImportQuery,
     NewAccount,
@@ -40,8 +38,6 @@ from gateway.admin.models import (
     NewSchool,
     NewVendor,
     NextKey,
-    OrderRef,
-    OrdersQuery,
     PartnerKey,
     PasswordChanged,
     Portal,
@@ -53,7 +49,6 @@ from gateway.admin.models import (
     Revoke,
     RotateKey,
     School,
-    SentOrder,
     TokenName,
     Vendor,
     VendorRef,
@@ -62,66 +57,22 @@ from gateway.admin.models import (
 from gateway.admin.problems import InvalidInput
 from gateway.admin.routing import CsvText, RouteTable
 from gateway.admin.tokens import AdminTokens
-from gateway.config import KeySettings
-from gateway.eproc.admin import EprocAdmin
-from gateway.errors import NotFound
-from gateway.store import Store
-from gateway.store.tables import accounts, databases, portals, schools, vendors
 from gateway.tenancy import bulk
 from gateway.tenancy.reencrypt import reencrypt
-from gateway.tenancy.rotation import KeyRotation
-from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import TenancyAdmin
 
-_TABLES: Final = {
-    "vendor": vendors,
-    "school": schools,
-    "database": databases,
-    "account": accounts,
-    "portal": portals,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What a handler works with: the store, the master keys and the operator."""
-
-    store: Store
-    box: SecretBox
-    actor: str
-    keys: KeySettings
-
-    @property
-    def tenancy(self) -> TenancyAdmin:
-        return TenancyAdmin(self.store, self.box, actor=self.actor)
-
-    @property
-    def rotation(self) -> KeyRotation:
-        return KeyRotation(self.store, self.box, self.actor)
-
-    @property
-    def eproc(self) -> EprocAdmin:
-        return EprocAdmin(self.store, self.actor)
-
-    async def require(self, what: str, row_id: int) -> None:
-        """Refuse with 404 an id that names nothing (before a service reads it as a clash)."""
-        table = _TABLES[what]
-        async with self.store.read() as conn:
-            found = await conn.scalar(sa.select(table.c.id).where(table.c.id == row_id))
-        if found is None:
-            raise NotFound(f"there is no {what} {row_id}")
-
-    async def username(self, account_id: int) -> str:
-        async with self.store.read() as conn:
-            name = await conn.scalar(
-                sa.select(accounts.c.username).where(accounts.c.id == account_id)
-            )
-        if name is None:
-            raise NotFound(f"there is no account {account_id}")
-        return str(name)
-
-
-api = RouteTable()
+api = RouteTable(
+    tags={
+        "vendors": "SIMS ID client registrations.",
+        "schools": "Schools, one at a time or from a CSV file.",
+        "databases": "Schools' FNG databases.",
+        "keys": "Partner keys (ours) and FNG keys, rotated without a failed call.",
+        "accounts": "Integration accounts: grants, passwords.",
+        "portals": "Suppliers' eProcurement portals.",
+        "secrets": "Stored secrets and the master keys.",
+        "audit": "Who changed what, when.",
+        "tokens": "Operators' tokens for this API.",
+    }
+)
 route = api.route
 
 _CLASH: Final = "A name or key that is already taken."
@@ -240,8 +191,8 @@ async def list_databases(ctx: Context) -> list[Database]:
 )
 async def add_database(ctx: Context, body: NewDatabase) -> CreatedDatabase:
     """Add a school's FNG database, with FNG's key for it; returns its partner key once."""
-    await ctx.require("school", body.school_id)
-    await ctx.require("vendor", body.vendor_id)
+    await ctx.tenancy.require("school", body.school_id)
+    await ctx.tenancy.require("vendor", body.vendor_id)
     created = await ctx.tenancy.add_database(
         body.school_id,
         vendor_id=body.vendor_id,
@@ -258,7 +209,7 @@ async def add_database(ctx: Context, body: NewDatabase) -> CreatedDatabase:
 @route("GET", "/databases/{database_id}/partner-keys", tag="keys")
 async def list_partner_keys(ctx: Context, path: DatabaseRef) -> list[PartnerKey]:
     """A database's partner keys and their states (fingerprints, never the keys)."""
-    await ctx.require("database", path.database_id)
+    await ctx.tenancy.require("database", path.database_id)
     return [
         PartnerKey.model_validate(row) for row in await ctx.rotation.partner_keys(path.database_id)
     ]
@@ -303,7 +254,7 @@ async def promote_partner_key(ctx: Context, path: DatabaseRef, body: PromoteKey)
 )
 async def cancel_partner_key(ctx: Context, path: DatabaseRef) -> Done:
     """Drop the database's next partner key."""
-    await ctx.require("database", path.database_id)
+    await ctx.tenancy.require("database", path.database_id)
     await ctx.rotation.cancel_partner_key(path.database_id)
     return Done(subject=f"database:{path.database_id}", done="partner_key.cancel")
 
@@ -311,7 +262,7 @@ async def cancel_partner_key(ctx: Context, path: DatabaseRef) -> Done:
 @route("POST", "/databases/{database_id}/partner-keys/retire", tag="keys")
 async def retire_partner_key(ctx: Context, path: DatabaseRef) -> Done:
     """End the retiring partner key's grace now: it is refused from now on."""
-    await ctx.require("database", path.database_id)
+    await ctx.tenancy.require("database", path.database_id)
     await ctx.rotation.retire_now(path.database_id)
     return Done(subject=f"database:{path.database_id}", done="partner_key.retire")
 
@@ -366,8 +317,8 @@ async def add_account(ctx: Context, body: NewAccount) -> CreatedAccount:
 )
 async def grant(ctx: Context, path: AccountRef, body: Grant) -> Done:
     """Let an account use a database's interfaces, and post for payment systems."""
-    await ctx.require("account", path.account_id)
-    await ctx.require("database", body.database_id)
+    await ctx.tenancy.require("account", path.account_id)
+    await ctx.tenancy.require("database", body.database_id)
     await ctx.tenancy.grant(
         path.account_id,
         body.database_id,
@@ -385,8 +336,8 @@ async def grant(ctx: Context, path: AccountRef, body: Grant) -> Done:
 )
 async def revoke(ctx: Context, path: AccountRef, body: Revoke) -> Done:
     """Stop an account using a database's interfaces."""
-    await ctx.require("account", path.account_id)
-    await ctx.require("database", body.database_id)
+    await ctx.tenancy.require("account", path.account_id)
+    await ctx.tenancy.require("database", body.database_id)
     await ctx.tenancy.revoke(
         path.account_id, body.database_id, list(dict.fromkeys(body.interfaces))
     )
@@ -398,7 +349,7 @@ async def change_password(ctx: Context, path: AccountRef, body: NewPassword) -> 
     """Give an account a new password; the old one works for an overlap more.
 
     A generated password is returned once."""
-    username = await ctx.username(path.account_id)
+    username = await ctx.tenancy.username(path.account_id)
     overlap = body.overlap_seconds
     if overlap is None:
         overlap = ctx.keys.password_overlap_seconds
@@ -413,14 +364,14 @@ async def change_password(ctx: Context, path: AccountRef, body: NewPassword) -> 
 @route("POST", "/accounts/{account_id}/enable", tag="accounts")
 async def enable_account(ctx: Context, path: AccountRef) -> Done:
     """Let an account call again."""
-    await ctx.tenancy.set_account_enabled(await ctx.username(path.account_id), True)
+    await ctx.tenancy.set_account_enabled(await ctx.tenancy.username(path.account_id), True)
     return Done(subject=f"account:{path.account_id}", done="account.enable")
 
 
 @route("POST", "/accounts/{account_id}/disable", tag="accounts")
 async def disable_account(ctx: Context, path: AccountRef) -> Done:
     """Refuse an account's calls, keeping its grants."""
-    await ctx.tenancy.set_account_enabled(await ctx.username(path.account_id), False)
+    await ctx.tenancy.set_account_enabled(await ctx.tenancy.username(path.account_id), False)
     return Done(subject=f"account:{path.account_id}", done="account.disable")
 
 
@@ -429,11 +380,11 @@ async def unlock_account(ctx: Context, path: AccountRef) -> Done:
     """Let an account refused for failed logins log in again, from every address.
 
     Its failed logins until now no longer count, on every replica."""
-    await ctx.tenancy.unlock_account(await ctx.username(path.account_id))
+    await ctx.tenancy.unlock_account(await ctx.tenancy.username(path.account_id))
     return Done(subject=f"account:{path.account_id}", done="account.unlock")
 
 
-# -- portals and eProcurement work ----------------------------------------------------------
+# -- portals ----------------------------------------------------------
 
 
 @route("GET", "/portals", tag="portals")
@@ -451,7 +402,7 @@ async def list_portals(ctx: Context) -> list[Portal]:
 )
 async def add_portal(ctx: Context, body: NewPortal) -> Created:
     """Add a supplier's eProcurement portal for a school database."""
-    await ctx.require("database", body.database_id)
+    await ctx.tenancy.require("database", body.database_id)
     portal_id = await ctx.tenancy.add_portal(
         body.database_id,
         name=body.name,
@@ -490,67 +441,6 @@ async def disable_portal(ctx: Context, path: PortalRef) -> Done:
     return Done(subject=f"portal:{path.portal_id}", done="portal.disable")
 
 
-@route("GET", "/eproc/quarantine", tag="eproc")
-async def list_quarantine(ctx: Context) -> list[Held]:
-    """Quarantined documents and orders, with the rule each broke."""
-    return [Held.model_validate(item.as_dict()) for item in await ctx.eproc.quarantined()]
-
-
-@route("GET", "/eproc/documents/{document_id}", tag="eproc")
-async def show_document(ctx: Context, path: DocumentRef) -> HeldDocument:
-    """A quarantined document and its content, as the portal sent it."""
-    item, content = await ctx.eproc.document(path.document_id)
-    return HeldDocument.model_validate(
-        {**item.as_dict(), "content": content.decode("utf-8", "replace")}
-    )
-
-
-@route("POST", "/eproc/documents/{document_id}/retry", tag="eproc")
-async def retry_document(ctx: Context, path: DocumentRef) -> Done:
-    """Check a quarantined document again at the portal's next poll."""
-    await ctx.eproc.retry_document(path.document_id)
-    return Done(subject=f"eproc_document:{path.document_id}", done="eproc.document.retry")
-
-
-@route("POST", "/eproc/documents/{document_id}/release", tag="eproc")
-async def release_document(ctx: Context, path: DocumentRef) -> Done:
-    """Acknowledge a quarantined document to its portal without delivering it."""
-    await ctx.eproc.release_document(path.document_id)
-    return Done(subject=f"eproc_document:{path.document_id}", done="eproc.document.release")
-
-
-@route("POST", "/eproc/orders/{order_id}/retry", tag="eproc")
-async def retry_order(ctx: Context, path: OrderRef) -> Done:
-    """Send a quarantined order again at the next poll (it never arrived)."""
-    await ctx.eproc.retry_order(path.order_id)
-    return Done(subject=f"eproc_order:{path.order_id}", done="eproc.order.retry")
-
-
-@route("GET", "/eproc/orders", tag="eproc")
-async def list_orders(ctx: Context, query: OrdersQuery) -> list[SentOrder]:
-    """Authorised orders sent or being sent to portals, newest first, with their sends."""
-    return [SentOrder.model_validate(row) for row in await ctx.eproc.orders(query.limit)]
-
-
-@route(
-    "POST",
-    "/eproc/orders/{order_id}/resend",
-    tag="eproc",
-    errors={409: "The order is already on its way, or its portal is gone."},
-)
-async def resend_order(ctx: Context, path: OrderRef) -> Done:
-    """Send an order again at its portal's next orders round, as a copy."""
-    await ctx.eproc.resend_order(path.order_id)
-    return Done(subject=f"eproc_order:{path.order_id}", done="eproc.order.resend")
-
-
-@route("POST", "/eproc/orders/{order_id}/release", tag="eproc")
-async def release_order(ctx: Context, path: OrderRef) -> Done:
-    """Count a quarantined order as sent (the supplier has it); FNG is told."""
-    await ctx.eproc.release_order(path.order_id)
-    return Done(subject=f"eproc_order:{path.order_id}", done="eproc.order.release")
-
-
 # -- secrets, the audit log, operators' tokens ---------------------------------------------
 
 
@@ -585,19 +475,3 @@ async def revoke_token(ctx: Context, body: TokenName) -> Done:
     """Revoke an operator's token: it is refused from now on."""
     await AdminTokens(ctx.store, ctx.actor).revoke(body.name)
     return Done(subject=f"admin_token:{body.name}", done="admin_token.revoke")
-
-
-#: The route table's tags, in the document's order.
-TAGS: Final = {
-    "vendors": "SIMS ID client registrations.",
-    "schools": "Schools, one at a time or from a CSV file.",
-    "databases": "Schools' FNG databases.",
-    "keys": "Partner keys (ours) and FNG keys, rotated without a failed call.",
-    "accounts": "Integration accounts: grants, passwords.",
-    "portals": "Suppliers' eProcurement portals.",
-    "eproc": "eProcurement work set aside for operators.",
-    "secrets": "Stored secrets and the master keys.",
-    "audit": "Who changed what, when.",
-    "tokens": "Operators' tokens for this API.",
-    "meta": "This document.",
-}

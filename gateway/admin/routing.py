@@ -165,10 +165,12 @@ def _optional(hint: Any) -> Any:
 
 
 class RouteTable:
-    """The operations, in the order they are declared (the OpenAPI document keeps it)."""
+    """The operations, in the order they are declared (the OpenAPI document keeps it), and
+    the tags they are grouped under, each with its description."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tags: Mapping[str, str]) -> None:
         self.endpoints: list[Endpoint] = []
+        self.tags = dict(tags)
 
     def route(
         self,
@@ -179,6 +181,9 @@ class RouteTable:
         status: int = 200,
         errors: Mapping[int, str] | None = None,
     ) -> Callable[[F], F]:
+        if tag not in self.tags:
+            raise TypeError(f"{method} {path}: the tag {tag!r} is not the table's")
+
         def register(handler: F) -> F:
             hints = get_type_hints(handler)
             result_type = hints.pop("return")

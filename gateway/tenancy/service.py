@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -58,6 +58,15 @@ class CreatedAccount:
     account_id: int
     password: str  # shown once
 
+
+#: The tables of what an operator names by id.
+_TABLES: Final = {
+    "vendor": vendors,
+    "school": schools,
+    "database": databases,
+    "account": accounts,
+    "portal": portals,
+}
 
 _PORTAL_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 #: The most suppliers one portal serves (a price-comparison portal serves several).
@@ -385,6 +394,22 @@ class TenancyAdmin:
                 checksum_policy=None if checksum_policy is None else checksum_policy.value,
             )
         return portal_id
+
+    async def require(self, what: str, row_id: int) -> None:
+        """NotFound unless a ``what`` (vendor, school, database, account or portal) has the id
+        ``row_id``: checked before a change, so that an unknown id is not told as a clash."""
+        async with self._store.read() as conn:
+            await require(conn, _TABLES[what], row_id, what)
+
+    async def username(self, account_id: int) -> str:
+        """The account's username, or NotFound."""
+        async with self._store.read() as conn:
+            name = await conn.scalar(
+                sa.select(accounts.c.username).where(accounts.c.id == account_id)
+            )
+        if name is None:
+            raise NotFound(f"there is no account {account_id}")
+        return str(name)
 
     async def find_account(self, username: str) -> int | None:
         async with self._store.read() as conn:

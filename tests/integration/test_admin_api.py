@@ -24,9 +24,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from openapi_spec_validator import validate
 
-from gateway.admin.api import document
 from gateway.admin.tokens import AdminTokens
-from gateway.app import STORE
+from gateway.app import STORE, admin_document
 from gateway.eproc.documents import DocState
 from gateway.eproc.orders import OrderState
 from gateway.store import Store, create_store
@@ -793,12 +792,12 @@ class TestProblems:
 class TestOpenApi:
     def test_the_document_validates_as_openapi_3_1(self) -> None:
         """openapi-spec-validator accepts the document."""
-        validate(document())
+        validate(admin_document())
 
     def test_every_operation_is_described_and_secured(self) -> None:
         """Every operation has a summary, a success and 401 response, and the bearer scheme
         applies to all but the document itself."""
-        spec = document()
+        spec = admin_document()
         assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
         assert spec["security"] == [{"bearer": []}]
         operations = [
@@ -818,7 +817,7 @@ class TestOpenApi:
     def test_bounds_are_json_schema_keywords(self) -> None:
         """Every bound is said as JSON Schema says it (minimum, maximum), never in pydantic's
         own words, which clients and fuzzers would ignore: every id has both."""
-        spec = document()
+        spec = admin_document()
         text = json.dumps(spec)
         assert not re.search(r'"(ge|le|gt|lt)":', text)
         for methods in spec["paths"].values():
@@ -830,7 +829,7 @@ class TestOpenApi:
 
     def test_secrets_are_never_url_parameters(self) -> None:
         """No secret travels in a path or a query."""
-        spec = document()
+        spec = admin_document()
         names = {
             parameter["name"]
             for methods in spec["paths"].values()
@@ -842,7 +841,7 @@ class TestOpenApi:
 
     async def test_the_served_document_is_the_generated_one(self, admin: Admin) -> None:
         """What /admin/openapi.json serves is the document made from the route table."""
-        assert await admin.get("/openapi.json", token=None) == document()
+        assert await admin.get("/openapi.json", token=None) == admin_document()
 
 
 # -- schemathesis against a real `fng-gateway serve` -------------------------------------------

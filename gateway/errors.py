@@ -14,19 +14,31 @@ faults in the caller's SOAP version or into HTTP problems.
     │   │   ├── UnknownOperation
     │   │   ├── VersionMismatch          an envelope of neither SOAP 1.1 nor 1.2
     │   │   ├── MustUnderstand           a mustUnderstand header the gateway does not know
-    │   │   └── BodyTimeout              the body did not arrive in time
+    │   │   ├── BodyTimeout              the body did not arrive in time
+    │   │   ├── InvalidInput *           an admin API parameter or field breaks its schema
+    │   │   ├── BodyTooLarge *           an admin API body over its limit
+    │   │   └── UnsupportedMediaType *   an admin API body of a type it does not take
     │   ├── AuthenticationFailed         bad credentials, unknown key, or a key not granted
+    │   │   └── Unauthenticated *        no operator's bearer token, or not a live one
     │   ├── NotPermitted                 authenticated, but not for this interface or system
     │   ├── NotFound                     what was asked for does not exist (a financial year)
     │   ├── TooManyAttempts              brute-force protection
-    │   └── SubmissionInProgress         a concurrent duplicate that did not finish in time
+    │   ├── SubmissionInProgress         a concurrent duplicate that did not finish in time
+    │   ├── SubmissionConflict †         a submission id taken by different content
+    │   ├── RegistryError                an operator's change the registry cannot carry out
+    │   │   └── BulkImportError ‡        a CSV import refused, with every problem by line
+    │   ├── Conflict *                   a RegistryError, as the admin API answers it (409)
+    │   └── HttpError *                  an admin API route or method that does not exist
+    ├── InternalError †                  an unexpected exception, as the outer middleware
+    │                                    reports it (logged with its traceback there)
     └── ServiceError                     the gateway or FNG is at fault (SOAP Server / Receiver)
         ├── UpstreamError                FNG answered with an error or could not be reached
         │   ├── UpstreamTimeout
         │   ├── UpstreamRefused          FNG refused the database keys or the token
-        │   ├── FngDeclined              FNG answered a 4xx: it did not do it (gateway.fng)
-        │   ├── FngAnswerUnusable        FNG's answer is not its document (gateway.fng)
-        │   └── OutcomeUnknown           a write whose result never came back
+        │   ├── FngDeclined †            FNG answered a 4xx: it did not do it
+        │   ├── FngAnswerUnusable †      FNG's answer is not its document
+        │   ├── OutcomeUnknown           a write whose result never came back
+        │   └── _NotSent †               no connection was made, so FNG cannot have the call
         ├── PortalError                  a supplier portal failed, refused, or answered nonsense
         │   ├── PortalUnreachable        no connection: nothing reached the portal
         │   ├── PortalTimeout            no answer in time (the call may have reached it)
@@ -43,6 +55,25 @@ faults in the caller's SOAP version or into HTTP problems.
         ├── StoreUnavailable             the registry and ledger database cannot be reached
         └── ConfigurationError
             └── NoActiveKey              a school database with no key to call FNG with
+
+Every class is defined here but the marked ones, which live at the one edge that raises
+and answers them and are in the tree by inheritance:
+
+* ``gateway.admin.problems``: the admin API's own refusals, which carry what only an HTTP
+  problem says (the failing fields, a bearer challenge, an ``Allow`` header) and are raised
+  and answered inside the admin sub-application.
+† where they are raised: ``SubmissionConflict`` in ``gateway.store.ledger`` (it carries
+  whether the other content was posted), ``InternalError`` in ``gateway.soap.middleware``
+  (made only by the catch-all there), ``FngDeclined`` and ``FngAnswerUnusable`` in
+  ``gateway.fng.documents`` (made from FNG's answer, beside the schemas it is read by),
+  ``_NotSent`` in ``gateway.fng.client`` (private: the client retries on it, or raises it
+  on as the ``UpstreamError`` it is).
+‡ ``gateway.tenancy.bulk``: its message is made from the import's own rules (lines told
+  as ranges, rows without a key told once).
+
+The sandbox's errors (``gateway.sandbox.errors``) stand apart: the sandbox is a witness of
+FNG, SIMS ID and the portals, not a part of the gateway, and writes its own faults. Result
+records that a legacy document carries (``ResultProblem`` and its kinds) are not exceptions.
 """
 
 from __future__ import annotations
@@ -145,6 +176,14 @@ class SubmissionInProgress(CallerError):
     exception_type = "SubmissionInProgressException"
     code = "SUBMISSION_IN_PROGRESS"
     http_status = 409
+
+
+class RegistryError(CallerError):
+    """An operator's request that the registry cannot carry out (a name taken, a key
+    already pending, none to promote)."""
+
+    exception_type = "RegistryException"
+    code = "REGISTRY_ERROR"
 
 
 class ServiceError(GatewayError):

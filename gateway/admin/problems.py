@@ -1,16 +1,8 @@
 """The admin API's errors, each an ``application/problem+json`` document with its status.
 
-The admin API's own errors extend the gateway's tree (``gateway.errors``)::
-
-    CallerError
-    ├── MalformedRequest
-    │   ├── InvalidInput             a parameter or body field breaks its schema (422)
-    │   ├── BodyTooLarge             a body over ``admin.max_body_bytes`` (413)
-    │   └── UnsupportedMediaType     a body of a type the operation does not take (415)
-    ├── AuthenticationFailed
-    │   └── Unauthenticated          no bearer token, or not a live one (401)
-    ├── Conflict                     the registry's state refuses the change (409)
-    └── HttpError                    a route or method that does not exist (404, 405)
+The admin API's own errors extend the gateway's tree and are drawn in it, marked
+(``gateway.errors``): ``InvalidInput`` (422), ``BodyTooLarge`` (413), ``UnsupportedMediaType``
+(415), ``Unauthenticated`` (401), ``Conflict`` (409) and ``HttpError`` (404, 405).
 
 A ``RegistryError`` reaching the API is a conflict: the API checks its inputs against the
 registry's rules before any service function sees them, so what a service still refuses is
@@ -28,10 +20,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from gateway.errors import AuthenticationFailed, CallerError, GatewayError, MalformedRequest
+from gateway.errors import (
+    AuthenticationFailed,
+    CallerError,
+    GatewayError,
+    MalformedRequest,
+    RegistryError,
+)
 from gateway.observability import context
 from gateway.problems import PROBLEM_JSON, problem_json
-from gateway.tenancy.service import RegistryError
 
 log = logging.getLogger("gateway.admin")
 

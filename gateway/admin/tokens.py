@@ -10,11 +10,11 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from gateway.errors import NotFound
+from gateway.errors import NotFound, RegistryError
 from gateway.store import Store
 from gateway.store.tables import admin_tokens
 from gateway.tenancy.records import audit
-from gateway.tenancy.service import RegistryError, insert_unique
+from gateway.tenancy.service import insert_unique
 
 PREFIX: Final = "fgwa_"
 

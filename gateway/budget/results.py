@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from gateway.soap.results import ResultError, result_document
+from gateway.soap.results import ResultProblem, result_document
 
 
 @dataclass(frozen=True, slots=True)
-class BudgetProblem(ResultError):
+class BudgetProblem(ResultProblem):
     allocation: str | None = None
     position: int | None = None
     ledger_code: str | None = None

@@ -9,11 +9,11 @@ from typing import ClassVar
 
 from lxml import etree
 
-from gateway.soap.results import ResultError, result_document
+from gateway.soap.results import ResultProblem, result_document
 
 
 @dataclass(frozen=True, slots=True)
-class JournalProblem(ResultError):
+class JournalProblem(ResultProblem):
     bank: str | None = None
     section: str | None = None
     transaction_id: str | None = None

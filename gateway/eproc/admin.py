@@ -13,11 +13,10 @@ import sqlalchemy as sa
 from gateway.eproc.documents import INDEX_ENTRY, DocState
 from gateway.eproc.orders import OrderState
 from gateway.eproc.portal import DIGEST_PREFIX
-from gateway.errors import NotFound
+from gateway.errors import NotFound, RegistryError
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, eproc_orders, portals
 from gateway.tenancy.records import audit
-from gateway.tenancy.service import RegistryError
 
 
 @dataclass(frozen=True, slots=True)

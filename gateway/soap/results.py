@@ -20,7 +20,7 @@ _OWN: Final = etree.XMLParser(**PARSER_OPTIONS)
 
 
 @dataclass(frozen=True, slots=True)
-class ResultError:
+class ResultProblem:
     code: str
     message: str
 
@@ -38,7 +38,7 @@ class ResultError:
 
 
 def result_document(
-    tag: str, success: bool, errors: Sequence[ResultError] = (), **attributes: str | None
+    tag: str, success: bool, errors: Sequence[ResultProblem] = (), **attributes: str | None
 ) -> bytes:
     """``<{tag} isSuccess="…" …><Errors><Error …/>…</Errors></{tag}>`` in UTF-8."""
     root = etree.Element(tag, isSuccess="true" if success else "false")

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.errors import NotFound
+from gateway.errors import NotFound, RegistryError
 from gateway.store import Store
 from gateway.store.tables import accounts, databases, partner_keys
 from gateway.tenancy.keys import new_key, normalise_key
@@ -32,7 +32,7 @@ from gateway.tenancy.model import KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
 from gateway.tenancy.records import audit, partner_key_row
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryError, insert_unique, require
+from gateway.tenancy.service import insert_unique, require
 
 
 def _now() -> datetime:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import CallerError, NotFound
+from gateway.errors import NotFound, RegistryError
 from gateway.store import Store
 from gateway.store.tables import (
     account_systems,
@@ -38,13 +38,6 @@ from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface, KeyStat
 from gateway.tenancy.passwords import generate_password, hash_password
 from gateway.tenancy.records import audit, database_row, partner_key_row, school_row
 from gateway.tenancy.secrets import SecretBox
-
-
-class RegistryError(CallerError):
-    """An operator's request that the registry cannot carry out."""
-
-    exception_type = "RegistryException"
-    code = "REGISTRY_ERROR"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from gateway.errors import RegistryError
 from gateway.store import Store, create_store
 from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log, databases, partner_keys, schools
@@ -30,7 +31,7 @@ from gateway.tenancy.keys import key_digest
 from gateway.tenancy.model import Interface
 from gateway.tenancy.rotation import KeyRotation
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryError, TenancyAdmin
+from gateway.tenancy.service import TenancyAdmin
 from tests.support import COMMAND, cli_environment
 
 VENDOR = "Payments Ltd"

@@ -18,11 +18,11 @@ from lxml import etree
 
 from gateway.app import STORE
 from gateway.eproc.admin import EprocAdmin
+from gateway.errors import RegistryError
 from gateway.sandbox import ebis
 from gateway.sandbox.portal.portals import NewDocument, portal_path
 from gateway.store.tables import eproc_documents, eproc_orders, portals
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryError
 from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
 from tests.integration.test_eproc import documents_in_fng, due_now, expected, ledger, run_once
 

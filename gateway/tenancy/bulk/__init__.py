@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 
+from gateway.errors import RegistryError
 from gateway.store import Store
 from gateway.tenancy.bulk.plan import Progress, plan_import
 from gateway.tenancy.bulk.read import (
@@ -39,7 +40,6 @@ from gateway.tenancy.bulk.read import (
 )
 from gateway.tenancy.bulk.write import GeneratedKey, ImportReport, write_import
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import RegistryError
 
 __all__ = [
     "COLUMNS",

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from gateway.errors import RegistryError
 from gateway.tenancy.identifiers import CURRENCY, DUNS, ESTABLISHMENT_NUMBER, LA_NUMBER, LANGUAGE
 from gateway.tenancy.keys import normalise_key
-from gateway.tenancy.service import RegistryError
 
 #: The file's columns, as its header names them.
 COLUMNS: Final = (

@@ -53,7 +53,9 @@ def client(rig: Rig) -> Client:
 
 
 @pytest.mark.parametrize("outage", list(OUTAGES))
-async def test_simsid_outage(outage: str, rig: Rig) -> None:
+async def test_a_simsid_outage_changes_nothing_until_the_token_is_refused(
+    outage: str, rig: Rig
+) -> None:
     sandbox, sent = rig.sandbox, rig.sent
     calls = client(rig)
     answers = await sent.burst(calls, journals=1, budget_callers=1, budgets=1)

@@ -56,7 +56,9 @@ class TestScaling:
         assert targets["cpu"] == {"type": "Utilization", "averageUtilization": 65}
         assert targets["memory"] == {"type": "Utilization", "averageUtilization": 80}
 
-    def test_disruption_budget(self, chart: Chart) -> None:
+    def test_the_disruption_budget_is_one_unavailable_unless_min_available_is_set(
+        self, chart: Chart
+    ) -> None:
         """maxUnavailable 1 by default; minAvailable, when set, is used instead."""
         default = only(chart.render(), "PodDisruptionBudget")["spec"]
         assert default["maxUnavailable"] == 1 and "minAvailable" not in default

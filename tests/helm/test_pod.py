@@ -80,7 +80,7 @@ class TestRestrictedProfile:
         assert container(deployment)["securityContext"]["readOnlyRootFilesystem"] is True
 
     @pytest.mark.parametrize("values", VALUES)
-    def test_no_service_links(self, chart: Chart, values: str) -> None:
+    def test_service_links_are_off(self, chart: Chart, values: str) -> None:
         """Kubernetes would otherwise set FNG_GATEWAY_PORT=tcp://… for a Service named
         fng-gateway, which the gateway would read as its port and refuse."""
         for pod in _pods(chart.render(VALUES[values])):
@@ -89,7 +89,7 @@ class TestRestrictedProfile:
 
 class TestProbes:
     @pytest.mark.parametrize("values", VALUES)
-    def test_probe_paths(self, chart: Chart, values: str) -> None:
+    def test_probes_ask_healthz_and_readyz(self, chart: Chart, values: str) -> None:
         """Startup and liveness ask /healthz (the process), readiness /readyz (the store, the
         cache, not draining), all on the port named http, 8080."""
         gateway = container(only(chart.render(VALUES[values]), "Deployment"))

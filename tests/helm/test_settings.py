@@ -60,7 +60,7 @@ def _settings(environment: dict[str, str]) -> dict[str, Any]:
 
 
 class TestTheGatewayAcceptsTheChartsSettings:
-    def test_defaults(self, chart: Chart) -> None:
+    def test_the_defaults_reach_the_gateway(self, chart: Chart) -> None:
         settings = _settings(_pod_environment(chart.render(), {}))
         assert settings["host"] == "0.0.0.0" and settings["port"] == 8080
         assert settings["database_url"].startswith("sqlite+aiosqlite:////var/lib/fng-gateway/")
@@ -68,7 +68,7 @@ class TestTheGatewayAcceptsTheChartsSettings:
         assert settings["log_format"] == "json"
         assert (settings["drain"], settings["grace"]) == (5.0, 25.0)
 
-    def test_everything(self, chart: Chart) -> None:
+    def test_every_value_reaches_the_gateway(self, chart: Chart) -> None:
         secrets = {
             "database-url": POSTGRES,
             "redis-url": "redis://redis:6379/0",

@@ -167,7 +167,7 @@ class TestSecretSources:
         error = chart.render_error(sets=["officialSchemas.ebis=true"])
         assert "officialSchemas.configMap" in error
 
-    def test_autoscaling_bounds(self, chart: Chart) -> None:
+    def test_min_replicas_above_max_replicas_is_refused(self, chart: Chart) -> None:
         error = chart.render_error(
             sets=[
                 f"database.url={POSTGRES}",

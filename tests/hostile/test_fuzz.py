@@ -240,7 +240,7 @@ async def reached(stack: Stack, target: Target, before: Seen) -> bool:
 @example(changes=[Mutation("set-field", 1, "lastRowVersion", "١٢")], version="1.2", inline=False)
 @example(changes=[Mutation("set-field", 0, "SerialNumber", "9" * 5000)], version="1.1", inline=True)
 @example(changes=[Mutation("set-field", 0, "submissionID", "s" * 300)], version="1.2", inline=True)
-async def test_fuzzed_documents(
+async def test_a_fuzzed_document_refused_locally_never_reaches_fng(
     stack: Stack, service: str, changes: list[Mutation], version: str, inline: bool
 ) -> None:
     target = stack.target(service, version)

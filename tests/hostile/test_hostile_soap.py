@@ -53,7 +53,7 @@ async def nothing_reached(sandbox: Sandbox) -> None:
 
 
 class TestHostileEnvelopes:
-    async def test_entity_expansion_bomb(
+    async def test_an_entity_expansion_bomb_is_refused_before_fng(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         body = operation("PostAuditMessage", message="&lol9;")
@@ -89,7 +89,7 @@ class TestHostileEnvelopes:
         )
         await nothing_reached(sandbox)
 
-    async def test_hundred_thousand_levels_deep(
+    async def test_a_hundred_thousand_levels_deep_are_refused_before_fng(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         deep = "<a>" * 100_000 + "</a>" * 100_000
@@ -100,7 +100,7 @@ class TestHostileEnvelopes:
         )
         await nothing_reached(sandbox)
 
-    async def test_body_over_the_limit(
+    async def test_a_body_over_the_limit_is_refused_before_fng(
         self,
         tmp_path: Path,
         sandbox: Sandbox,

@@ -176,7 +176,9 @@ SHAPES: Final = [
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: shape.name)
-async def test_unusable_envelope(stack: Stack, shape: Shape, service: str, version: str) -> None:
+async def test_an_unusable_envelope_is_refused_before_fng(
+    stack: Stack, shape: Shape, service: str, version: str
+) -> None:
     target = stack.target(service, version)
     before = await stack.seen()
     answer = await post(stack.http, target.url, shape.build(target), version)

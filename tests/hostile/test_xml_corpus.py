@@ -246,7 +246,9 @@ ENVELOPE_CASES: Final = [
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize("case", ENVELOPE_CASES, ids=lambda case: case.name)
-async def test_hostile_envelope(stack: Stack, case: Case, service: str, version: str) -> None:
+async def test_a_hostile_envelope_is_refused_and_leaks_nothing(
+    stack: Stack, case: Case, service: str, version: str
+) -> None:
     (stack.tmp / "secret.txt").write_text(SECRET)
     target = stack.target(service, version)
     before = await stack.seen()

@@ -248,7 +248,9 @@ async def test_the_api_is_absent_unless_enabled(gateway: Gateway, http: aiohttp.
 
 
 class TestRoundTrips:
-    async def test_vendors(self, admin: Admin) -> None:
+    async def test_a_vendor_is_listed_without_its_secret_and_its_secret_can_change(
+        self, admin: Admin
+    ) -> None:
         """A vendor added is listed, without its secret; its secret can be changed."""
         vendor_id = await new_vendor(admin, secret="first secret")
         listed = {item["id"]: item for item in await admin.get("/vendors")}
@@ -259,7 +261,7 @@ class TestRoundTrips:
         assert done == {"subject": f"vendor:{vendor_id}", "done": "secret"}
         await admin.put("/vendors/999999/secret", {"secret": "x"}, expect=404)
 
-    async def test_schools(self, admin: Admin) -> None:
+    async def test_a_school_is_listed_with_its_defaults_and_added_once(self, admin: Admin) -> None:
         """A school added is listed with its defaults; the same DfE number twice is a
         conflict."""
         school_id = await admin.post(
@@ -283,7 +285,9 @@ class TestRoundTrips:
         problem = await admin.post("/schools", body, expect=409)
         assert problem["code"] == "CONFLICT"
 
-    async def test_databases_and_partner_keys(self, admin: Admin) -> None:
+    async def test_a_database_partner_key_is_shown_once_and_moves_through_rotation(
+        self, admin: Admin
+    ) -> None:
         """A database gets a partner key, shown once; rotate, promote, cancel and retire move
         its keys through their states."""
         created = await new_database(admin)
@@ -315,7 +319,7 @@ class TestRoundTrips:
             await admin.post(f"/databases/999999/partner-keys/{action}", expect=404)
         await admin.get("/databases/999999/partner-keys", expect=404)
 
-    async def test_fng_keys(self, admin: Admin) -> None:
+    async def test_the_next_fng_key_is_stored_pending_and_promoted(self, admin: Admin) -> None:
         """FNG's next key is stored (shown as pending, never as a value) and promoted."""
         database_id = (await new_database(admin))["id"]
         await admin.post(f"/databases/{database_id}/fng-key/promote", expect=409)
@@ -328,7 +332,9 @@ class TestRoundTrips:
         await admin.put("/databases/999999/fng-key/next", {"key": GUID}, expect=404)
         await admin.post("/databases/999999/fng-key/promote", expect=404)
 
-    async def test_accounts(self, admin: Admin) -> None:
+    async def test_an_account_is_granted_revoked_given_a_password_disabled_and_enabled(
+        self, admin: Admin
+    ) -> None:
         """An account is added, granted, revoked, given a new password, disabled and enabled;
         the list shows each change."""
         database_id = (await new_database(admin))["id"]
@@ -381,7 +387,9 @@ class TestRoundTrips:
         listed = {item["id"]: item for item in await admin.get("/accounts")}
         return listed[account_id]
 
-    async def test_portals(self, admin: Admin) -> None:
+    async def test_a_portal_is_listed_without_its_password_given_a_new_one_and_paused(
+        self, admin: Admin
+    ) -> None:
         """A portal is added, listed without its password, given a new one, and paused."""
         database_id = (await new_database(admin))["id"]
         body = {
@@ -408,7 +416,7 @@ class TestRoundTrips:
         await admin.post("/portals/999999/enable", expect=404)
         await admin.put("/portals/999999/password", {"password": "x"}, expect=404)
 
-    async def test_portal_settings(self, admin: Admin) -> None:
+    async def test_a_portals_own_settings_are_kept_and_listed(self, admin: Admin) -> None:
         """A portal's suppliers, http allowance, handshake codes and checksum policy are kept
         and listed; a plain http address without the allowance is refused (422), in one
         line; one DUNS number alone is a list of one."""
@@ -460,7 +468,9 @@ class TestRoundTrips:
         assert listed[single]["supplier_duns"] == ["333333333"]
         assert (listed[single]["allow_http"], listed[single]["checksum_policy"]) == (False, None)
 
-    async def test_eproc_orders_resend(self, admin: Admin) -> None:
+    async def test_orders_are_listed_with_their_sends_and_resent_once_at_a_time(
+        self, admin: Admin
+    ) -> None:
         """Orders are listed with their sends; one is queued to go again, once at a time."""
         demo = admin.gateway.demo
         _documents, orders = await quarantine(
@@ -499,7 +509,7 @@ class TestRoundTrips:
             for action in ("retry", "release"):
                 await admin.post(f"/eproc/{path}/{action}", expect=404)
 
-    async def test_secrets_reencrypt(self, admin: Admin) -> None:
+    async def test_every_stored_secret_is_counted_as_reencrypted(self, admin: Admin) -> None:
         """Every stored secret is counted as re-encrypted (the demo has several)."""
         assert (await admin.post("/secrets/reencrypt"))["reencrypted"] >= 4
 

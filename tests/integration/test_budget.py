@@ -58,7 +58,7 @@ def errors(answer: SoapAnswer) -> list[dict[str, str]]:
 
 
 class TestReads:
-    async def test_chart_of_accounts(
+    async def test_the_chart_of_accounts_is_the_schools_for_the_open_year(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         answer = await call(
@@ -77,7 +77,7 @@ class TestReads:
             entry.findtext("LedgerType") for entry in chart.iterfind("LedgerCodes/LedgerCode")
         } == {"EX", "ES", "IN"}
 
-    async def test_financial_years(
+    async def test_the_financial_years_are_listed_with_their_twelve_periods(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         years = (await call(http, gateway, budget_operation("GetFinancialYears"))).result()
@@ -88,7 +88,7 @@ class TestReads:
         )
         assert all(len(d.findall("Periods/PeriodDefinitions")) == 12 for d in definitions)
 
-    async def test_date_outside_every_year(
+    async def test_a_date_outside_every_year_is_not_found(
         self, gateway: Gateway, http: aiohttp.ClientSession
     ) -> None:
         answer = await call(
@@ -187,7 +187,7 @@ class TestImport:
         )
         assert await import_requests(sandbox) == 0
 
-    async def test_unknown_ledger_code(
+    async def test_an_unknown_ledger_code_is_reported_and_nothing_is_imported(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         document = budget_xml(9, sandbox.demo.open_year, [("9999", "01", "E01", "1.00")])
@@ -219,7 +219,7 @@ class TestImport:
         assert found[0]["expected"] == cfr and found[0]["sent"] == "Z99"
         assert await import_requests(sandbox) == 0
 
-    async def test_unknown_year(
+    async def test_an_unknown_year_is_reported(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         ledger, fund, cfr = sandbox.demo.fund_allocations[0]
@@ -236,7 +236,7 @@ class TestImport:
         assert error["code"] == "YEAR_CLOSED"
         assert await imported(sandbox) == 0
 
-    async def test_same_serial_other_content(
+    async def test_the_same_serial_with_other_content_is_a_conflict(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         await call(http, gateway, import_body(valid_budget(sandbox, 13)))

@@ -101,7 +101,7 @@ class TestRegistration:
     def test_usage_errors_exit_2(self, env: dict[str, str]) -> None:
         assert run(env, "schools", "add").returncode == 2
 
-    def test_no_master_key(self, env: dict[str, str]) -> None:
+    def test_without_a_master_key_a_command_exits_4(self, env: dict[str, str]) -> None:
         without = {key: value for key, value in env.items() if key != "FNG_GATEWAY_MASTER_KEYS"}
         result = run(without, "schools", "add", "X", "--la", "123", "--establishment", "0456")
         assert result.returncode == 4 and "no master key is configured" in result.stderr
@@ -222,7 +222,9 @@ class TestOperations:
         audit_text = run(only_new, "audit", "--limit", "1000").stdout
         assert "vendor-secret-value" not in audit_text and changed["password"] not in audit_text
 
-    def test_admin_tokens(self, env: dict[str, str]) -> None:
+    def test_admin_tokens_are_created_listed_without_values_and_revoked(
+        self, env: dict[str, str]
+    ) -> None:
         created = ok(env, "admin-tokens", "create", "alice")
         assert created["token"].startswith("fgwa_")
         listed = ok(env, "admin-tokens", "list")
@@ -232,7 +234,7 @@ class TestOperations:
         again = run(env, "admin-tokens", "revoke", "alice")
         assert again.returncode == 3
 
-    def test_tables_for_people(self, env: dict[str, str]) -> None:
+    def test_lists_are_tables_for_people_by_default(self, env: dict[str, str]) -> None:
         registered(env)
         table = run(env, "schools", "list")
         header, row = table.stdout.splitlines()[:2]
@@ -307,7 +309,7 @@ class TestTruthfulCli:
         assert actors == ["cli:alice", f"cli:{pwd.getpwuid(os.getuid()).pw_name}"]
         assert "cli:?" not in actors
 
-    def test_version(self, env: dict[str, str]) -> None:
+    def test_version_prints_the_installed_version(self, env: dict[str, str]) -> None:
         result = run(env, "--version")
         assert (result.returncode, result.stdout.strip()) == (
             0,

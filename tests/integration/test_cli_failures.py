@@ -64,7 +64,9 @@ def held_port() -> Iterator[int]:
 
 class TestTheStore:
     @pytest.mark.parametrize("command", [["serve"], ["migrate"], ["schools", "list"]])
-    def test_unreachable(self, env: dict[str, str], command: list[str]) -> None:
+    def test_an_unreachable_database_is_refused_without_its_password(
+        self, env: dict[str, str], command: list[str]
+    ) -> None:
         port = closed_port()
         url = f"postgresql+asyncpg://gateway:s3cret-pw@127.0.0.1:{port}/fng"
         line = refused(

@@ -97,7 +97,7 @@ class TestPostJournals:
         )
         assert (await sandbox.stats())["posted_submissions"] == 1
 
-    async def test_wrong_control_total(
+    async def test_a_wrong_control_total_names_the_bank_and_posts_nothing(
         self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
     ) -> None:
         """A failed result names the bank, the value expected and the value sent; nothing posts."""
@@ -111,7 +111,9 @@ class TestPostJournals:
         assert float(error["expected"]) == 0
         assert (await sandbox.stats())["posted_submissions"] == 0
 
-    async def test_unmapped_code(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_an_unmapped_code_is_reported_with_its_transaction(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         document = journal_xml([BankEntry("BK1", orders=[Txn("1", product="NOPE")])])
         result = (
             await soap_call(http, gateway.soap_url, post_journals_body(document), gateway.auth)
@@ -125,7 +127,9 @@ class TestPostJournals:
         )
         assert error["expected"]
 
-    async def test_stale_row_version(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_a_stale_row_version_is_reported_against_fngs(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         await soap_call(http, gateway.soap_url, post_journals_body(sample_journal()), gateway.auth)
         # Built as if nothing had been posted: the row version it sends is behind FNG's.
         stale = journal_xml([BankEntry("BK1", orders=[Txn("2")], control_total="0")])
@@ -161,7 +165,7 @@ class TestPostJournals:
         result = (await soap_call(http, gateway.soap_url, body, gateway.auth)).result()
         assert result.get("isSuccess") == "true"
 
-    async def test_five_thousand_lines(
+    async def test_five_thousand_lines_post_whole(
         self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
     ) -> None:
         """A large journal is within the default limits and posts whole."""
@@ -171,7 +175,9 @@ class TestPostJournals:
         assert answer.result().get("isSuccess") == "true"
         assert (await sandbox.stats())["journal_lines"] == 5000
 
-    async def test_missing_journal(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_a_missing_journal_is_a_schema_error(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         result = (
             await soap_call(http, gateway.soap_url, operation("PostJournals"), gateway.auth)
         ).result()
@@ -192,7 +198,7 @@ class TestPostAuditMessage:
         assert answer.result().get("isSuccess") == "true"
         assert (await sandbox.stats())["audit_messages"] == 1
 
-    async def test_empty_message(
+    async def test_an_empty_message_is_refused_before_fng(
         self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
     ) -> None:
         answer = await soap_call(
@@ -229,7 +235,9 @@ class TestFaults:
         assert answer.root.findtext(".//faultcode") == "soap:Server"
         assert answer.fault_string.startswith("UpstreamException:")
 
-    async def test_unknown_operation(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_an_unknown_operation_is_a_fault(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         answer = await soap_call(http, gateway.soap_url, operation("DropTables"), gateway.auth)
         assert answer.fault_code == "UNKNOWN_OPERATION"
 
@@ -295,7 +303,7 @@ class TestPlainXml:
 
 
 class TestGrants:
-    async def test_interface_not_granted(
+    async def test_an_interface_not_granted_is_refused_like_a_stranger(
         self, gateway: Gateway, http: aiohttp.ClientSession
     ) -> None:
         """An account granted only another interface of the database is refused like a stranger."""

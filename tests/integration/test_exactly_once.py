@@ -21,7 +21,7 @@ async def post(http: aiohttp.ClientSession, gateway: Gateway, document: str):  #
 
 
 class TestReplays:
-    async def test_twice_in_a_row(
+    async def test_a_second_identical_submission_is_answered_from_the_ledger(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         """The second identical submission is answered from the ledger, not posted again."""
@@ -32,7 +32,7 @@ class TestReplays:
         stats = await sandbox.stats()
         assert (stats["posted_submissions"], stats["requests"]["PostJournals"]) == (1, 1)
 
-    async def test_twenty_at_once(
+    async def test_twenty_duplicates_at_once_share_one_post(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         """Concurrent duplicates wait for the one that posts, and all get its result."""
@@ -42,7 +42,7 @@ class TestReplays:
         stats = await sandbox.stats()
         assert (stats["posted_submissions"], stats["requests"]["PostJournals"]) == (1, 1)
 
-    async def test_same_id_other_content(
+    async def test_the_same_id_with_other_content_is_a_conflict(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         await post(http, gateway, sample_journal("0300"))
@@ -94,7 +94,7 @@ class TestLostAnswers:
         assert (await post(http, gateway, document)).result().get("isSuccess") == "true"
         assert (await sandbox.stats())["posted_submissions"] == 1
 
-    async def test_error_before_processing(
+    async def test_an_error_before_processing_is_reconciled_then_posted(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         """A 503 may or may not have posted: reconciliation finds it did not, and it posts."""
@@ -138,7 +138,7 @@ class TestLostAnswers:
         stats = await sandbox.stats()
         assert (stats["posted_submissions"], stats["requests"]["PostJournals"]) == (1, 1)
 
-    async def test_fng_unreachable_during_reconciliation(
+    async def test_no_repost_while_fng_is_unreachable_during_reconciliation(
         self, gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         """No repost while the outcome cannot be established; then it settles."""

@@ -34,7 +34,7 @@ def value(found: dict[str, list[tuple[dict[str, str], float]]], name: str, **lab
     )
 
 
-async def test_every_family_after_traffic(
+async def test_every_metric_family_is_served_after_traffic(
     gateway: Gateway, sandbox: Sandbox, http: aiohttp.ClientSession
 ) -> None:
     get_banks = operation("GetBanks", systemIdentifier="TPPCS")

@@ -55,7 +55,7 @@ class TestSuds:
         stats = await sandbox.stats()
         assert (stats["posted_submissions"], stats["audit_messages"]) == (1, 1)
 
-    async def test_fault(self, gateway: Gateway) -> None:
+    async def test_a_wrong_password_is_a_fault_with_its_code(self, gateway: Gateway) -> None:
         def scenario() -> WebFault:
             with pytest.raises(WebFault) as refused:
                 client_for(gateway, password="wrong").service.GetBanks("TPPCS")

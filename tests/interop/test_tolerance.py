@@ -44,7 +44,9 @@ class TestTolerance:
             },
         )
 
-    async def test_chunked_body(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_a_chunked_body_is_accepted(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         data = get_banks(gateway)
 
         async def chunks():  # type: ignore[no-untyped-def]
@@ -54,7 +56,9 @@ class TestTolerance:
 
         await succeeds(http, gateway, chunks(), headers={"Content-Type": "text/xml"})
 
-    async def test_byte_order_mark(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_a_byte_order_mark_is_accepted(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         await succeeds(
             http,
             gateway,
@@ -62,7 +66,9 @@ class TestTolerance:
             headers={"Content-Type": "text/xml; charset=utf-8"},
         )
 
-    async def test_utf16(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_a_utf16_body_is_accepted(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         text = get_banks(gateway).decode().replace('encoding="utf-8"', 'encoding="utf-16"')
         await succeeds(
             http,
@@ -81,7 +87,7 @@ class TestTolerance:
             "GetBanks",
         ],
     )
-    async def test_soapaction_forms(
+    async def test_every_soapaction_form_is_accepted(
         self, gateway: Gateway, http: aiohttp.ClientSession, action: str
     ) -> None:
         await succeeds(
@@ -91,7 +97,9 @@ class TestTolerance:
             headers={"Content-Type": "text/xml", "SOAPAction": action},
         )
 
-    async def test_no_soapaction(self, gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async def test_a_call_without_soapaction_is_accepted(
+        self, gateway: Gateway, http: aiohttp.ClientSession
+    ) -> None:
         await succeeds(http, gateway, get_banks(gateway), headers={"Content-Type": "text/xml"})
 
     async def test_soap12_action_parameter_and_stray_soapaction(

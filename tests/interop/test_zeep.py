@@ -69,7 +69,9 @@ class TestZeep:
         stats = await sandbox.stats()
         assert (stats["posted_submissions"], stats["audit_messages"]) == (1, 1)
 
-    async def test_ws_security_username_token(self, gateway: Gateway, version: str) -> None:
+    async def test_a_ws_security_username_token_authenticates(
+        self, gateway: Gateway, version: str
+    ) -> None:
         def scenario() -> bool:
             client = zeep.Client(
                 f"{gateway.soap_url}?wsdl",

@@ -145,7 +145,9 @@ class TestImport:
 
 
 class TestRules:
-    async def test_wrong_school(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_another_schools_numbers_are_wrong_school(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """LANo and SchoolNo must be the database's school's: WRONG_SCHOOL, expected vs sent."""
         body = demo_budget(sandbox.demo).replace(b"<SchoolNo>4567", b"<SchoolNo>9999")
         (error,) = await _refused(sandbox, schemas, body)
@@ -154,14 +156,18 @@ class TestRules:
         assert (error["expected"], error["sent"]) == ("123/4567", "123/9999")
         assert "123/9999" in error["text"]
 
-    async def test_wrong_la(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_another_las_number_is_wrong_school(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """Another LA's number is WRONG_SCHOOL too."""
         (error,) = await _refused(
             sandbox, schemas, _open(sandbox, [fund("5004", "01", "E01")], la="999")
         )
         assert (error["code"], error["sent"]) == ("WRONG_SCHOOL", "999/4567")
 
-    async def test_duplicate_serial(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_a_serial_imported_before_is_a_duplicate(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A serial number imported before is DUPLICATE_SERIAL, even written another way."""
         first = await _import(sandbox, schemas, demo_budget(sandbox.demo, serial="12"))
         assert first.get("isSuccess") == "true"
@@ -186,7 +192,9 @@ class TestRules:
         (budget,) = await sandbox.control("GET", "/budgets")
         assert budget["serial_number"] == serial
 
-    async def test_unknown_year(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_an_unknown_year_is_reported(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A year the database does not have is UNKNOWN_YEAR; its chart cannot be checked."""
         demo = sandbox.demo
         body = message("1999/00", [fund("9999", "01", "E01")])
@@ -199,7 +207,9 @@ class TestRules:
         assert demo.open_year in error["expected"]
         assert demo.closed_year in error["expected"]
 
-    async def test_closed_year(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_a_closed_year_names_the_open_one(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A closed year is YEAR_CLOSED, naming the open year expected."""
         demo = sandbox.demo
         (error,) = await _refused(sandbox, schemas, demo_budget(demo, year=demo.closed_year))
@@ -210,7 +220,9 @@ class TestRules:
         )
         assert demo.open_year in error["expected"]
 
-    async def test_no_allocations(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_a_budget_without_allocations_is_refused(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A budget without any allocation is NO_ALLOCATIONS."""
         (error,) = await _refused(sandbox, schemas, message(sandbox.demo.open_year))
         assert (error["code"], error["allocation"]) == ("NO_ALLOCATIONS", "Header")
@@ -223,7 +235,9 @@ class TestRules:
         errors = await _refused(sandbox, schemas, message(sandbox.demo.open_year, [], []))
         assert {e["code"] for e in errors} == {"SCHEMA"}
 
-    async def test_unknown_ledger_code(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_an_unknown_ledger_code_is_reported_in_either_section(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A ledger code not in the year's chart is UNKNOWN_LEDGER_CODE, in either section."""
         body = message(
             sandbox.demo.open_year,
@@ -250,7 +264,9 @@ class TestRules:
         assert (centre_error["position"], centre_error["costCentre"]) == ("2", "ADM")
         assert centre_error["sent"] == "4242"
 
-    async def test_unknown_fund(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_an_unknown_fund_is_reported_with_the_codes_funds(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A fund the ledger code does not have is UNKNOWN_FUND, listing its funds."""
         (error,) = await _refused(sandbox, schemas, _open(sandbox, [fund("5004", "02", "E01")]))
         assert error["code"] == "UNKNOWN_FUND"
@@ -259,7 +275,9 @@ class TestRules:
         assert error["sent"] == "02"
         assert error["expected"] == "a fund of ledger code 5004 (01)"
 
-    async def test_wrong_cfr(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_a_wrong_cfr_code_is_reported(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A CFR code other than the chart's for that ledger code and fund is WRONG_CFR."""
         body = _open(sandbox, [fund("5300", "02", "E19"), fund("5100", "01", "E01")])
         (error,) = await _refused(sandbox, schemas, body)
@@ -310,7 +328,7 @@ class TestRules:
             (b"<FundCode>01</FundCode>", b"", b"CFRCode"),
         ],
     )
-    async def test_schema_errors(
+    async def test_a_budget_breaking_the_schema_imports_nothing(
         self, sandbox: Sandbox, schemas: SchemaRegistry, before: bytes, after: bytes, where: bytes
     ) -> None:
         """A budget that breaks BudgetImport.xsd gets SCHEMA errors and imports nothing."""
@@ -339,7 +357,7 @@ class TestRules:
         errors = await _refused(sandbox, schemas, b"<GLAccounts/>")
         assert [e["code"] for e in errors] == ["SCHEMA"]
 
-    async def test_not_well_formed(self, sandbox: Sandbox) -> None:
+    async def test_a_body_that_is_not_xml_is_400(self, sandbox: Sandbox) -> None:
         """A body that is not XML is 400 problem+json; a DTD is refused the same way."""
         for body in (b"<Message><Header>", b'<!DOCTYPE m [<!ENTITY e "x">]><Message>&e;</Message>'):
             response = await sandbox.send_budget(body)

@@ -20,7 +20,7 @@ ZERO = {
 
 
 class TestStats:
-    async def test_counters(self, sandbox: Sandbox) -> None:
+    async def test_every_request_post_and_note_is_counted(self, sandbox: Sandbox) -> None:
         """Token requests, calls per operation (refused ones too), posts, lines, notes and
         budgets."""
         token = await sandbox.token()

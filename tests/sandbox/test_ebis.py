@@ -92,7 +92,7 @@ def broken_rules(document: DemoDocument) -> set[str]:
 
 
 class TestChecksum:
-    def test_first_worked_example(self) -> None:
+    def test_the_first_worked_example_gives_its_checksum(self) -> None:
         """2026-11-20, one line 1 x 3, goods 7.50: F1 2265, F2 63, 142695 -> 42695."""
         assert ebis.order_checksum(date(2026, 11, 20), [(1, Decimal(3))], Decimal("7.50")) == 42695
         order = ebis.order(
@@ -105,7 +105,7 @@ class TestChecksum:
         assert order.findtext("OrderTotal/GoodsValue") == "7.50"
         assert order.findtext("OrderHead/Checksum") == "42695"
 
-    def test_second_worked_example(self) -> None:
+    def test_the_second_worked_example_gives_its_checksum(self) -> None:
         """2026-01-01, lines 1 x 1 and 2 x 208, goods 834.50: F1 -880, F2 4205, |-3700400|
         -> 00400, written 400."""
         lines = [(1, Decimal(1)), (2, Decimal(208))]
@@ -158,7 +158,9 @@ class TestDemoDocuments:
             expected = set() if document.expected == "valid" else {document.expected}
             assert broken_rules(document) == expected, document.uuid
 
-    def test_profile_schemas(self, schemas: SchemaRegistry) -> None:
+    def test_every_well_formed_demo_document_fits_the_profile_schemas(
+        self, schemas: SchemaRegistry
+    ) -> None:
         """Every well-formed demo order, invoice and credit note fits the gateway's profile
         schemas (the rules are import rules, not schema rules); not_xml does not parse."""
         for document in demo_documents():
@@ -172,7 +174,7 @@ class TestDemoDocuments:
                 continue
             assert schemas.issues(PROFILES[document.doc_type], root) == [], document.uuid
 
-    def test_the_cases(self) -> None:
+    def test_the_demo_holds_valid_documents_a_quote_and_each_broken_rule(self) -> None:
         """The demo holds five valid documents, a quote, and one of each broken rule."""
         expected = [document.expected for document in demo_documents()]
         assert expected.count("valid") == 5

@@ -23,7 +23,7 @@ async def _faults(sandbox: Sandbox, *rules: dict[str, Any]) -> list[dict[str, An
 
 
 class TestFaultKinds:
-    async def test_latency(self, sandbox: Sandbox) -> None:
+    async def test_a_latency_rule_delays_the_answer(self, sandbox: Sandbox) -> None:
         """A latency rule delays the answer, which then comes normally."""
         token = await sandbox.token()
         await _faults(sandbox, rule(kind="latency", latency_ms=300))
@@ -32,7 +32,9 @@ class TestFaultKinds:
         assert response.status == 200
         assert time.monotonic() - started >= 0.3
 
-    async def test_error(self, sandbox: Sandbox) -> None:
+    async def test_an_error_rule_answers_its_status_without_processing(
+        self, sandbox: Sandbox
+    ) -> None:
         """An error rule answers its status without processing the request."""
         token = await sandbox.token()
         await _faults(sandbox, rule(kind="error", status=503))
@@ -72,7 +74,9 @@ class TestFaultKinds:
             await sandbox.get_banks(token)
         assert (await sandbox.control("GET", "/stats"))["requests"]["GetBanks"] == 0
 
-    async def test_garbage(self, sandbox: Sandbox) -> None:
+    async def test_garbage_posts_then_answers_a_body_that_is_not_xml(
+        self, sandbox: Sandbox
+    ) -> None:
         """garbage posts the journal, then answers 200 with a body that is not XML."""
         token = await sandbox.token()
         await _faults(sandbox, rule(kind="garbage"))
@@ -82,7 +86,7 @@ class TestFaultKinds:
             etree.fromstring(await response.read())
         assert len(await sandbox.control("GET", "/journals")) == 1
 
-    async def test_simsid_target(self, sandbox: Sandbox) -> None:
+    async def test_a_simsid_rule_fails_the_token_endpoint_only(self, sandbox: Sandbox) -> None:
         """A simsid rule fails the token endpoint with an OAuth error and leaves FNG alone."""
         token = await sandbox.token()
         await _faults(sandbox, {"target": "simsid", "kind": "error", "status": 503})
@@ -116,7 +120,7 @@ class TestFaultRules:
         (left,) = (await sandbox.control("GET", "/faults"))["rules"]
         assert left["count"] == 2
 
-    async def test_path_filter(self, sandbox: Sandbox) -> None:
+    async def test_a_rule_with_a_path_touches_only_those_requests(self, sandbox: Sandbox) -> None:
         """A rule with a path touches only requests whose path contains it."""
         token = await sandbox.token()
         await _faults(sandbox, rule(kind="error", status=502, path="PostJournals"))

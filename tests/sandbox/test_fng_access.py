@@ -25,7 +25,7 @@ class TestBearerToken:
         response = await sandbox.get_banks()
         assert response.status == 200
 
-    async def test_missing_token(self, sandbox: Sandbox) -> None:
+    async def test_a_missing_token_is_401_with_a_challenge(self, sandbox: Sandbox) -> None:
         """No Authorization header is 401 with a Bearer invalid_token challenge."""
         headers = sandbox.headers("x")
         del headers["Authorization"]
@@ -38,7 +38,7 @@ class TestBearerToken:
         assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
         assert (await _problem(response))["status"] == 401
 
-    async def test_expired_token(self, sandbox: Sandbox) -> None:
+    async def test_an_expired_token_is_401(self, sandbox: Sandbox) -> None:
         """A token whose exp has passed is 401."""
         token = await sandbox.state.simsid.issue_token(
             sandbox.demo.client_id,
@@ -50,7 +50,7 @@ class TestBearerToken:
         assert response.status == 401
         assert "expired" in str((await _problem(response))["detail"])
 
-    async def test_revoked_token(self, sandbox: Sandbox) -> None:
+    async def test_a_revoked_token_is_401_and_a_new_one_works(self, sandbox: Sandbox) -> None:
         """After revoke-tokens every earlier token is 401, and a new one works."""
         token = await sandbox.token()
         revoked = await sandbox.control("POST", "/revoke-tokens")
@@ -58,14 +58,14 @@ class TestBearerToken:
         assert (await sandbox.get_banks(token)).status == 401
         assert (await sandbox.get_banks(await sandbox.token())).status == 200
 
-    async def test_bad_signature(self, sandbox: Sandbox) -> None:
+    async def test_a_token_signed_by_another_key_is_401(self, sandbox: Sandbox) -> None:
         """The same claims signed by another key under the sandbox's kid are 401."""
         token = await sandbox.token()
         decoded = jwt.decode(token, sandbox.state.simsid.signing_key)
         forged = jwt.encode(decoded.header, decoded.claims, RSAKey.generate_key(2048))
         assert (await sandbox.get_banks(forged)).status == 401
 
-    async def test_tampered_claims(self, sandbox: Sandbox) -> None:
+    async def test_tampered_claims_are_401(self, sandbox: Sandbox) -> None:
         """A token whose payload was changed after signing is 401."""
         header, payload, signature = (await sandbox.token()).split(".")
         other = (await sandbox.token()).split(".")[1]
@@ -73,7 +73,7 @@ class TestBearerToken:
         assert (await sandbox.get_banks(f"{header}.{other[:-2]}xx.{signature}")).status == 401
         assert (await sandbox.get_banks(f"{header}.{other}.{signature}")).status == 401
 
-    async def test_token_of_another_issuer(self, sandbox: Sandbox) -> None:
+    async def test_a_token_of_another_issuer_is_401(self, sandbox: Sandbox) -> None:
         """A token signed by this key but for another issuer is 401."""
         token = await sandbox.state.simsid.issue_token(
             sandbox.demo.client_id, issuer="https://other.example", lifetime=60
@@ -94,17 +94,17 @@ class TestDatabaseKeys:
         assert response.status == 403
         assert (await _problem(response))["status"] == 403
 
-    async def test_wrong_fng_key(self, sandbox: Sandbox) -> None:
+    async def test_a_wrong_fng_key_is_403(self, sandbox: Sandbox) -> None:
         """An X-PSK that is not the database's is 403."""
         response = await sandbox.get_banks(psk=str(uuid.uuid4()))
         assert response.status == 403
 
-    async def test_wrong_partner_key(self, sandbox: Sandbox) -> None:
+    async def test_a_wrong_partner_key_is_403(self, sandbox: Sandbox) -> None:
         """An X-Client-Id that is not the database's is 403, as is a non-GUID."""
         assert (await sandbox.get_banks(client_key=str(uuid.uuid4()))).status == 403
         assert (await sandbox.get_banks(client_key="not-a-guid")).status == 403
 
-    async def test_swapped_keys(self, sandbox: Sandbox) -> None:
+    async def test_swapped_keys_are_403(self, sandbox: Sandbox) -> None:
         """The two keys in each other's header are 403."""
         response = await sandbox.get_banks(
             psk=sandbox.demo.partner_key, client_key=sandbox.demo.fng_key
@@ -118,7 +118,7 @@ class TestDatabaseKeys:
         )
         assert response.status == 200
 
-    async def test_database_of_another_client(self, sandbox: Sandbox) -> None:
+    async def test_another_clients_database_is_403(self, sandbox: Sandbox) -> None:
         """Keys of a database set up for another vendor are 403 with this vendor's token."""
         state = sandbox.state
         await state.simsid.add_client("other-vendor", secret="other secret")
@@ -145,7 +145,9 @@ class TestDatabaseKeys:
             await sandbox.get_banks(other_token, psk=other_fng, client_key=other_partner)
         ).status == 200
 
-    async def test_partner_key_rotation(self, sandbox: Sandbox) -> None:
+    async def test_after_rotation_the_old_partner_key_is_403_and_the_new_one_works(
+        self, sandbox: Sandbox
+    ) -> None:
         """Once the set-up holds a new partner key, the old one is 403 and the new one works."""
         new_key = str(uuid.uuid4())
         await sandbox.state.databases.set_partner_key(sandbox.demo.database_id, new_key)

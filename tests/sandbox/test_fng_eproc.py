@@ -147,7 +147,7 @@ class TestDocumentIntake:
                 assert response.content_type == "application/problem+json"
         assert len(await sandbox.state.procurement.documents()) == 3
 
-    async def test_parameters(self, sandbox: Sandbox) -> None:
+    async def test_source_document_id_and_type_are_required(self, sandbox: Sandbox) -> None:
         """source, documentId (each at most 100 characters) and a known type are required."""
         token = await sandbox.token()
         for params in (
@@ -167,7 +167,7 @@ class TestDocumentIntake:
             assert response.status == 400, params
         assert await sandbox.state.procurement.documents() == []
 
-    async def test_xml_content_type(self, sandbox: Sandbox) -> None:
+    async def test_a_body_not_sent_as_xml_is_415(self, sandbox: Sandbox) -> None:
         """A body that is not sent as XML is 415."""
         response = await deliver(sandbox, ORDER, content_type="text/plain")
         assert response.status == 415
@@ -214,7 +214,7 @@ class TestAuthorisedOrders:
                 sandbox.demo.database_id, "no-such"
             )
 
-    async def test_unknown_order(self, sandbox: Sandbox) -> None:
+    async def test_marking_an_unknown_order_is_404(self, sandbox: Sandbox) -> None:
         """Marking an order the database does not have is 404."""
         response = await mark_sent(sandbox, "no-such-order")
         assert response.status == 404
@@ -368,7 +368,9 @@ class TestAccess:
         (order,) = await sandbox.state.procurement.authorised_orders()
         assert order["state"] == "pending"
 
-    async def test_counters(self, sandbox: Sandbox) -> None:
+    async def test_every_call_is_counted_and_documents_and_orders_once(
+        self, sandbox: Sandbox
+    ) -> None:
         """Each call is counted, refused ones too; documents and sent orders once each."""
         token = await sandbox.token()
         await deliver(sandbox, ORDER, token=token)

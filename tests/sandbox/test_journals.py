@@ -32,7 +32,9 @@ async def _assert_nothing_posted(sandbox: Sandbox) -> None:
 
 
 class TestGetBanks:
-    async def test_demo_banks(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_the_demo_has_three_banks_with_nothing_posted(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """The demo's three banks, nothing posted yet, in a document valid against Banks.xsd."""
         response = await sandbox.get_banks()
         assert response.status == 200
@@ -172,7 +174,9 @@ class TestRules:
         await _assert_nothing_posted(sandbox)
         return error
 
-    async def test_control_total(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_a_wrong_control_total_is_reported(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A control total other than the bank's net is CONTROL_TOTAL, expected vs sent."""
         result = await sandbox.post_journal(sample(control_total="5"))
         assert schemas.issues("ejournal/Results.xsd", result) == []
@@ -185,7 +189,7 @@ class TestRules:
         assert "0.00" in error["text"]
         await _assert_nothing_posted(sandbox)
 
-    async def test_row_version(self, sandbox: Sandbox) -> None:
+    async def test_a_sections_row_version_must_follow_the_last_one(self, sandbox: Sandbox) -> None:
         """A section's lastRowVersion must be the last one plus its transactions."""
         error = await self._single_error(sandbox, sample(orders_version="2"))
         assert error["code"] == "ROW_VERSION"
@@ -202,7 +206,7 @@ class TestRules:
         assert error["code"] == "LINE_COUNT"
         assert (error["expected"], error["sent"]) == ("2", "3")
 
-    async def test_unmapped_bank(self, sandbox: Sandbox) -> None:
+    async def test_an_unmapped_bank_is_reported(self, sandbox: Sandbox) -> None:
         """A bank not mapped for the payment system is UNMAPPED_BANK."""
         error = await self._single_error(sandbox, control_accounts(bank("BK9")))
         assert error["code"] == "UNMAPPED_BANK"
@@ -232,7 +236,7 @@ class TestRules:
             ("UNMAPPED_SURCHARGE", "Orders", order(grossSurcharge="0.20"), ""),
         ],
     )
-    async def test_unmapped_codes(
+    async def test_every_code_must_be_mapped(
         self, sandbox: Sandbox, code: str, section: str, txn: str, sent: str
     ) -> None:
         """Each product, VAT, charge and surcharge code must be mapped for the payment system."""
@@ -249,7 +253,7 @@ class TestRules:
         error = await self._single_error(sandbox, control_accounts(bank("BK1"), system="OTHER"))
         assert (error["code"], error["sent"]) == ("UNKNOWN_SYSTEM", "OTHER")
 
-    async def test_duplicate_submission(self, sandbox: Sandbox) -> None:
+    async def test_a_submission_posted_before_is_a_duplicate(self, sandbox: Sandbox) -> None:
         """A submission id already posted is DUPLICATE_SUBMISSION, even if otherwise valid."""
         await sandbox.post_journal(FMS_SAMPLE_JOURNAL)
         again = control_accounts(bank("BK2", Orders=("1", [order()])), submission_id="0071")
@@ -281,7 +285,9 @@ class TestRules:
         ]
         await _assert_nothing_posted(sandbox)
 
-    async def test_schema_errors(self, sandbox: Sandbox, schemas: SchemaRegistry) -> None:
+    async def test_a_journal_breaking_the_schema_posts_nothing(
+        self, sandbox: Sandbox, schemas: SchemaRegistry
+    ) -> None:
         """A document that breaks ControlAccounts.xsd gets SCHEMA errors and posts nothing."""
         body = FMS_SAMPLE_JOURNAL.replace(b'grossAmount="9.000000" vat=', b'grossAmount="0" vat=')
         result = await sandbox.post_journal(body)
@@ -299,7 +305,7 @@ class TestRules:
         result = await sandbox.post_journal(b"<Banks/>")
         assert [e["code"] for e in errors_of(result)] == ["SCHEMA"]
 
-    async def test_not_well_formed(self, sandbox: Sandbox) -> None:
+    async def test_a_body_that_is_not_xml_is_400(self, sandbox: Sandbox) -> None:
         """A body that is not XML is 400 problem+json."""
         response = await sandbox.post(b"<ControlAccounts><Header")
         assert response.status == 400
@@ -367,7 +373,7 @@ class TestAuditMessages:
         assert message["database_id"] == sandbox.demo.database_id
         assert message["received_at"]
 
-    async def test_message_too_long(self, sandbox: Sandbox) -> None:
+    async def test_a_message_too_long_is_refused(self, sandbox: Sandbox) -> None:
         """More than 4000 characters is refused with an error and not stored."""
         status, body = await self._post(
             sandbox, b"<AuditMessage>" + b"x" * 4001 + b"</AuditMessage>"

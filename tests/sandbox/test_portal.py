@@ -90,7 +90,7 @@ class TestWsdl:
         text = await asyncio.to_thread(service.FetchIndex, _soapheaders=[header])
         assert index_ids(text)[0] == "demo-order-1"
 
-    async def test_unknown_portal(self, sandbox: Sandbox) -> None:
+    async def test_an_unknown_portal_is_404(self, sandbox: Sandbox) -> None:
         """A portal that was never opened is 404, for its WSDL and its calls alike."""
         path = "/portals/nobody/EProcurementService.asmx"
         assert (await sandbox.client.get(f"{path}?wsdl")).status == 404
@@ -98,7 +98,7 @@ class TestWsdl:
 
 
 class TestFetching:
-    async def test_fetch_index(
+    async def test_fetch_index_lists_every_unprocessed_document_oldest_first(
         self, sandbox: Sandbox, portal: Portal, schemas: SchemaRegistry
     ) -> None:
         """FetchIndex lists every unprocessed document, oldest first, as a valid doclist."""
@@ -115,7 +115,9 @@ class TestFetching:
         text = await portal.call("FetchIndex")
         assert text.startswith('<?xml version="1.0" encoding="utf-16"?><doclist>')
 
-    async def test_fetch_doc(self, sandbox: Sandbox, portal: Portal) -> None:
+    async def test_fetch_doc_returns_the_document_and_leaves_it_unprocessed(
+        self, sandbox: Sandbox, portal: Portal
+    ) -> None:
         """FetchDoc returns the document exactly as queued and leaves it unprocessed."""
         stored = (await sandbox.state.portals.describe("demo-supplier"))["documents"][0]
         assert await portal.call("FetchDoc", stored["uuid"]) == stored["xml"]
@@ -160,7 +162,9 @@ class TestFetching:
         assert counters["documents_acknowledged"] == 2
         assert counters["calls"]["UpdateDocumentStatus"] == 3
 
-    async def test_reset_all(self, sandbox: Sandbox, portal: Portal) -> None:
+    async def test_reset_all_marks_every_document_unprocessed(
+        self, sandbox: Sandbox, portal: Portal
+    ) -> None:
         """ResetAll marks every document unprocessed, answers true, and is counted."""
         await portal.call("UpdateDocumentStatus", "demo-order-1", True)
         assert await portal.call("ResetAll") is True
@@ -170,24 +174,28 @@ class TestFetching:
 
 
 class TestExceptions:
-    async def test_wrong_password(self, sandbox: Sandbox, portal: Portal) -> None:
+    async def test_a_wrong_password_is_an_authentication_exception(
+        self, sandbox: Sandbox, portal: Portal
+    ) -> None:
         """A wrong password is an AuthenticationException, and the call is still counted."""
         message = await _fault(portal.call("FetchIndex", password="wrong"))
         assert message.startswith("AuthenticationException:")
         assert (await _calls(sandbox))["FetchIndex"] == 1
 
-    async def test_wrong_username(self, portal: Portal) -> None:
+    async def test_another_users_name_is_an_authentication_exception(self, portal: Portal) -> None:
         """Another user's name with the right password is an AuthenticationException."""
         message = await _fault(portal.call("FetchDoc", "demo-order-1", username="someone"))
         assert message.startswith("AuthenticationException:")
 
-    async def test_missing_auth_header(self, portal: Portal) -> None:
+    async def test_a_call_without_auth_header_is_an_authentication_exception(
+        self, portal: Portal
+    ) -> None:
         """A call without the AuthHeader is an AuthenticationException."""
         message = await _fault(portal.call("ChangePassword", authenticate=False))
         assert message.startswith("AuthenticationException:")
 
     @pytest.mark.parametrize("method", ["FetchDoc", "UpdateDocumentStatus"])
-    async def test_unknown_document(self, portal: Portal, method: str) -> None:
+    async def test_an_unknown_document_does_not_exist(self, portal: Portal, method: str) -> None:
         """An unknown DocID is a DocumentNotExistException."""
         args: tuple[Any, ...] = ("no-such-document",)
         if method == "UpdateDocumentStatus":
@@ -195,7 +203,7 @@ class TestExceptions:
         message = await _fault(portal.call(method, *args))
         assert message.startswith("DocumentNotExistException:")
 
-    async def test_document_of_another_user(
+    async def test_another_users_document_does_not_exist(
         self, sandbox: Sandbox, portal: Portal, wsdl_client: zeep.Client
     ) -> None:
         """A document of another portal's user does not exist for this one."""
@@ -207,7 +215,7 @@ class TestExceptions:
         message = await _fault(portal.call("FetchDoc", "theirs"))
         assert message.startswith("DocumentNotExistException:")
 
-    async def test_fault_in_soap12(self, sandbox: Sandbox) -> None:
+    async def test_a_soap12_caller_gets_a_soap12_fault(self, sandbox: Sandbox) -> None:
         """A SOAP 1.2 caller gets a SOAP 1.2 fault: Sender, with the Type:Message reason."""
         body = soap12_envelope("FetchIndex", username="demo-primary", password="wrong")
         response = await sandbox.client.post(
@@ -349,7 +357,9 @@ class TestSoapDetails:
         root = etree.fromstring(await response.read())
         assert root.tag == f"{{{SOAP11_ENV}}}Envelope"
 
-    async def test_unqualified_auth_header(self, sandbox: Sandbox, portal: Portal) -> None:
+    async def test_an_unqualified_auth_header_is_not_read(
+        self, sandbox: Sandbox, portal: Portal
+    ) -> None:
         """AuthHeader children outside the service's namespace are not read, as ASMX's
         serializer does not read them."""
         body = (
@@ -364,7 +374,7 @@ class TestSoapDetails:
 
 
 class TestPortalFaults:
-    async def test_rule_on_one_portal(
+    async def test_a_rule_on_one_portal_leaves_another_alone(
         self, sandbox: Sandbox, portal: Portal, wsdl_client: zeep.Client
     ) -> None:
         """A fault rule with one portal's path fails that portal and leaves another alone."""
@@ -385,7 +395,9 @@ class TestPortalFaults:
         await sandbox.control("PUT", "/faults", {"rules": [{"target": "portal", "kind": "error"}]})
         assert (await sandbox.get_banks()).status == 200
 
-    async def test_latency(self, sandbox: Sandbox, portal: Portal) -> None:
+    async def test_a_latency_rule_delays_the_portals_answer(
+        self, sandbox: Sandbox, portal: Portal
+    ) -> None:
         """A latency rule delays a portal's answer, which then comes normally."""
         rule = {"target": "portal", "kind": "latency", "latency_ms": 300}
         await sandbox.control("PUT", "/faults", {"rules": [rule]})
@@ -413,7 +425,9 @@ class TestPortalFaults:
             await portal.call("UpdateDocumentStatus", "demo-order-1", True)
         assert "demo-order-1" not in index_ids(await portal.call("FetchIndex"))
 
-    async def test_garbage(self, sandbox: Sandbox, portal: Portal) -> None:
+    async def test_garbage_does_the_work_then_answers_a_body_that_is_not_xml(
+        self, sandbox: Sandbox, portal: Portal
+    ) -> None:
         """garbage does the work, then answers 200 with a body that is not XML."""
         await sandbox.control(
             "PUT", "/faults", {"rules": [{"target": "portal", "kind": "garbage"}]}

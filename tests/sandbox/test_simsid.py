@@ -163,7 +163,7 @@ class TestGrant:
         assert response.status == 400
         assert (await response.json())["error"] == "invalid_request"
 
-    async def test_only_client_credentials(self, sandbox: Sandbox) -> None:
+    async def test_other_grant_types_are_unsupported(self, sandbox: Sandbox) -> None:
         """Other grant types are unsupported_grant_type."""
         response = await self._token_request(sandbox, grant_type="password", scope="fngapi")
         assert response.status == 400
@@ -193,7 +193,7 @@ class TestGrant:
 
 
 class TestTokensAndKeys:
-    async def test_discovery_document(self, sandbox: Sandbox) -> None:
+    async def test_discovery_names_the_issuer_and_its_endpoints(self, sandbox: Sandbox) -> None:
         """Discovery names this issuer, its token endpoint, JWKS, methods and grant."""
         response = await sandbox.client.get("/.well-known/openid-configuration")
         document = await response.json()
@@ -223,7 +223,9 @@ class TestTokensAndKeys:
         assert claims["nbf"] == claims["iat"] <= time.time() < claims["exp"]
         assert claims["jti"]
 
-    async def test_fixed_issuer(self, state: SandboxState, aiohttp_client: Any) -> None:
+    async def test_a_fixed_issuer_is_used_whatever_the_host(
+        self, state: SandboxState, aiohttp_client: Any
+    ) -> None:
         """With issuer= the tokens and discovery use that issuer whatever the Host."""
         demo = await seed_demo(state)
         client = await aiohttp_client(create_sandbox_app(state, issuer="https://simsid.test/"))

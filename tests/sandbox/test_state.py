@@ -25,7 +25,7 @@ async def _database(state: SandboxState, **overrides: str) -> int:
 
 
 class TestSetUp:
-    async def test_only_sqlite(self) -> None:
+    async def test_the_state_is_kept_in_sqlite_only(self) -> None:
         """The sandbox keeps its state in SQLite and says so for any other URL."""
         with pytest.raises(ValueError, match="SQLite"):
             await SandboxState.open("postgresql+asyncpg://localhost/sandbox")
@@ -45,12 +45,12 @@ class TestSetUp:
         with pytest.raises(ValueError):
             await _database(state, fng_key="not-a-guid")
 
-    async def test_school_numbers(self, state: SandboxState) -> None:
+    async def test_school_numbers_have_three_and_four_digits(self, state: SandboxState) -> None:
         """An LA number has three digits and an establishment number four."""
         with pytest.raises(ValueError):
             await _database(state, la_number="12")
 
-    async def test_mapping_kinds(self, state: SandboxState) -> None:
+    async def test_mappings_are_of_the_kinds_fms_knows(self, state: SandboxState) -> None:
         """Mappings are of the kinds FMS knows."""
         database_id = await _database(state)
         with pytest.raises(ValueError, match="colour"):
@@ -63,7 +63,7 @@ class TestSetUp:
 
 
 class TestBudgetPlanningSetUp:
-    async def test_year_description(self, state: SandboxState) -> None:
+    async def test_a_year_description_has_one_to_nine_characters(self, state: SandboxState) -> None:
         """A year description has one to nine characters."""
         database_id = await _database(state)
         with pytest.raises(ValueError, match="1 to 9"):
@@ -97,12 +97,14 @@ class TestBudgetPlanningSetUp:
             database_id, "2027/28", date(2027, 4, 1), closed=False
         )
 
-    async def test_year_of_unknown_database(self, state: SandboxState) -> None:
+    async def test_a_year_of_an_unknown_database_is_a_lookup_error(
+        self, state: SandboxState
+    ) -> None:
         """A year for a database that does not exist is a LookupError."""
         with pytest.raises(LookupError):
             await state.planning.add_financial_year(404, "2026/27", date(2026, 4, 1), closed=False)
 
-    async def test_ledger_codes(self, state: SandboxState) -> None:
+    async def test_ledger_codes_need_a_known_year_and_type(self, state: SandboxState) -> None:
         """Ledger codes need a known year and type, and appear once per chart."""
         database_id = await _database(state)
         await state.planning.add_financial_year(

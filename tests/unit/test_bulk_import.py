@@ -75,19 +75,19 @@ class TestGoodFiles:
 
 
 class TestBadFiles:
-    def test_an_empty_file(self) -> None:
+    def test_an_empty_file_needs_a_header(self) -> None:
         assert problems("") == [(1, "the file is empty: it needs a header row")]
 
-    def test_a_header_and_no_rows(self) -> None:
+    def test_a_header_without_rows_is_refused(self) -> None:
         assert problems(HEADER + "\n\n") == [(1, "the file has a header but no rows")]
 
-    def test_a_header_lacking_columns_or_naming_others(self) -> None:
+    def test_a_header_lacking_columns_or_naming_others_is_refused(self) -> None:
         found = problems("name,la_number,establishment_number,city\n" + "x,123,4567,y\n")
         assert [line for line, _ in found] == [1, 1]
         assert found[0][1].startswith("the header lacks duns, language, currency, database,")
         assert found[1][1].startswith("the header has unknown columns: 'city'")
 
-    def test_a_row_with_too_few_values(self) -> None:
+    def test_a_row_with_too_few_values_is_refused(self) -> None:
         assert problems(f"{HEADER}\nHill,123,4567\n") == [
             (2, "3 values where the header has 10 columns")
         ]
@@ -111,7 +111,9 @@ class TestBadFiles:
             ({"partner_key": "1234"}, "partner_key is not a GUID"),
         ],
     )
-    def test_a_wrong_value(self, values: dict[str, str], message: str) -> None:
+    def test_a_wrong_value_is_told_with_its_line(
+        self, values: dict[str, str], message: str
+    ) -> None:
         text = f"{HEADER}\n{line(establishment_number='0001')}\n{line(**values)}\n"
         assert problems(text) == [(3, message)]
 
@@ -121,13 +123,13 @@ class TestBadFiles:
 
 
 class TestRowsAgainstEachOther:
-    def test_the_same_school_database_twice(self) -> None:
+    def test_the_same_school_database_twice_is_refused(self) -> None:
         text = f"{HEADER}\n{line()}\n{line(fng_key=PARTNER, partner_key=FNG)}\n"
         assert problems(text) == [
             (3, "school 123/4567's database 'Public funds' is also on line 2")
         ]
 
-    def test_the_same_keys_twice(self) -> None:
+    def test_a_key_on_two_lines_is_refused(self) -> None:
         other = "16fd2706-8baf-433b-82eb-8c7fada847da"
         text = (
             f"{HEADER}\n{line()}\n"
@@ -139,7 +141,7 @@ class TestRowsAgainstEachOther:
             (4, "the FNG key is also on line 2"),
         ]
 
-    def test_one_school_described_two_ways(self) -> None:
+    def test_one_school_described_two_ways_is_refused(self) -> None:
         other = "16fd2706-8baf-433b-82eb-8c7fada847da"
         text = (
             f"{HEADER}\n{line()}\n"
@@ -148,7 +150,7 @@ class TestRowsAgainstEachOther:
         )
         assert problems(text) == [(3, "school 123/4567 has a different name, currency on line 2")]
 
-    def test_two_databases_of_one_school(self) -> None:
+    def test_two_databases_of_one_school_are_two_rows(self) -> None:
         other = "16fd2706-8baf-433b-82eb-8c7fada847da"
         rows = parse_school_rows(
             f"{HEADER}\n{line()}\n{line(database='Trips', fng_key=other, partner_key='')}\n"

@@ -100,7 +100,7 @@ class TestTolerance:
     def test_off_by_one_accepted_off_by_two_refused(self, sent: int, ok: bool) -> None:
         assert within_tolerance(sent, 34885) is ok
 
-    def test_neighbours_across_the_wrap(self) -> None:
+    def test_neighbours_across_the_wrap_are_within_tolerance(self) -> None:
         assert within_tolerance(99_999, 0) and within_tolerance(0, 99_999)
         assert not within_tolerance(99_998, 0)
 

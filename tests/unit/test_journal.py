@@ -39,7 +39,7 @@ class TestLocalRules:
         assert journal is None
         assert [(e.code, e.expected, e.sent) for e in errors] == [("LINE_COUNT", "2", "3")]
 
-    def test_ids_unique_per_section(self) -> None:
+    def test_ids_must_be_unique_per_section(self) -> None:
         document = journal_xml(
             [BankEntry("BK1", orders=[Txn("1"), Txn("1")], settlements=[Txn("1")])]
         )
@@ -60,17 +60,17 @@ class TestLocalRules:
             ("ROW_VERSION", "Orders", "at least 2", "1")
         ]
 
-    def test_row_version_not_a_number(self) -> None:
+    def test_a_row_version_that_is_not_a_number_is_refused(self) -> None:
         document = journal_xml([BankEntry("BK1", orders=[Txn("1")], row_versions={"Orders": "x"})])
         assert codes(document) == ["ROW_VERSION"]
 
-    def test_bank_twice(self) -> None:
+    def test_a_bank_twice_is_a_duplicate(self) -> None:
         document = journal_xml(
             [BankEntry("BK1", orders=[Txn("1")]), BankEntry("BK1", orders=[Txn("2")])]
         )
         assert "DUPLICATE_BANK" in codes(document)
 
-    def test_amount_and_date_ranges(self) -> None:
+    def test_amounts_and_dates_out_of_range_are_schema_errors(self) -> None:
         document = sample_journal().replace(
             'grossAmount="9.000000" grossCharges', 'grossAmount="-1" grossCharges'
         )

@@ -13,7 +13,7 @@ LIMITS = Limits(max_bytes=100_000, max_depth=32, max_elements=1_000, max_attribu
 
 
 class TestRefusals:
-    def test_entity_expansion_bomb(self) -> None:
+    def test_an_entity_expansion_bomb_is_refused(self) -> None:
         """A billion-laughs document is refused for its DTD, before any expansion."""
         bomb = (
             b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -26,12 +26,12 @@ class TestRefusals:
         with pytest.raises(XmlRejected, match="document type declarations"):
             parse(bomb, LIMITS)
 
-    def test_external_entity(self) -> None:
+    def test_an_external_entity_is_refused(self) -> None:
         """An entity naming a local file is refused."""
         with pytest.raises(XmlRejected, match="document type declarations"):
             parse(b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>', LIMITS)
 
-    def test_external_dtd(self) -> None:
+    def test_an_external_dtd_is_refused(self) -> None:
         """A DOCTYPE naming a DTD on the network is refused."""
         with pytest.raises(XmlRejected, match="document type declarations"):
             parse(b'<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r/>', LIMITS)
@@ -43,39 +43,39 @@ class TestRefusals:
             parse(deep, LIMITS)
         parse(b"<a>" * 32 + b"</a>" * 32, LIMITS)
 
-    def test_very_deep_nesting(self) -> None:
+    def test_very_deep_nesting_is_refused(self) -> None:
         """A document 100,000 levels deep is refused without exhausting anything."""
         deep = b"<a>" * 100_000 + b"</a>" * 100_000
         limits = Limits(max_bytes=10**7, max_depth=64, max_elements=10**6, max_attributes=10)
         with pytest.raises(XmlRejected):
             parse(deep, limits)
 
-    def test_too_large(self) -> None:
+    def test_a_document_too_large_is_refused(self) -> None:
         with pytest.raises(PayloadTooLarge):
             parse(b"<a>" + b"x" * 100_001 + b"</a>", LIMITS)
 
-    def test_too_many_elements(self) -> None:
+    def test_too_many_elements_are_refused(self) -> None:
         with pytest.raises(XmlRejected, match="more than 1000 elements"):
             parse(b"<r>" + b"<a/>" * 1_001 + b"</r>", LIMITS)
 
-    def test_too_many_attributes(self) -> None:
+    def test_too_many_attributes_are_refused(self) -> None:
         attributes = " ".join(f'a{i}="1"' for i in range(2_001))
         with pytest.raises(XmlRejected, match="attributes"):
             parse(f"<r {attributes}/>".encode(), LIMITS)
 
-    def test_not_well_formed(self) -> None:
+    def test_a_document_not_well_formed_is_refused(self) -> None:
         with pytest.raises(XmlRejected, match="not well-formed"):
             parse(b"<a><b></a>", LIMITS)
 
-    def test_invalid_utf8(self) -> None:
+    def test_invalid_utf8_is_refused(self) -> None:
         with pytest.raises(XmlRejected):
             parse(b'<?xml version="1.0" encoding="utf-8"?><r>\xff\xfe</r>', LIMITS)
 
-    def test_declared_utf16_but_ascii_bytes(self) -> None:
+    def test_utf16_declared_over_ascii_bytes_is_refused(self) -> None:
         with pytest.raises(XmlRejected, match="UTF-16"):
             parse(b'<?xml version="1.0" encoding="utf-16"?><r/>', LIMITS)
 
-    def test_unknown_encoding(self) -> None:
+    def test_an_unknown_encoding_is_refused(self) -> None:
         with pytest.raises(XmlRejected, match="not accepted"):
             parse(b'<?xml version="1.0" encoding="ebcdic-cp-us"?><r/>', LIMITS)
 
@@ -90,14 +90,14 @@ class TestRefusals:
 
 
 class TestAccepted:
-    def test_utf16_with_bom(self) -> None:
+    def test_utf16_with_a_bom_is_read(self) -> None:
         root = parse('<?xml version="1.0" encoding="utf-16"?><r>é</r>'.encode("utf-16"), LIMITS)
         assert root.text == "é"
 
-    def test_utf8_bom(self) -> None:
+    def test_a_utf8_bom_is_skipped(self) -> None:
         assert parse(b"\xef\xbb\xbf<r>x</r>", LIMITS).text == "x"
 
-    def test_latin1(self) -> None:
+    def test_latin1_is_read(self) -> None:
         assert parse(b'<?xml version="1.0" encoding="iso-8859-1"?><r>\xe9</r>', LIMITS).text == "é"
 
     def test_escaped_text_with_declaration(self) -> None:

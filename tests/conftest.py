@@ -10,7 +10,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -210,9 +210,28 @@ async def start_gateway(
     return Gateway(app, server, str(server.make_url("")).rstrip("/"), settings, registered, box)
 
 
+#: Starts a gateway with settings over the tests' own: ``await gateway_with(xml={...})``.
+GatewayWith = Callable[..., Awaitable[Gateway]]
+
+
 @pytest.fixture
-async def gateway(tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox) -> Gateway:
-    return await start_gateway(aiohttp_server, gateway_settings(tmp_path, sandbox), box, sandbox)
+def gateway_with(
+    tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+) -> GatewayWith:
+    """A factory of gateways on the test's sandbox: each keyword is a setting (a section's
+    dict merges with the tests' defaults); ``box`` replaces the test's master keys."""
+
+    async def start(*, box: SecretBox = box, **settings: Any) -> Gateway:
+        return await start_gateway(
+            aiohttp_server, gateway_settings(tmp_path, sandbox, **settings), box, sandbox
+        )
+
+    return start
+
+
+@pytest.fixture
+async def gateway(gateway_with: GatewayWith) -> Gateway:
+    return await gateway_with()
 
 
 @pytest.fixture

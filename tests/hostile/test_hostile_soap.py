@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from xml.sax.saxutils import escape
 
 import aiohttp
 import pytest
 
 from gateway import ns
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox
 from tests.support import auth_header, envelope, operation, sample_journal, strip_declaration
 
 BOMB_DTD = (
@@ -101,15 +99,9 @@ class TestHostileEnvelopes:
         await nothing_reached(sandbox)
 
     async def test_a_body_over_the_limit_is_refused_before_fng(
-        self,
-        tmp_path: Path,
-        sandbox: Sandbox,
-        aiohttp_server: Any,
-        box: SecretBox,
-        http: aiohttp.ClientSession,
+        self, gateway_with: GatewayWith, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
-        settings = gateway_settings(tmp_path, sandbox, xml={"max_bytes": 64 * 1024})
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(xml={"max_bytes": 64 * 1024})
         padding = "x" * (70 * 1024)
         body = operation("PostAuditMessage", message=padding)
         assert_fault(

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox
 from tests.hostile.corpus import (
     SERVICES,
     VERSIONS,
@@ -81,11 +79,8 @@ async def drip(target: Target, framing: str) -> tuple[Answer, float]:
 
 
 @pytest.fixture
-async def impatient(
-    tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
-) -> Gateway:
-    settings = gateway_settings(tmp_path, sandbox, xml={"body_timeout_seconds": TIMEOUT})
-    return await start_gateway(aiohttp_server, settings, box, sandbox)
+async def impatient(gateway_with: GatewayWith) -> Gateway:
+    return await gateway_with(xml={"body_timeout_seconds": TIMEOUT})
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -33,7 +33,7 @@ from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_log, eproc_documents, eproc_orders
 from gateway.tenancy.secrets import SecretBox
 from gateway.tenancy.service import TenancyAdmin
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith
 
 BIN = Path(sys.executable).parent
 GUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -88,11 +88,8 @@ class Admin:
 
 
 @pytest.fixture
-async def admin(
-    tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
-) -> AsyncIterator[Admin]:
-    settings = gateway_settings(tmp_path, sandbox, admin={"enabled": True, "max_body_bytes": 4096})
-    gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+async def admin(gateway_with: GatewayWith) -> AsyncIterator[Admin]:
+    gateway = await gateway_with(admin={"enabled": True, "max_body_bytes": 4096})
     token = await AdminTokens(gateway.app[STORE], "test").create("alice")
     async with aiohttp.ClientSession() as http:
         yield Admin(gateway, http, token)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway import ns
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, add_school, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox, add_school
 from tests.support import Auth, SoapAnswer, budget_operation, budget_xml, soap_call
 
 
@@ -141,15 +139,9 @@ class TestCache:
         assert (await sandbox.stats())["requests"]["ExportGlAccount"] == 2
 
     async def test_fetched_again_after_its_lifetime(
-        self,
-        tmp_path: Path,
-        sandbox: Sandbox,
-        aiohttp_server: Any,
-        box: SecretBox,
-        http: aiohttp.ClientSession,
+        self, gateway_with: GatewayWith, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
-        settings = gateway_settings(tmp_path, sandbox, budget={"cache_seconds": 1})
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(budget={"cache_seconds": 1})
         body = budget_operation("GetFinancialYears")
         await call(http, gateway, body)
         await call(http, gateway, body)

@@ -10,7 +10,6 @@ import asyncio
 import logging
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,8 +21,7 @@ from gateway.eproc.admin import EprocAdmin
 from gateway.sandbox import ebis
 from gateway.sandbox.fng.procurement import generated_order
 from gateway.store.tables import eproc_documents, eproc_orders, portals, schools
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox
 
 
 async def run_once(gateway: Gateway) -> None:
@@ -273,15 +271,9 @@ class TestRecovery:
 
 class TestPortalIsolation:
     async def test_broken_portals_do_not_hold_up_the_others(
-        self,
-        tmp_path: Path,
-        sandbox: Sandbox,
-        aiohttp_server: Any,
-        box: SecretBox,
-        caplog: pytest.LogCaptureFixture,
+        self, gateway_with: GatewayWith, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
     ) -> None:
-        settings = gateway_settings(tmp_path, sandbox, eproc={"call_timeout_seconds": 2.0})
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(eproc={"call_timeout_seconds": 2.0})
         demo = sandbox.demo
         await add_portals(gateway, sandbox, "refusing", "slow", "garbled")
         await sandbox.state.portals.set_switches("refusing", refuse_auth=True)
@@ -325,10 +317,9 @@ class TestPortalIsolation:
         }
 
     async def test_a_round_polls_every_due_portal_once_however_few_the_slots(
-        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+        self, gateway_with: GatewayWith, sandbox: Sandbox
     ) -> None:
-        settings = gateway_settings(tmp_path, sandbox, eproc={"max_concurrent_portals": 1})
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(eproc={"max_concurrent_portals": 1})
         await add_portals(gateway, sandbox, "second", "third")
         await due_now(gateway)
         await gateway.app[SCHEDULER].run_once()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,7 @@ from gateway.errors import RegistryError
 from gateway.sandbox import ebis
 from gateway.sandbox.portal.portals import NewDocument, portal_path
 from gateway.store.tables import eproc_documents, eproc_orders, portals
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox
 from tests.integration.test_eproc import documents_in_fng, due_now, expected, ledger, run_once
 
 LONG_ID = "L" * 150
@@ -163,12 +161,11 @@ class TestOrdersGoAtOnce:
         assert row.failures == 1 and row.last_error.startswith("PORTAL_GARBAGE")
 
     async def test_orders_keep_their_own_clock(
-        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+        self, gateway_with: GatewayWith, sandbox: Sandbox
     ) -> None:
         """A portal whose index is backed off for an hour still gets an order authorised now,
         at the next orders round, without its index being read."""
-        settings = gateway_settings(tmp_path, sandbox, eproc={"orders_seconds": 45.0})
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(eproc={"orders_seconds": 45.0})
         name = sandbox.demo.portal_name
         await run_once(gateway)
         row = await portal_row(gateway, name)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,8 +20,7 @@ from lxml import etree
 from gateway.app import STORE
 from gateway.sandbox import ebis
 from gateway.store.tables import eproc_documents, eproc_orders, schools
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox
 from tests.integration.test_eproc import due_now, ledger, run_once
 
 DAY = date(2026, 11, 20)
@@ -172,13 +170,6 @@ async def mismatches(gateway: Gateway, sandbox: Sandbox, direction: str) -> floa
     return 0.0
 
 
-async def gateway_with(
-    tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox, **eproc: Any
-) -> Gateway:
-    settings = gateway_settings(tmp_path, sandbox, eproc=eproc)
-    return await start_gateway(aiohttp_server, settings, box, sandbox)
-
-
 class TestDecimalSeparator:
     async def test_a_comma_document_imports_with_its_values(
         self, gateway: Gateway, sandbox: Sandbox
@@ -278,11 +269,9 @@ class TestHandshakeCodes:
         assert entries[second] == ("quarantined", "handshake_codes")
 
     async def test_waived_for_portals_relying_on_duns(
-        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+        self, gateway_with: GatewayWith, sandbox: Sandbox
     ) -> None:
-        gateway = await gateway_with(
-            tmp_path, sandbox, aiohttp_server, box, require_handshake_codes=False
-        )
+        gateway = await gateway_with(eproc={"require_handshake_codes": False})
         order = remove(
             content_order(sandbox, "WEB-H3"), "Supplier/SupplierReferences/BuyersCodeForSupplier"
         )
@@ -326,9 +315,9 @@ class TestChecksumPolicy:
         assert (await orders(gateway))[order_id][:2] == ("quarantined", "checksum")
 
     async def test_warn_imports_sends_and_counts(
-        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+        self, gateway_with: GatewayWith, sandbox: Sandbox
     ) -> None:
-        gateway = await gateway_with(tmp_path, sandbox, aiohttp_server, box, checksum_policy="warn")
+        gateway = await gateway_with(eproc={"checksum_policy": "warn"})
         await poll(gateway)  # the demo portal's own documents first
         before = {direction: await mismatches(gateway, sandbox, direction) for direction in IN_OUT}
         uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-K2", checksum_offset=2))
@@ -342,9 +331,9 @@ class TestChecksumPolicy:
             assert await mismatches(gateway, sandbox, direction) == before[direction] + 1
 
     async def test_off_imports_and_sends_without_counting(
-        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+        self, gateway_with: GatewayWith, sandbox: Sandbox
     ) -> None:
-        gateway = await gateway_with(tmp_path, sandbox, aiohttp_server, box, checksum_policy="off")
+        gateway = await gateway_with(eproc={"checksum_policy": "off"})
         uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-K3", checksum_offset=2))
         order_id = await authorise(sandbox, authorised_order(sandbox, "PO-K3", checksum_offset=2))
         await poll(gateway)

@@ -6,13 +6,10 @@ The sandbox counts what it receives and what it posts; those counts are the proo
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox
 from tests.support import errors_of, post_journals_body, sample_journal, soap_call
 
 
@@ -109,16 +106,10 @@ class TestLostAnswers:
         assert (stats["posted_submissions"], stats["requests"]["PostJournals"]) == (1, 1)
 
     async def test_timeout_while_fng_is_slow(
-        self,
-        tmp_path: Path,
-        sandbox: Sandbox,
-        aiohttp_server: Any,
-        box: SecretBox,
-        http: aiohttp.ClientSession,
+        self, gateway_with: GatewayWith, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         """The gateway gives up waiting; FNG posts later; the retry finds it posted."""
-        settings = gateway_settings(tmp_path, sandbox, fng={"timeout_seconds": 0.5})
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(fng={"timeout_seconds": 0.5})
         await sandbox.faults(
             {
                 "target": "fng",

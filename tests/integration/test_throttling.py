@@ -28,7 +28,7 @@ from gateway.app import STORE
 from gateway.config import AuthSettings
 from gateway.tenancy.model import Interface
 from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, own_redis_database, start_gateway
+from tests.conftest import Gateway, GatewayWith, own_redis_database
 from tests.support import COMMAND, Auth, SoapAnswer, basic, cli_environment, operation, soap_call
 
 GET_BANKS = operation("GetBanks", systemIdentifier="TPPCS")
@@ -100,7 +100,7 @@ LIMITS = {
 
 @pytest.fixture(params=["sqlite+memory", "postgresql+redis"])
 async def lockouts(
-    request: pytest.FixtureRequest, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any
+    request: pytest.FixtureRequest, gateway_with: GatewayWith
 ) -> AsyncIterator[Lockouts]:
     """Both stores, and both places failed logins are counted (process memory, Redis)."""
     overrides: dict[str, Any] = {"auth": LIMITS, "admin": {"enabled": True}}
@@ -108,8 +108,7 @@ async def lockouts(
         overrides["database_url"] = request.getfixturevalue("postgres_url")
         overrides["redis_url"] = await own_redis_database(12)
     key = Fernet.generate_key()
-    settings = gateway_settings(tmp_path, sandbox, **overrides)
-    gateway = await start_gateway(aiohttp_server, settings, SecretBox([key]), sandbox)
+    gateway = await gateway_with(box=SecretBox([key]), **overrides)
     lockouts = Lockouts(gateway, key)
     yield lockouts
     await lockouts.close()
@@ -274,10 +273,7 @@ class TestUnlock:
 
 @pytest.mark.parametrize("shared", ["memory", "redis", "redis-down"])
 async def test_a_lock_ends_with_the_window(
-    tmp_path: Path,
-    sandbox: Sandbox,
-    aiohttp_server: Any,
-    box: SecretBox,
+    gateway_with: GatewayWith,
     http: aiohttp.ClientSession,
     shared: str,
 ) -> None:
@@ -288,9 +284,7 @@ async def test_a_lock_ends_with_the_window(
         overrides["redis_url"] = f"redis://127.0.0.1:{closed_port()}/0"
     if shared == "redis":
         overrides["redis_url"] = await own_redis_database(12)
-    gateway = await start_gateway(
-        aiohttp_server, gateway_settings(tmp_path, sandbox, **overrides), box, sandbox
-    )
+    gateway = await gateway_with(**overrides)
     right = gateway.auth
     wrong = Auth(right.username, "guess", right.database)
     codes = [

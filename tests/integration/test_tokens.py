@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.tenancy.model import AuthMethod
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, add_school, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox, add_school
 from tests.support import Auth, operation, soap_call
 
 GET_BANKS = operation("GetBanks", systemIdentifier="TPPCS")
@@ -25,11 +22,10 @@ async def get_banks(http: aiohttp.ClientSession, gateway: Gateway, auth: Auth | 
 
 class TestSingleFlight:
     async def test_a_thousand_calls_on_a_cold_cache_make_one_token_request(
-        self, tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any, box: SecretBox
+        self, gateway_with: GatewayWith, sandbox: Sandbox
     ) -> None:
         # Client, gateway and sandbox share this test's event loop: allow them the time.
-        settings = gateway_settings(tmp_path, sandbox, fng={"timeout_seconds": 120})
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(fng={"timeout_seconds": 120})
         # A slow token endpoint keeps the whole crowd waiting on the one request in flight.
         await sandbox.faults({"target": "simsid", "kind": "latency", "latency_ms": 500})
         # 250 connections at once (the test server's listen backlog is 100): the crowd is
@@ -54,18 +50,12 @@ class TestRefresh:
         assert (await sandbox.stats())["token_requests"] == 2
 
     async def test_refreshed_in_the_background_before_expiry(
-        self,
-        tmp_path: Path,
-        sandbox: Sandbox,
-        aiohttp_server: Any,
-        box: SecretBox,
-        http: aiohttp.ClientSession,
+        self, gateway_with: GatewayWith, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
         """In its refresh window a token is still served at once while a new one is fetched."""
-        settings = gateway_settings(
-            tmp_path, sandbox, simsid={"refresh_before_seconds": 100, "refresh_jitter_seconds": 0}
+        gateway = await gateway_with(
+            simsid={"refresh_before_seconds": 100, "refresh_jitter_seconds": 0}
         )
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
         await sandbox.token_lifetime(4)  # refresh window opens after 2 s
         assert await get_banks(http, gateway) == "true"
         await sandbox.faults({"target": "simsid", "kind": "latency", "latency_ms": 1000})
@@ -83,23 +73,15 @@ class TestRefresh:
         assert (await sandbox.stats())["token_requests"] == 2
 
     async def test_valid_token_kept_while_simsid_is_down(
-        self,
-        tmp_path: Path,
-        sandbox: Sandbox,
-        aiohttp_server: Any,
-        box: SecretBox,
-        http: aiohttp.ClientSession,
+        self, gateway_with: GatewayWith, sandbox: Sandbox, http: aiohttp.ClientSession
     ) -> None:
-        settings = gateway_settings(
-            tmp_path,
-            sandbox,
+        gateway = await gateway_with(
             simsid={
                 "refresh_before_seconds": 100,
                 "refresh_jitter_seconds": 0,
                 "retry_seconds": 0.3,
-            },
+            }
         )
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
         # The refresh window opens after 6 s; the token is usable for 10.8 s: the margin
         # leaves the five calls below time on a loaded machine.
         await sandbox.token_lifetime(12)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,8 +10,7 @@ import pytest
 from lxml import etree
 
 from gateway import ns
-from gateway.tenancy.secrets import SecretBox
-from tests.conftest import Gateway, Sandbox, gateway_settings, start_gateway
+from tests.conftest import Gateway, GatewayWith, Sandbox
 from tests.support import auth_header, envelope, operation
 
 GET_BANKS = operation("GetBanks", systemIdentifier="TPPCS")
@@ -146,15 +144,9 @@ class TestWsdl:
         assert "evil.example" not in text and f'location="{gateway.soap_url}"' in text
 
     async def test_forwarded_headers_honoured_from_trusted_proxies(
-        self,
-        tmp_path: Path,
-        sandbox: Sandbox,
-        aiohttp_server: Any,
-        box: SecretBox,
-        http: aiohttp.ClientSession,
+        self, gateway_with: GatewayWith, http: aiohttp.ClientSession
     ) -> None:
-        settings = gateway_settings(tmp_path, sandbox, trusted_proxies=("127.0.0.0/8",))
-        gateway = await start_gateway(aiohttp_server, settings, box, sandbox)
+        gateway = await gateway_with(trusted_proxies=("127.0.0.0/8",))
         headers = {
             "X-Forwarded-Host": "gateway.example.org",
             "X-Forwarded-Proto": "https",

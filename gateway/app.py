@@ -228,7 +228,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
             caller = await callers.authenticate(
                 credentials.username,
                 credentials.password,
-                credentials.database_key,
+                credentials.partner_key,
                 interface,
                 credentials.remote,
             )

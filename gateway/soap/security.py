@@ -17,7 +17,9 @@ from gateway.errors import AuthenticationFailed
 class Credentials:
     username: str
     password: str = field(repr=False)
-    database_key: str
+    #: The school database's partner key GUID, as sent (the AuthHeader's ``Database``, the
+    #: plain binding's ``X-School-Key``): the one name it has inside the gateway.
+    partner_key: str
     #: The client's address, for throttling failed logins.
     remote: str | None = None
 
@@ -32,15 +34,15 @@ def _child_text(parent: etree._Element, localname: str) -> str | None:
 def from_soap_headers(headers: Sequence[etree._Element], service_namespace: str) -> Credentials:
     """An ``AuthHeader`` (Username, Password, Database), or a WS-Security UsernameToken
     with the Database in an ``AuthHeader`` or a header element of its own."""
-    username = password = database = None
+    username = password = partner_key = None
     for header in headers:
         qname = etree.QName(header)
         if qname.localname == "AuthHeader" and qname.namespace in (service_namespace, None):
             username = _child_text(header, "Username") or username
             password = _child_text(header, "Password") or password
-            database = _child_text(header, "Database") or database
+            partner_key = _child_text(header, "Database") or partner_key
         elif qname.localname == "Database" and qname.namespace in (service_namespace, None):
-            database = (header.text or "").strip()
+            partner_key = (header.text or "").strip()
         elif qname.namespace == ns.WSSE and qname.localname == "Security":
             token = header.find(f"{{{ns.WSSE}}}UsernameToken")
             if token is None:
@@ -60,12 +62,13 @@ def from_soap_headers(headers: Sequence[etree._Element], service_namespace: str)
         raise AuthenticationFailed(
             "no credentials: send an AuthHeader or a WS-Security UsernameToken"
         )
-    if not database:
+    if not partner_key:
         raise AuthenticationFailed("no database key: send the Database element of the AuthHeader")
-    return Credentials(username=username, password=password, database_key=database)
+    return Credentials(username=username, password=password, partner_key=partner_key)
 
 
-def from_http_basic(authorization: str | None, school_key: str | None) -> Credentials:
+def from_http_basic(authorization: str | None, partner_key: str | None) -> Credentials:
+    """HTTP Basic credentials, and the partner key from the ``X-School-Key`` header."""
     if not authorization or not authorization[:6].lower() == "basic ":
         raise AuthenticationFailed("no credentials: send HTTP Basic authentication")
     try:
@@ -75,6 +78,6 @@ def from_http_basic(authorization: str | None, school_key: str | None) -> Creden
     username, sep, password = decoded.partition(":")
     if not sep or not username:
         raise AuthenticationFailed("the HTTP Basic credentials are malformed")
-    if not school_key:
+    if not partner_key:
         raise AuthenticationFailed("no database key: send the X-School-Key header")
-    return Credentials(username=username, password=password, database_key=school_key.strip())
+    return Credentials(username=username, password=password, partner_key=partner_key.strip())

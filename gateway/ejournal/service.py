@@ -28,7 +28,7 @@ from gateway.errors import (
     ReconciliationFailed,
     UpstreamError,
 )
-from gateway.fng import FngAnswerUnusable, FngClient
+from gateway.fng import FngClient
 from gateway.fng.submissions import post_once
 from gateway.soap.results import replayed
 from gateway.store.ledger import Ledger, LedgerKey, Reconciled, SubmissionConflict
@@ -210,8 +210,6 @@ class EJournalService:
         landed only if every section it carried has reached its row version."""
         try:
             document = await self._fng.get_banks(caller.target, journal.system_identifier)
-        except FngAnswerUnusable:
-            raise
         except UpstreamError as exc:
             raise ReconciliationFailed(
                 f"an earlier attempt of submission {journal.submission_id} has no known outcome "

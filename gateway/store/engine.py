@@ -197,9 +197,14 @@ class _GroupCommit:
                 try:
                     async with self._lock:
                         with unreachable_as_store_unavailable(self._writer.url):
-                            outcomes = await loop.run_in_executor(
-                                self._thread, self._transaction, batch
-                            )
+                            written = loop.run_in_executor(self._thread, self._transaction, batch)
+                            try:
+                                outcomes = await asyncio.shield(written)
+                            except asyncio.CancelledError:
+                                # The lock is held until the thread is out of the transaction.
+                                with contextlib.suppress(Exception):
+                                    await written
+                                raise
                 except Exception as exc:  # the transaction failed: so did every work
                     for queued in batch:
                         if not queued.future.done():
@@ -226,23 +231,20 @@ class _GroupCommit:
         self.counts.works += len(batch)
         with self._writer.begin() as conn:
             for queued in batch:
-                if queued.single_statement:
-                    # SQLite undoes a statement that breaks a constraint, and only it. Anything
-                    # else may leave a half-done work: the transaction fails as a whole.
-                    try:
-                        outcomes.append((True, queued.context.run(queued.work, conn)))
-                    except IntegrityError as exc:
-                        outcomes.append((False, exc))
-                    continue
+                # SQLite undoes a single statement that fails, and only it; a longer work is
+                # undone by its own savepoint.
+                alone = contextlib.nullcontext() if queued.single_statement else conn.begin_nested()
                 try:
-                    with conn.begin_nested():
+                    with alone:
                         value = queued.context.run(queued.work, conn)
-                except DBAPIError as exc:
-                    if not isinstance(exc, IntegrityError):
-                        raise  # the database failed, not the work: so does the transaction
+                except IntegrityError as exc:
                     outcomes.append((False, exc))
+                except DBAPIError:
+                    raise  # the database failed, not the work: so does the transaction
                 except Exception as exc:
-                    outcomes.append((False, exc))  # undone with its savepoint
+                    if queued.single_statement:
+                        raise  # no savepoint undoes what it did before it raised
+                    outcomes.append((False, exc))
                 else:
                     outcomes.append((True, value))
         return outcomes

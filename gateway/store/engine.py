@@ -131,9 +131,10 @@ def unreachable_as_store_unavailable(url: str | URL) -> Iterator[None]:
 @dataclass(slots=True)
 class GroupCommits:
     """What :meth:`Store.transact` has written on SQLite: ``transactions`` committed (or
-    rolled back) and the ``works`` they held."""
+    rolled back), how many of them were ``flushed`` to disk, and the ``works`` they held."""
 
     transactions: int = 0
+    flushed: int = 0
     works: int = 0
 
 
@@ -141,8 +142,13 @@ class GroupCommits:
 class _Queued:
     work: Callable[[Connection], Any]
     single_statement: bool
+    durable: bool
     context: contextvars.Context
     future: asyncio.Future[Any]
+
+
+_FLUSHED: Final = "PRAGMA synchronous=FULL"
+_NOT_FLUSHED: Final = "PRAGMA synchronous=NORMAL"
 
 
 class _GroupCommit:
@@ -151,10 +157,11 @@ class _GroupCommit:
     flush to disk, and one hand-over to the store's thread, instead of one each.
 
     Each caller still gets its own outcome, and only once the transaction holding its work
-    is durable. A work runs in a savepoint of its own, so one that raises is undone alone
-    and its caller gets the exception while the others commit (a single statement needs
-    none: SQLite undoes a failed statement alone). A database error, or a failure of the
-    transaction itself, fails every work in it, and none of them is committed.
+    is committed (and flushed to disk, if any work in it asked to be durable). A work runs
+    in a savepoint of its own, so one that raises is undone alone and its caller gets the
+    exception while the others commit (a single statement needs none: SQLite undoes a
+    failed statement alone). A database error, or a failure of the transaction itself,
+    fails every work in it, and none of them is committed.
 
     Nothing waits for company: a work that finds the writer idle is written at once, so a
     lone caller pays what it did without grouping.
@@ -171,10 +178,14 @@ class _GroupCommit:
         self._writing: asyncio.Task[None] | None = None
         self.counts = GroupCommits()
 
-    async def run(self, work: Callable[[Connection], T], single_statement: bool) -> T:
+    async def run(
+        self, work: Callable[[Connection], T], single_statement: bool, durable: bool
+    ) -> T:
         loop = asyncio.get_running_loop()
         # In a copy of the caller's context, so its log lines keep their request id.
-        queued = _Queued(work, single_statement, contextvars.copy_context(), loop.create_future())
+        queued = _Queued(
+            work, single_statement, durable, contextvars.copy_context(), loop.create_future()
+        )
         self._queue.append(queued)
         if self._writing is None:
             self._writing = loop.create_task(self._write_all())
@@ -225,29 +236,39 @@ class _GroupCommit:
             self._writing = None
 
     def _transaction(self, batch: list[_Queued]) -> list[tuple[bool, Any]]:
-        """On the store's thread: every work of ``batch`` in one transaction."""
-        outcomes: list[tuple[bool, Any]] = []
+        """On the store's thread: every work of ``batch`` in one transaction, flushed to disk
+        when one of them asks for it."""
+        flush = any(queued.durable for queued in batch)
         self.counts.transactions += 1
+        self.counts.flushed += flush
         self.counts.works += len(batch)
-        with self._writer.begin() as conn:
-            for queued in batch:
-                # SQLite undoes a single statement that fails, and only it; a longer work is
-                # undone by its own savepoint.
-                alone = contextlib.nullcontext() if queued.single_statement else conn.begin_nested()
-                try:
-                    with alone:
-                        value = queued.context.run(queued.work, conn)
-                except IntegrityError as exc:
-                    outcomes.append((False, exc))
-                except DBAPIError:
-                    raise  # the database failed, not the work: so does the transaction
-                except Exception as exc:
-                    if queued.single_statement:
-                        raise  # no savepoint undoes what it did before it raised
-                    outcomes.append((False, exc))
-                else:
-                    outcomes.append((True, value))
-        return outcomes
+        with self._writer.connect() as conn:
+            # Chosen outside the transaction, as SQLite requires. In WAL mode a commit not
+            # flushed survives the process and is lost only with the machine, and the next
+            # flushed commit makes it durable too.
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute(_FLUSHED if flush else _NOT_FLUSHED)
+            with conn.begin():
+                return [self._outcome(conn, queued) for queued in batch]
+
+    @staticmethod
+    def _outcome(conn: Connection, queued: _Queued) -> tuple[bool, Any]:
+        """One work's outcome, its changes undone alone if it raises."""
+        # SQLite undoes a single statement that fails, and only it; a longer work is undone
+        # by its own savepoint.
+        alone = contextlib.nullcontext() if queued.single_statement else conn.begin_nested()
+        try:
+            with alone:
+                return True, queued.context.run(queued.work, conn)
+        except IntegrityError as exc:
+            return False, exc
+        except DBAPIError:
+            raise  # the database failed, not the work: so does the transaction
+        except Exception as exc:
+            if queued.single_statement:
+                raise  # no savepoint undoes what it did before it raised
+            return False, exc
 
     async def close(self, dispose: Callable[[], None]) -> None:
         if self._writing is not None:
@@ -310,12 +331,21 @@ class Store:
                     yield conn
 
     async def transact(
-        self, work: Callable[[Connection], T], *, single_statement: bool = False
+        self,
+        work: Callable[[Connection], T],
+        *,
+        single_statement: bool = False,
+        durable: bool = True,
     ) -> T:
         """Run ``work`` in a write transaction (committed when it returns, rolled back if it
-        raises) and return what it returns, once that transaction is durable. ``work`` is
+        raises) and return what it returns, once that transaction is committed. ``work`` is
         synchronous and must not touch the event loop: on SQLite it runs on the store's own
         thread.
+
+        ``durable`` (the default) waits until the commit is flushed to disk. Without it, on a
+        SQLite file, the commit survives the process but not the machine until the next
+        durable one: for records that can be rebuilt, never for a promise made before an
+        action (PostgreSQL flushes every commit).
 
         ``single_statement`` promises that ``work`` executes one statement and raises only
         what that statement raises; the statement is then its own transaction where the
@@ -330,7 +360,7 @@ class Store:
         if self._group is None:
             async with self.write() as conn:
                 return await conn.run_sync(work)
-        return await self._group.run(work, single_statement)
+        return await self._group.run(work, single_statement, durable)
 
     async def ping(self) -> bool:
         try:

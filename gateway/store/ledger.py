@@ -356,7 +356,10 @@ class Ledger:
             values = {"entry_id": entry_id, "entry_owner": self.owner, "new_state": state.value}
             return conn.execute(_RECORD, {**values, "result": result, "now": now}).rowcount
 
-        done = await self._store.transact(record, single_statement=True)
+        # Not waiting for the disk: the claim was, before anything was sent. Should the machine
+        # fail before a later flush, the entry is found in progress, and the next attempt
+        # reconciles it with FNG like any lost answer.
+        done = await self._store.transact(record, single_statement=True, durable=False)
         if done != 1:
             log.error(
                 "a ledger entry's lease was lost before its outcome was recorded",

@@ -319,3 +319,28 @@ class TestGroupCommit:
                 == OK
             )
         assert (counts.transactions, counts.works) == (6, 6)
+
+    async def test_a_claim_is_flushed_to_disk_and_an_outcome_is_not(
+        self, sqlite_store: Store
+    ) -> None:
+        fng = Fng()
+        counts = sqlite_store.group_commits
+        assert counts is not None
+        key = LedgerKey(1, "ejournal", "TPPCS", "F1")
+        assert await make_ledger(sqlite_store).submit(key, "h", "{}", fng.post, fng.reconcile) == OK
+        # The claim, before the post, waited for the disk; the outcome did not.
+        assert (counts.transactions, counts.flushed) == (2, 1)
+
+        def level(conn: sa.Connection) -> int:
+            return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+        full, normal = 2, 1
+        assert await sqlite_store.transact(level) == full
+        assert await sqlite_store.transact(level, durable=False) == normal
+        # Sharing a transaction with a durable work, a work that need not be is flushed too.
+        alone, *shared = await asyncio.gather(
+            sqlite_store.transact(level),
+            sqlite_store.transact(level, durable=False),
+            sqlite_store.transact(level),
+        )
+        assert (alone, shared) == (full, [full, full])

@@ -7,7 +7,11 @@ cannot tell "no such key" from "not yours".
 
 Successful resolutions are kept in process memory for a few seconds (a setting), keyed
 by an HMAC of the credentials under a per-process secret, so the hot path does not pay
-for scrypt or the store on every call. Failures are never cached.
+for scrypt or the store on every call. Failures are never cached. Past those seconds the
+store is read again, but a password already verified against the hash the account still
+has is not hashed again: a payment system posting for hundreds of schools would otherwise
+pay one scrypt (tens of milliseconds of CPU) per school every few seconds. Only a login
+that would succeed skips it, so every refusal still costs the same.
 """
 
 from __future__ import annotations
@@ -85,10 +89,51 @@ class CallerResolver:
         self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
         self._pepper = secrets.token_bytes(32)
         self._pending: dict[bytes, asyncio.Future[tuple[Caller, datetime | None]]] = {}
+        # HMAC of (username, password) -> the password hash that password was verified against.
+        self._verified: OrderedDict[bytes, str] = OrderedDict()
+        #: scrypt verifications run, the dummy hash's included.
+        self.password_checks = 0
 
     def _cache_key(self, username: str, password: str, digest: str, interface: Interface) -> bytes:
-        material = "\0".join((username, password, digest, interface.value)).encode()
-        return hmac.new(self._pepper, material, hashlib.sha256).digest()
+        return self._hmac(username, password, digest, interface.value)
+
+    def _hmac(self, *parts: str) -> bytes:
+        return hmac.new(self._pepper, "\0".join(parts).encode(), hashlib.sha256).digest()
+
+    def _remembers(self, verified: bytes, account: Any, now: datetime) -> bool:
+        """Whether this password was verified against a hash the account still accepts."""
+        known = self._verified.get(verified)
+        if known is None:
+            return False
+        if known == account.password_hash or (
+            known == account.previous_password_hash
+            and account.previous_valid_until is not None
+            and account.previous_valid_until > now
+        ):
+            self._verified.move_to_end(verified)
+            return True
+        del self._verified[verified]
+        return False
+
+    async def _verify_password(self, password: str, account: Any, now: datetime) -> str | None:
+        """The account's password hash that ``password`` matches, or None; for no account,
+        the same work against a dummy hash."""
+        self.password_checks += 1
+        if account is None:
+            await verify_password_async(password, dummy_hash())
+            return None
+        if await verify_password_async(password, account.password_hash):
+            return str(account.password_hash)
+        if (
+            account.previous_password_hash is not None
+            and account.previous_valid_until is not None
+            and account.previous_valid_until > now
+        ):
+            # The password before a change, during its overlap.
+            self.password_checks += 1
+            if await verify_password_async(password, account.previous_password_hash):
+                return str(account.previous_password_hash)
+        return None
 
     async def authenticate(
         self,
@@ -171,18 +216,17 @@ class CallerResolver:
                     ).scalars()
                 )
 
-        password_ok = await verify_password_async(
-            password, account.password_hash if account is not None else dummy_hash()
+        verified = self._hmac(username, password)
+        password_ok = _refusal(account, True, row, now) is None and self._remembers(
+            verified, account, now
         )
-        if (
-            not password_ok
-            and account is not None
-            and account.previous_password_hash is not None
-            and account.previous_valid_until is not None
-            and account.previous_valid_until > now
-        ):
-            # The password before a change, during its overlap.
-            password_ok = await verify_password_async(password, account.previous_password_hash)
+        if not password_ok:
+            matched = await self._verify_password(password, account, now)
+            password_ok = matched is not None
+            if matched is not None:
+                self._verified[verified] = matched
+                while len(self._verified) > self._cache_size:
+                    self._verified.popitem(last=False)
         reason = _refusal(account, password_ok, row, now)
         if reason is not None:
             # For the operator helping an integrator: who, and why; never the password.
@@ -243,6 +287,7 @@ class CallerResolver:
     def forget(self) -> None:
         """Drop every cached resolution (after a change made through this process)."""
         self._cache.clear()
+        self._verified.clear()
 
 
 def _refusal(account: Any, password_ok: bool, row: Any, now: datetime) -> str | None:

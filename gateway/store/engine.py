@@ -5,8 +5,9 @@ synchronous function with :meth:`Store.transact`. On PostgreSQL that is the asyn
 ``run_sync``; on SQLite it is a synchronous engine on a thread of its own, so a transaction
 is one hand-over to that thread rather than several per statement through aiosqlite, which
 made up most of the ledger's cost. On SQLite, concurrent works also share transactions
-(:class:`_GroupCommit`): one flush to disk for a burst of posts. PostgreSQL needs no such
-help: its server already flushes the commits of concurrent connections together.
+(:class:`_GroupCommit`): one flush to disk for a burst of posts. PostgreSQL's server
+already flushes the commits of concurrent connections together; what concurrent writes
+can share there is the statement itself (:class:`Batched`), which the ledger uses.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -54,7 +56,10 @@ def _unavailable(exc: Exception) -> bool:
     return False
 
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 def where(url: str | URL) -> str:
@@ -276,6 +281,104 @@ class _GroupCommit:
                 await self._writing
         await asyncio.get_running_loop().run_in_executor(self._thread, dispose)
         self._thread.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class BatchCounts:
+    """What a :class:`Batched` has run: ``statements`` for ``items``."""
+
+    statements: int = 0
+    items: int = 0
+
+
+class Batched(Generic[Item, T]):
+    """Concurrent calls of one statement, sent as one (PostgreSQL's counterpart of the
+    group commit: its server already flushes concurrent commits together, so what there is
+    to share is the client's work per statement and the round trip).
+
+    ``many`` runs one statement for a list of items and answers each, in order; ``one``
+    runs one item by itself. Items that arrive while a statement is out go in the next; a
+    lone item goes at once, through ``one``. If a statement of several fails, each of its
+    items is run again through ``one``, so a caller gets its own outcome, never a
+    neighbour's failure.
+    """
+
+    #: Items in one statement at most; more wait for the next.
+    MAX_ITEMS: Final = 256
+
+    def __init__(
+        self,
+        store: Store,
+        many: Callable[[Connection, Sequence[Item]], list[T]],
+        one: Callable[[Item], Awaitable[T]],
+    ) -> None:
+        self._store = store
+        self._many = many
+        self._one = one
+        self._queue: list[tuple[Item, asyncio.Future[T]]] = []
+        self._running: asyncio.Task[None] | None = None
+        self.counts = BatchCounts()
+
+    async def __call__(self, item: Item) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append((item, future))
+        if self._running is None:
+            self._running = loop.create_task(self._run_all())
+        try:
+            # Shielded: a cancelled caller's item may be in a statement that runs all the same.
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+
+    async def _run_all(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self.MAX_ITEMS]
+                del self._queue[: self.MAX_ITEMS]
+                self.counts.statements += 1
+                self.counts.items += len(batch)
+                try:
+                    outcomes = await self._outcomes([item for item, _future in batch])
+                except BaseException:  # the loop is going away
+                    for _item, future in batch:
+                        future.cancel()
+                    raise
+                for (_item, future), outcome in zip(batch, outcomes, strict=True):
+                    _settle(future, outcome)
+        finally:
+            self._running = None
+
+    async def _outcomes(self, items: list[Item]) -> list[T | BaseException]:
+        """Each item's answer, or what it raised."""
+        if len(items) > 1:
+            try:
+                answers = await self._store.transact(self._statement(items), single_statement=True)
+            except Exception as exc:
+                log.warning(
+                    "a batched store statement failed (%s); its %d items go one by one",
+                    type(exc).__name__,
+                    len(items),
+                )
+            else:
+                if len(answers) == len(items):
+                    return list(answers)
+        # Alone, the simpler statement is the faster.
+        return await asyncio.gather(*(self._one(item) for item in items), return_exceptions=True)
+
+    def _statement(self, items: Sequence[Item]) -> Callable[[Connection], list[T]]:
+        return lambda conn: self._many(conn, items)
+
+
+def _settle(future: asyncio.Future[Any], outcome: object) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class Store:

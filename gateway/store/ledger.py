@@ -21,7 +21,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import CallerError, GatewayError, OutcomeUnknown, SubmissionInProgress
-from gateway.store.engine import Store
+from gateway.store.engine import BatchCounts, Batched, Store
 from gateway.store.tables import ledger
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,51 @@ _RECORD: Final = (
 )
 
 
+#: PostgreSQL: the claims of concurrent posts as one statement, each item's columns an
+#: array; a submission id already taken is skipped, and claimed with :meth:`Ledger._take`.
+_INSERT_MANY: Final = sa.text(
+    """
+    INSERT INTO ledger (database_id, interface, scope, submission_id, payload_hash,
+                        expectations, state, owner, lease_until, attempts, created_at,
+                        updated_at)
+    SELECT v.database_id, v.interface, v.scope, v.submission_id, v.payload_hash,
+           v.expectations, 'in_progress', :owner, :lease_until, 1, :now, :now
+    FROM unnest(CAST(:database_ids AS integer[]), CAST(:interfaces AS text[]),
+                CAST(:scopes AS text[]), CAST(:submission_ids AS text[]),
+                CAST(:payload_hashes AS text[]), CAST(:expectations AS text[]))
+         AS v(database_id, interface, scope, submission_id, payload_hash, expectations)
+    ON CONFLICT ON CONSTRAINT uq_ledger_submission DO NOTHING
+    RETURNING id, database_id, interface, scope, submission_id
+    """
+)
+#: PostgreSQL: the outcomes of concurrent posts as one statement; an entry whose lease
+#: was lost is left alone and missing from what is returned.
+_RECORD_MANY: Final = sa.text(
+    """
+    UPDATE ledger SET state = v.state, result = v.result, lease_until = :now,
+                      updated_at = :now
+    FROM unnest(CAST(:entry_ids AS integer[]), CAST(:states AS text[]),
+                CAST(:results AS bytea[])) AS v(id, state, result)
+    WHERE ledger.id = v.id AND ledger.owner = :owner AND ledger.state = 'in_progress'
+    RETURNING ledger.id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    key: LedgerKey
+    payload_hash: str
+    expectations: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    entry_id: int
+    state: EntryState
+    result: bytes | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     entry_id: int
@@ -141,6 +186,21 @@ class Ledger:
         self._wait = wait_seconds
         self.owner = uuid.uuid4().hex
         self._finished: dict[LedgerKey, asyncio.Event] = {}
+        # On PostgreSQL the claims and outcomes of concurrent posts go as one statement
+        # each; SQLite shares their transactions instead (the store's group commit).
+        self._claims: Batched[_Claim, _Claimed | None] | None = None
+        self._outcomes: Batched[_Outcome, int] | None = None
+        if store.dialect == "postgresql":
+            self._claims = Batched(store, self._insert_many, self._insert_one)
+            self._outcomes = Batched(store, self._record_many, self._record_one)
+
+    @property
+    def batches(self) -> tuple[BatchCounts, BatchCounts] | None:
+        """How many claims and outcomes went in how many statements (PostgreSQL; None on
+        SQLite, where the store's group commit shares transactions instead)."""
+        if self._claims is None or self._outcomes is None:
+            return None
+        return self._claims.counts, self._outcomes.counts
 
     async def submit(
         self,
@@ -239,17 +299,62 @@ class Ledger:
         self, key: LedgerKey, payload_hash: str, expectations: str
     ) -> _Claimed | bytes | None:
         """Take the entry (a :class:`_Claimed`), or a stored result, or None to wait."""
-        now = datetime.now(UTC)
+        claim = _Claim(key, payload_hash, expectations)
+        claimed = await (self._insert_one if self._claims is None else self._claims)(claim)
+        if claimed is not None:
+            return claimed
+        return await self._store.transact(
+            functools.partial(self._take, key, payload_hash, expectations, datetime.now(UTC))
+        )
+
+    async def _insert_one(self, claim: _Claim) -> _Claimed | None:
+        """A new entry claimed, or None if the submission id is taken already."""
         try:
             return await self._store.transact(
-                functools.partial(self._insert, key, payload_hash, expectations, now),
+                functools.partial(
+                    self._insert,
+                    claim.key,
+                    claim.payload_hash,
+                    claim.expectations,
+                    datetime.now(UTC),
+                ),
                 single_statement=True,
             )
         except IntegrityError:
-            pass
-        return await self._store.transact(
-            functools.partial(self._take, key, payload_hash, expectations, now)
-        )
+            return None
+
+    def _insert_many(self, conn: Connection, claims: Sequence[_Claim]) -> list[_Claimed | None]:
+        """New entries claimed in one statement (PostgreSQL), None for each submission id
+        taken already, or named twice (the second waits for the first, as one process)."""
+        now = datetime.now(UTC)
+        first: dict[LedgerKey, _Claim] = {}
+        for claim in claims:
+            first.setdefault(claim.key, claim)
+        sent = list(first.values())
+        rows = conn.execute(
+            _INSERT_MANY,
+            {
+                "owner": self.owner,
+                "lease_until": now + self._lease,
+                "now": now,
+                "database_ids": [claim.key.database_id for claim in sent],
+                "interfaces": [claim.key.interface for claim in sent],
+                "scopes": [claim.key.scope for claim in sent],
+                "submission_ids": [claim.key.submission_id for claim in sent],
+                "payload_hashes": [claim.payload_hash for claim in sent],
+                "expectations": [claim.expectations for claim in sent],
+            },
+        ).all()
+        inserted = {
+            LedgerKey(row.database_id, row.interface, row.scope, row.submission_id): row.id
+            for row in rows
+        }
+        return [
+            _Claimed(inserted[claim.key], None, claim.payload_hash)
+            if first[claim.key] is claim and claim.key in inserted
+            else None
+            for claim in claims
+        ]
 
     def _insert(
         self, key: LedgerKey, payload_hash: str, expectations: str, now: datetime, conn: Connection
@@ -350,18 +455,47 @@ class Ledger:
             )
 
     async def _finish(self, entry_id: int, state: EntryState, result: bytes | None) -> None:
-        now = datetime.now(UTC)
-
-        def record(conn: Connection) -> int:
-            values = {"entry_id": entry_id, "entry_owner": self.owner, "new_state": state.value}
-            return conn.execute(_RECORD, {**values, "result": result, "now": now}).rowcount
-
-        # Not waiting for the disk: the claim was, before anything was sent. Should the machine
-        # fail before a later flush, the entry is found in progress, and the next attempt
-        # reconciles it with FNG like any lost answer.
-        done = await self._store.transact(record, single_statement=True, durable=False)
+        outcome = _Outcome(entry_id, state, result)
+        done = await (self._record_one if self._outcomes is None else self._outcomes)(outcome)
         if done != 1:
             log.error(
                 "a ledger entry's lease was lost before its outcome was recorded",
                 extra={"ledger_id": entry_id, "state": state.value},
             )
+
+    async def _record_one(self, outcome: _Outcome) -> int:
+        """An entry's outcome recorded; 0 if its lease was lost."""
+        now = datetime.now(UTC)
+
+        def record(conn: Connection) -> int:
+            return conn.execute(
+                _RECORD,
+                {
+                    "entry_id": outcome.entry_id,
+                    "entry_owner": self.owner,
+                    "new_state": outcome.state.value,
+                    "result": outcome.result,
+                    "now": now,
+                },
+            ).rowcount
+
+        # Not waiting for the disk: the claim was, before anything was sent. Should the machine
+        # fail before a later flush, the entry is found in progress, and the next attempt
+        # reconciles it with FNG like any lost answer.
+        return await self._store.transact(record, single_statement=True, durable=False)
+
+    def _record_many(self, conn: Connection, outcomes: Sequence[_Outcome]) -> list[int]:
+        """Entries' outcomes recorded in one statement (PostgreSQL): 1 for each recorded."""
+        recorded = set(
+            conn.execute(
+                _RECORD_MANY,
+                {
+                    "owner": self.owner,
+                    "now": datetime.now(UTC),
+                    "entry_ids": [outcome.entry_id for outcome in outcomes],
+                    "states": [outcome.state.value for outcome in outcomes],
+                    "results": [outcome.result for outcome in outcomes],
+                },
+            ).scalars()
+        )
+        return [int(outcome.entry_id in recorded) for outcome in outcomes]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,17 +36,26 @@ KEY = LedgerKey(database_id=1, interface="ejournal", scope="TPPCS", submission_i
 OK = Submitted(b"<ok/>", replay=False)
 
 
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Store]:
+    """A migrated store at ``url`` with database 1 to refer to."""
+    await upgrade(url)
+    store = create_store(url)
+    await seed_one_database(store)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    await upgrade(url)
-    store = create_store(url)
-    await seed_one_database(store)
-    yield store
-    await store.close()
+    async with opened(url) as store:
+        yield store
 
 
 @dataclass
@@ -211,12 +221,8 @@ class TestUnknownOutcomes:
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
-    await upgrade(url)
-    store = create_store(url)
-    await seed_one_database(store)
-    yield store
-    await store.close()
+    async with opened(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}") as store:
+        yield store
 
 
 class TestGroupCommit:
@@ -344,3 +350,79 @@ class TestGroupCommit:
             sqlite_store.transact(level),
         )
         assert (alone, shared) == (full, [full, full])
+
+
+@pytest.fixture
+async def pg_store(postgres_url: str) -> AsyncIterator[Store]:
+    async with opened(postgres_url) as store:
+        yield store
+
+
+class TestBatchedStatements:
+    """On PostgreSQL, claims and outcomes that queue while one statement is out go as one."""
+
+    async def test_concurrent_submissions_share_statements_and_each_gets_its_own_result(
+        self, pg_store: Store
+    ) -> None:
+        ledger_ = make_ledger(pg_store)
+        posted: list[str] = []
+
+        def submit(n: int) -> Awaitable[Submitted]:
+            key = LedgerKey(1, "ejournal", "TPPCS", f"B{n:03}")
+
+            async def post(_after_unknown: bool) -> Outcome:
+                posted.append(key.submission_id)
+                return Outcome(f"<ok id='{key.submission_id}'/>".encode(), posted=True)
+
+            return ledger_.submit(key, f"h{n}", "{}", post, Fng().reconcile)
+
+        results = await asyncio.gather(*(submit(n) for n in range(64)))
+
+        assert results == [
+            Submitted(f"<ok id='B{n:03}'/>".encode(), replay=False) for n in range(64)
+        ]
+        assert sorted(posted) == [f"B{n:03}" for n in range(64)]
+        assert ledger_.batches is not None
+        claims, outcomes = ledger_.batches
+        assert (claims.items, outcomes.items) == (64, 64)
+        assert claims.statements < 64 and outcomes.statements < 64, ledger_.batches
+        async with pg_store.read() as conn:
+            rows = (await conn.execute(sa.select(ledger))).all()
+        assert {row.submission_id: (row.state, bytes(row.result)) for row in rows} == {
+            f"B{n:03}": ("posted", f"<ok id='B{n:03}'/>".encode()) for n in range(64)
+        }
+
+    async def test_the_same_submission_twice_in_one_statement_posts_once(
+        self, pg_store: Store
+    ) -> None:
+        ledger_ = make_ledger(pg_store, wait=10)
+        fng = Fng(delay=0.05)
+        results = await asyncio.gather(
+            *(ledger_.submit(KEY, "h1", "{}", fng.post, fng.reconcile) for _ in range(8)),
+            ledger_.submit(KEY, "h2", "{}", fng.post, fng.reconcile),
+            return_exceptions=True,
+        )
+        assert fng.posts == 1
+        assert results[:8].count(OK) == 1
+        assert results[:8].count(Submitted(b"<ok/>", replay=True)) == 7
+        assert isinstance(results[8], SubmissionConflict)
+
+    async def test_a_failing_statement_leaves_each_caller_its_own_outcome(
+        self, pg_store: Store
+    ) -> None:
+        ledger_ = make_ledger(pg_store)
+        fng = Fng()
+        # Database 99 does not exist: its claim breaks the statement it shares, and the
+        # others are claimed one by one.
+        keys = [LedgerKey(1, "ejournal", "TPPCS", f"F{n}") for n in range(4)]
+        results = await asyncio.gather(
+            *(ledger_.submit(key, "h", "{}", fng.post, fng.reconcile) for key in keys[:2]),
+            ledger_.submit(
+                LedgerKey(99, "ejournal", "TPPCS", "F9"), "h", "{}", fng.post, fng.reconcile
+            ),
+            *(ledger_.submit(key, "h", "{}", fng.post, fng.reconcile) for key in keys[2:]),
+            return_exceptions=True,
+        )
+        assert results[:2] + results[3:] == [OK] * 4
+        assert isinstance(results[2], Exception)
+        assert fng.posts == 4

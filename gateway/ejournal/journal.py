@@ -49,6 +49,9 @@ class Journal:
     declared_lines: int
     banks: tuple[BankPart, ...] = field(repr=False)
     content_hash: str = field(repr=False, default="")
+    #: Whether reading it changed the document: its namespace stripped, so that the bytes it
+    #: came as are not what FNG must get.
+    rewritten: bool = False
 
     @property
     def lines(self) -> int:
@@ -108,7 +111,8 @@ def _checked(journal: Journal) -> Reading:
 
 def read_journal(element: etree._Element, schemas: SchemaRegistry) -> Reading:
     """Validate and read a journal, and check it by the rules that need no FNG state."""
-    if etree.QName(element).namespace is not None:
+    rewritten = etree.QName(element).namespace is not None
+    if rewritten:
         element = strip_namespaces(element)
     if element.tag != "ControlAccounts":
         expected = f"expected a ControlAccounts document, not {element.tag}"
@@ -151,6 +155,7 @@ def read_journal(element: etree._Element, schemas: SchemaRegistry) -> Reading:
             declared_lines=declared_lines,
             banks=tuple(banks),
             content_hash=digest.hexdigest(),
+            rewritten=rewritten,
         )
     )
 

@@ -100,12 +100,12 @@ class EJournalService:
             journal.system_identifier,
             journal.submission_id,
         )
-        if journal.element is not None:
-            # Read as a tree (sent inline, or a namespace stripped): the tree is what FNG gets.
-            payload = etree.tostring(journal.element, encoding="utf-8", xml_declaration=True)
+        if source is not None and not journal.rewritten:
+            payload = source  # as it came, streamed or read whole
         else:
-            assert source is not None
-            payload = source
+            # Sent inline, or its namespace stripped: the tree is what FNG gets.
+            assert journal.element is not None
+            payload = etree.tostring(journal.element, encoding="utf-8", xml_declaration=True)
 
         async def reconcile(expectations: str) -> Reconciled:
             return await self._reconcile(caller, journal, json.loads(expectations))

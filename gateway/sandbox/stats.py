@@ -59,6 +59,9 @@ class SandboxStats:
     requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
     posted_submissions: int = 0
     journal_lines: int = 0
+    #: SHA-256 of the body of the last PostJournals FNG received, so that a client can tell
+    #: the journal it sent went through as it was.
+    last_journal_sha256: str | None = None
     audit_messages: int = 0
     budgets_imported: int = 0
     #: Distinct eProcurement documents FNG stored, and authorised orders marked sent.
@@ -83,6 +86,7 @@ class SandboxStats:
         self.token_requests = self.tokens_issued = 0
         self.requests = dict.fromkeys(OPERATIONS, 0)
         self.posted_submissions = self.journal_lines = self.audit_messages = 0
+        self.last_journal_sha256 = None
         self.budgets_imported = 0
         self.documents_received = self.orders_sent = 0
         self.portals = {}
@@ -95,6 +99,7 @@ class SandboxStats:
             "requests": dict(self.requests),
             "posted_submissions": self.posted_submissions,
             "journal_lines": self.journal_lines,
+            "last_journal_sha256": self.last_journal_sha256,
             "audit_messages": self.audit_messages,
             "budgets_imported": self.budgets_imported,
             "documents_received": self.documents_received,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+from xml.sax.saxutils import escape
+
 import aiohttp
 import pytest
 
 from gateway import ns
 from gateway.tenancy.model import Interface
-from tests.conftest import Gateway, Sandbox
+from tests.conftest import Gateway, GatewayWith, Sandbox
 from tests.support import (
     BankEntry,
     Txn,
@@ -15,10 +18,12 @@ from tests.support import (
     big_journal,
     errors_of,
     journal_xml,
+    next_submission_id,
     operation,
     post_journals_body,
     sample_journal,
     soap_call,
+    strip_declaration,
 )
 
 
@@ -164,6 +169,44 @@ class TestPostJournals:
         body = operation("PostJournals", xmlData=escape(sample_journal()))
         result = (await soap_call(http, gateway.soap_url, body, gateway.auth)).result()
         assert result.get("isSuccess") == "true"
+
+    async def test_a_journal_sent_as_text_reaches_fng_byte_for_byte(
+        self, gateway_with: GatewayWith, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        """The gateway checks a journal and does not rewrite it: FNG gets what was sent (here
+        with single quotes and the header's end tag written out, which a new serialization
+        would change), read whole or, past the default 1 MiB, streamed."""
+        gateway = await gateway_with(xml={"stream_above_bytes": 1024 * 1024})
+        for journal in (
+            sample_journal(next_submission_id()),
+            big_journal(6000, next_submission_id(), base=1),
+        ):
+            # (Whitespace around the document is not part of it.)
+            text = strip_declaration(journal).strip()
+            text = text.replace('"', "'").replace(" />", "></Header>", 1)
+            answer = await soap_call(
+                http,
+                gateway.soap_url,
+                operation("PostJournals", xmlData=escape(text)),
+                gateway.auth,
+            )
+            assert answer.result().get("isSuccess") == "true", answer.raw
+            stats = await sandbox.stats()
+            assert stats["last_journal_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+
+    async def test_a_journal_sent_as_text_in_the_service_namespace_reaches_fng_without_it(
+        self, gateway_with: GatewayWith, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        gateway = await gateway_with(xml={"stream_above_bytes": 1024 * 1024})
+        text = strip_declaration(sample_journal(next_submission_id())).replace(
+            "<ControlAccounts>", f'<ControlAccounts xmlns="{ns.EJOURNAL}">', 1
+        )
+        answer = await soap_call(
+            http, gateway.soap_url, operation("PostJournals", xmlData=escape(text)), gateway.auth
+        )
+        # FNG validates journals without a namespace: it took this one, so it got it without.
+        assert answer.result().get("isSuccess") == "true", answer.raw
+        assert (await sandbox.stats())["posted_submissions"] == 1
 
     async def test_five_thousand_lines_post_whole(
         self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from tests.sandbox.budgets import demo_budget, fmt, year_start
 from tests.sandbox.conftest import FNG, Sandbox
 from tests.sandbox.journals import FMS_SAMPLE_JOURNAL
@@ -56,6 +58,7 @@ class TestStats:
             },
             "posted_submissions": 1,
             "journal_lines": 2,
+            "last_journal_sha256": hashlib.sha256(FMS_SAMPLE_JOURNAL).hexdigest(),
             "audit_messages": 1,
             "budgets_imported": 1,
             "documents_received": 0,

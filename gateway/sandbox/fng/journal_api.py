@@ -6,6 +6,7 @@ one database transaction.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 from aiohttp import web
@@ -44,7 +45,8 @@ async def post_journals(request: web.Request) -> web.Response:
     state = request.app[SANDBOX_STATE]
     state.stats.requests["PostJournals"] += 1
     database_id, _ = await authorize(request, "PostJournals")
-    _, root = await xml_document(request)
+    body, root = await xml_document(request)
+    state.stats.last_journal_sha256 = hashlib.sha256(body).hexdigest()
     system_identifier, submission_id = header_attributes(root)
     issues = request.app[SCHEMAS].issues(CONTROL_ACCOUNTS_XSD, root)
     if issues:

@@ -4,7 +4,7 @@
     python -m tests.bench.bench_ledger --stores postgresql --submissions 3000
 
 Every ``PostJournals`` and ``ImportBudget`` claims its submission in the ledger before it
-is posted and records the outcome after: two durable writes. This measures exactly those,
+is posted and records the outcome after: two writes. This measures exactly those,
 through the gateway's own ``Ledger`` and ``Store`` on a fresh store (a SQLite file in a
 temporary directory; a PostgreSQL database created for the run and dropped after it, at
 ``--postgres``), with a post that answers at once: submissions per second, the wall time of

@@ -33,10 +33,16 @@ def _fernet(keys: Sequence[bytes]) -> MultiFernet:
             "no master key is configured: set FNG_GATEWAY_MASTER_KEYS or "
             "FNG_GATEWAY_MASTER_KEYS_FILE (generate one with `fng-gateway secrets new-key`)"
         )
-    try:
-        return MultiFernet([Fernet(key) for key in keys])
-    except ValueError:
-        raise ConfigurationError("a master key is not a valid Fernet key") from None
+    fernets = []
+    for number, key in enumerate(keys, 1):
+        try:
+            fernets.append(Fernet(key))
+        except ValueError:
+            raise ConfigurationError(
+                f"master key {number} of {len(keys)} is not a Fernet key (44 characters of "
+                "URL-safe base64): generate one with `fng-gateway secrets new-key`"
+            ) from None
+    return MultiFernet(fernets)
 
 
 def _signature(path: Path) -> tuple[int, int, int]:
@@ -44,11 +50,19 @@ def _signature(path: Path) -> tuple[int, int, int]:
     return status.st_ino, status.st_mtime_ns, status.st_size
 
 
+def _unreadable(path: Path, exc: OSError) -> ConfigurationError:
+    reason = exc.strerror or type(exc).__name__
+    return ConfigurationError(
+        f"the master keys file cannot be read ({reason}): {path}; give "
+        "FNG_GATEWAY_MASTER_KEYS_FILE the path of a readable file of keys, one a line"
+    )
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as exc:
-        raise ConfigurationError(f"the master keys file cannot be read: {exc}") from None
+        raise _unreadable(path, exc) from None
 
 
 class SecretBox:
@@ -75,7 +89,7 @@ class SecretBox:
         try:
             seen = _signature(self._file)
         except OSError as exc:
-            raise ConfigurationError(f"the master keys file cannot be read: {exc}") from None
+            raise _unreadable(self._file, exc) from None
         if seen == self._seen:
             return False
         self._fernet = _fernet(parse_master_keys(_read(self._file)))

@@ -226,6 +226,32 @@ class TestSettings:
             assert f" {level} " in said[0], said
 
 
+class TestMasterKeys:
+    @pytest.mark.parametrize("command", [["serve"], ["schools", "list"]])
+    def test_a_key_that_is_not_a_fernet_key_is_named_by_position_not_shown(
+        self, env: dict[str, str], command: list[str]
+    ) -> None:
+        good = env["FNG_GATEWAY_MASTER_KEYS"]
+        wrong = "not-a-key-but-a-secret-all-the-same"
+        keys = {**env, "FNG_GATEWAY_MASTER_KEYS": f"{good},{wrong}"}
+        line = refused(
+            run(keys, *command),
+            "master key 2 of 2 is not a Fernet key",
+            "fng-gateway secrets new-key",
+        )
+        assert wrong not in line
+
+    def test_a_keys_file_that_does_not_exist(self, env: dict[str, str], tmp_path: Path) -> None:
+        keys = {key: value for key, value in env.items() if key != "FNG_GATEWAY_MASTER_KEYS"}
+        keys["FNG_GATEWAY_MASTER_KEYS_FILE"] = str(tmp_path / "no-such-file")
+        refused(
+            run(keys, "serve"),
+            "the master keys file cannot be read (No such file or directory)",
+            "no-such-file",
+            "FNG_GATEWAY_MASTER_KEYS_FILE the path of a readable file",
+        )
+
+
 class TestPorts:
     def test_serve_on_a_port_in_use(self, env: dict[str, str], held_port: int) -> None:
         refused(

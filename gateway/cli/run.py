@@ -103,6 +103,7 @@ async def serve(args: argparse.Namespace) -> int:
     from gateway.app import begin_draining, create_app
     from gateway.observability.logging import configure_logging
     from gateway.store.engine import where
+    from gateway.tenancy.secrets import SecretBox
 
     overrides = {
         name: value
@@ -112,6 +113,8 @@ async def serve(args: argparse.Namespace) -> int:
     config = settings(**overrides)
     configure_logging(config.log_level, config.log_format)
     if args.listen_fd is None:  # the supervisor or the only process, not a worker
+        # The master keys first: a store is not announced for a gateway that cannot start.
+        SecretBox.from_sources(config.master_keys, config.master_keys_file)
         created = new_sqlite_file(config.database_url)
         if created is not None:
             log.warning(

@@ -149,14 +149,68 @@ class _Queued:
     single_statement: bool
     durable: bool
     context: contextvars.Context
-    future: asyncio.Future[Any]
 
 
 _FLUSHED: Final = "PRAGMA synchronous=FULL"
 _NOT_FLUSHED: Final = "PRAGMA synchronous=NORMAL"
 
+#: What a batch answers each of its items: (True, a value) or (False, what it raised).
+_Answer = tuple[bool, Any]
 
-class _GroupCommit:
+
+class _Coalescing(Generic[Item, T]):
+    """Calls that arrive while a batch is being handled queue for the next one, so a burst
+    of callers shares one piece of work; a lone call finds nothing under way and goes at
+    once. Each caller gets its own item's outcome. A cancelled caller still waits for the
+    batch holding its item to end, as its item may be done all the same."""
+
+    #: Items in one batch at most; more wait for the next.
+    MAX_BATCH: Final = 256
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[Item, asyncio.Future[T]]] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def _submit(self, item: Item) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append((item, future))
+        if self._running is None:
+            self._running = loop.create_task(self._drain())
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await future
+            raise
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+                try:
+                    outcomes = await self._handle([item for item, _future in batch])
+                except BaseException:  # the loop is going away
+                    for _item, future in batch:
+                        future.cancel()
+                    raise
+                for (_item, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._running = None
+
+    async def _handle(self, items: list[Item]) -> list[_Answer]:
+        """Each item's outcome, in order."""
+        raise NotImplementedError
+
+
+class _GroupCommit(_Coalescing[_Queued, Any]):
     """SQLite's group commit: every work queued while a transaction is being written goes
     into the next one, so a burst of writers shares one ``BEGIN``, one ``COMMIT`` and one
     flush to disk, and one hand-over to the store's thread, instead of one each.
@@ -167,80 +221,41 @@ class _GroupCommit:
     exception while the others commit (a single statement needs none: SQLite undoes a
     failed statement alone). A database error, or a failure of the transaction itself,
     fails every work in it, and none of them is committed.
-
-    Nothing waits for company: a work that finds the writer idle is written at once, so a
-    lone caller pays what it did without grouping.
     """
 
-    #: Works in one transaction at most; what queues beyond waits for the next.
-    MAX_WORKS: Final = 256
-
     def __init__(self, writer: Engine, lock: asyncio.Lock) -> None:
+        super().__init__()
         self._writer = writer
         self._lock = lock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="store")
-        self._queue: list[_Queued] = []
-        self._writing: asyncio.Task[None] | None = None
         self.counts = GroupCommits()
 
     async def run(
         self, work: Callable[[Connection], T], single_statement: bool, durable: bool
     ) -> T:
-        loop = asyncio.get_running_loop()
         # In a copy of the caller's context, so its log lines keep their request id.
-        queued = _Queued(
-            work, single_statement, durable, contextvars.copy_context(), loop.create_future()
+        result: T = await self._submit(
+            _Queued(work, single_statement, durable, contextvars.copy_context())
         )
-        self._queue.append(queued)
-        if self._writing is None:
-            self._writing = loop.create_task(self._write_all())
-        try:
-            # Shielded: a cancelled caller still waits for the transaction that holds its
-            # work to end, as the work may be committed all the same.
-            result: T = await asyncio.shield(queued.future)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await queued.future
-            raise
         return result
 
-    async def _write_all(self) -> None:
+    async def _handle(self, items: list[_Queued]) -> list[_Answer]:
         loop = asyncio.get_running_loop()
         try:
-            while self._queue:
-                batch = self._queue[: self.MAX_WORKS]
-                del self._queue[: self.MAX_WORKS]
-                try:
-                    async with self._lock:
-                        with unreachable_as_store_unavailable(self._writer.url):
-                            written = loop.run_in_executor(self._thread, self._transaction, batch)
-                            try:
-                                outcomes = await asyncio.shield(written)
-                            except asyncio.CancelledError:
-                                # The lock is held until the thread is out of the transaction.
-                                with contextlib.suppress(Exception):
-                                    await written
-                                raise
-                except Exception as exc:  # the transaction failed: so did every work
-                    for queued in batch:
-                        if not queued.future.done():
-                            queued.future.set_exception(exc)
-                    continue
-                except BaseException:  # the loop is going away
-                    for queued in batch:
-                        queued.future.cancel()
-                    raise
-                for queued, (ok, value) in zip(batch, outcomes, strict=True):
-                    if queued.future.done():
-                        continue
-                    if ok:
-                        queued.future.set_result(value)
-                    else:
-                        queued.future.set_exception(value)
-        finally:
-            self._writing = None
+            async with self._lock:
+                with unreachable_as_store_unavailable(self._writer.url):
+                    written = loop.run_in_executor(self._thread, self._transaction, items)
+                    try:
+                        return await asyncio.shield(written)
+                    except asyncio.CancelledError:
+                        # The lock is held until the thread is out of the transaction.
+                        with contextlib.suppress(Exception):
+                            await written
+                        raise
+        except Exception as exc:  # the transaction failed: so did every work
+            return [(False, exc)] * len(items)
 
-    def _transaction(self, batch: list[_Queued]) -> list[tuple[bool, Any]]:
+    def _transaction(self, batch: list[_Queued]) -> list[_Answer]:
         """On the store's thread: every work of ``batch`` in one transaction, flushed to disk
         when one of them asks for it."""
         flush = any(queued.durable for queued in batch)
@@ -258,7 +273,7 @@ class _GroupCommit:
                 return [self._outcome(conn, queued) for queued in batch]
 
     @staticmethod
-    def _outcome(conn: Connection, queued: _Queued) -> tuple[bool, Any]:
+    def _outcome(conn: Connection, queued: _Queued) -> _Answer:
         """One work's outcome, its changes undone alone if it raises."""
         # SQLite undoes a single statement that fails, and only it; a longer work is undone
         # by its own savepoint.
@@ -276,9 +291,9 @@ class _GroupCommit:
             return False, exc
 
     async def close(self, dispose: Callable[[], None]) -> None:
-        if self._writing is not None:
+        if self._running is not None:
             with contextlib.suppress(Exception):
-                await self._writing
+                await self._running
         await asyncio.get_running_loop().run_in_executor(self._thread, dispose)
         self._thread.shutdown(wait=True)
 
@@ -291,7 +306,7 @@ class BatchCounts:
     items: int = 0
 
 
-class Batched(Generic[Item, T]):
+class Batched(_Coalescing[Item, T]):
     """Concurrent calls of one statement, sent as one (PostgreSQL's counterpart of the
     group commit: its server already flushes concurrent commits together, so what there is
     to share is the client's work per statement and the round trip).
@@ -303,56 +318,24 @@ class Batched(Generic[Item, T]):
     neighbour's failure.
     """
 
-    #: Items in one statement at most; more wait for the next.
-    MAX_ITEMS: Final = 256
-
     def __init__(
         self,
         store: Store,
         many: Callable[[Connection, Sequence[Item]], list[T]],
         one: Callable[[Item], Awaitable[T]],
     ) -> None:
+        super().__init__()
         self._store = store
         self._many = many
         self._one = one
-        self._queue: list[tuple[Item, asyncio.Future[T]]] = []
-        self._running: asyncio.Task[None] | None = None
         self.counts = BatchCounts()
 
     async def __call__(self, item: Item) -> T:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.append((item, future))
-        if self._running is None:
-            self._running = loop.create_task(self._run_all())
-        try:
-            # Shielded: a cancelled caller's item may be in a statement that runs all the same.
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await future
-            raise
+        return await self._submit(item)
 
-    async def _run_all(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[: self.MAX_ITEMS]
-                del self._queue[: self.MAX_ITEMS]
-                self.counts.statements += 1
-                self.counts.items += len(batch)
-                try:
-                    outcomes = await self._outcomes([item for item, _future in batch])
-                except BaseException:  # the loop is going away
-                    for _item, future in batch:
-                        future.cancel()
-                    raise
-                for (_item, future), outcome in zip(batch, outcomes, strict=True):
-                    _settle(future, outcome)
-        finally:
-            self._running = None
-
-    async def _outcomes(self, items: list[Item]) -> list[T | BaseException]:
-        """Each item's answer, or what it raised."""
+    async def _handle(self, items: list[Item]) -> list[_Answer]:
+        self.counts.statements += 1
+        self.counts.items += len(items)
         if len(items) > 1:
             try:
                 answers = await self._store.transact(self._statement(items), single_statement=True)
@@ -364,21 +347,15 @@ class Batched(Generic[Item, T]):
                 )
             else:
                 if len(answers) == len(items):
-                    return list(answers)
+                    return [(True, answer) for answer in answers]
         # Alone, the simpler statement is the faster.
-        return await asyncio.gather(*(self._one(item) for item in items), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(self._one(item) for item in items), return_exceptions=True
+        )
+        return [(not isinstance(outcome, BaseException), outcome) for outcome in outcomes]
 
     def _statement(self, items: Sequence[Item]) -> Callable[[Connection], list[T]]:
         return lambda conn: self._many(conn, items)
-
-
-def _settle(future: asyncio.Future[Any], outcome: object) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 class Store:

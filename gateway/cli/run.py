@@ -112,9 +112,9 @@ async def serve(args: argparse.Namespace) -> int:
     }
     config = settings(**overrides)
     configure_logging(config.log_level, config.log_format)
+    # The master keys first: a store is not announced for a gateway that cannot start.
+    box = SecretBox.from_sources(config.master_keys, config.master_keys_file)
     if args.listen_fd is None:  # the supervisor or the only process, not a worker
-        # The master keys first: a store is not announced for a gateway that cannot start.
-        SecretBox.from_sources(config.master_keys, config.master_keys_file)
         created = new_sqlite_file(config.database_url)
         if created is not None:
             log.warning(
@@ -126,7 +126,7 @@ async def serve(args: argparse.Namespace) -> int:
             log.info("store: %s", where(config.database_url))
         if config.workers > 1:
             return await _supervise(config)
-    app = create_app(config)
+    app = create_app(config, box=box)
     if args.listen_fd is not None:
         runner = await _start_on(app, args.listen_fd, config.shutdown.grace_seconds)
     else:

@@ -105,11 +105,7 @@ class CallerResolver:
         known = self._verified.get(verified)
         if known is None:
             return False
-        if known == account.password_hash or (
-            known == account.previous_password_hash
-            and account.previous_valid_until is not None
-            and account.previous_valid_until > now
-        ):
+        if known in _accepted_hashes(account, now):
             self._verified.move_to_end(verified)
             return True
         del self._verified[verified]
@@ -118,21 +114,14 @@ class CallerResolver:
     async def _verify_password(self, password: str, account: Any, now: datetime) -> str | None:
         """The account's password hash that ``password`` matches, or None; for no account,
         the same work against a dummy hash."""
-        self.password_checks += 1
         if account is None:
+            self.password_checks += 1
             await verify_password_async(password, dummy_hash())
             return None
-        if await verify_password_async(password, account.password_hash):
-            return str(account.password_hash)
-        if (
-            account.previous_password_hash is not None
-            and account.previous_valid_until is not None
-            and account.previous_valid_until > now
-        ):
-            # The password before a change, during its overlap.
+        for encoded in _accepted_hashes(account, now):
             self.password_checks += 1
-            if await verify_password_async(password, account.previous_password_hash):
-                return str(account.previous_password_hash)
+            if await verify_password_async(password, encoded):
+                return encoded
         return None
 
     async def authenticate(
@@ -288,6 +277,18 @@ class CallerResolver:
         """Drop every cached resolution (after a change made through this process)."""
         self._cache.clear()
         self._verified.clear()
+
+
+def _accepted_hashes(account: Any, now: datetime) -> tuple[str, ...]:
+    """The account's password hash, and the one before a change during its overlap."""
+    current = str(account.password_hash)
+    if (
+        account.previous_password_hash is not None
+        and account.previous_valid_until is not None
+        and account.previous_valid_until > now
+    ):
+        return current, str(account.previous_password_hash)
+    return (current,)
 
 
 def _refusal(account: Any, password_ok: bool, row: Any, now: datetime) -> str | None:

@@ -218,6 +218,19 @@ class TestPostJournals:
         assert answer.result().get("isSuccess") == "true"
         assert (await sandbox.stats())["journal_lines"] == 5000
 
+    async def test_a_journal_larger_than_libxml2s_text_limit_posts_whole_as_text(
+        self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox
+    ) -> None:
+        """55,000 lines escaped in xmlData: one text node over libxml2's own 10 MB cap, and
+        well inside the gateway's byte limit, which is the one that holds."""
+        text = escape(strip_declaration(big_journal(55_000)))
+        assert len(text.encode()) > 10_000_000
+        answer = await soap_call(
+            http, gateway.soap_url, operation("PostJournals", xmlData=text), gateway.auth
+        )
+        assert answer.result().get("isSuccess") == "true", answer.raw[:500]
+        assert (await sandbox.stats())["journal_lines"] == 55_000
+
     async def test_a_missing_journal_is_a_schema_error(
         self, gateway: Gateway, http: aiohttp.ClientSession
     ) -> None:

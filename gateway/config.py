@@ -128,7 +128,8 @@ class EprocSettings(_Section):
     poll_timeout_seconds: float = Field(300.0, gt=0)
     #: After a failed poll the next waits twice as long each time, up to this.
     max_backoff_seconds: float = Field(900.0, gt=0)
-    #: When the last good poll is older than this, recover with FetchIndexFromDate.
+    #: When the last good poll is older than this, FetchIndexFromDate is asked too, to warn
+    #: of documents another client processed in the meantime.
     recover_after_seconds: float = Field(3600.0, gt=0)
     #: How often orders authorised in FNG are looked for.
     orders_seconds: float = Field(60.0, gt=0)

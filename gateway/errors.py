@@ -46,9 +46,10 @@ faults in the caller's SOAP version or into HTTP problems.
         │   ├── PortalConnectionLost     the connection failed once the call was under way
         │   ├── PortalGarbage            an answer that is not what the standard describes
         │   ├── PortalInsecure           a plain http address the portal is not allowed
-        │   ├── PortalAuthenticationFailed   AuthenticationException from the portal
-        │   ├── PortalDocumentMissing    DocumentNotExistException from the portal
-        │   └── PortalRejectedXml        InvalidXmlException from the portal
+        │   └── PortalFault              a SOAP fault: the portal answered, and refused the call
+        │       ├── PortalAuthenticationFailed   AuthenticationException
+        │       ├── PortalDocumentMissing        DocumentNotExistException
+        │       └── PortalRejectedXml            InvalidXmlException
         ├── PollFailed                   a portal's poll failed in a way nobody foresaw (a bug)
         ├── TokenUnavailable             SIMS ID gave no token
         ├── ReconciliationFailed         an unknown outcome could not be settled safely
@@ -253,15 +254,22 @@ class PortalInsecure(PortalError):
     code = "PORTAL_INSECURE"
 
 
-class PortalAuthenticationFailed(PortalError):
+class PortalFault(PortalError):
+    """The portal answered with a SOAP fault: the call reached it and was not carried out
+    ("If the call was not successful then a soap exception should be thrown")."""
+
+    code = "PORTAL_FAULT"
+
+
+class PortalAuthenticationFailed(PortalFault):
     code = "PORTAL_AUTHENTICATION_FAILED"
 
 
-class PortalDocumentMissing(PortalError):
+class PortalDocumentMissing(PortalFault):
     code = "PORTAL_DOCUMENT_MISSING"
 
 
-class PortalRejectedXml(PortalError):
+class PortalRejectedXml(PortalFault):
     code = "PORTAL_REJECTED_XML"
 
 

@@ -114,9 +114,13 @@ class Reading:
         return self.separator is not None and not self.unreadable
 
 
-def read_numbers(root: etree._Element, head: str, numbers: Mapping[str, Kind]) -> Reading:
+def read_numbers(
+    root: etree._Element, head: str, numbers: Mapping[str, Kind], *, lenient: bool = False
+) -> Reading:
     """Read the numbers of a document whose header element is ``head`` (``OrderHead`` or
-    ``InvoiceHead``) by the separator it declares there; ``root`` is left as it is."""
+    ``InvoiceHead``) by the separator it declares there; ``root`` is left as it is.
+    ``lenient``: a value the separator cannot read is left as written rather than reported
+    (for the parts of a document FMS ignored)."""
     document = copy.deepcopy(root)
     declared = document.find(f"{head}/Parameters/DecimalSeparator")
     separator = "." if declared is None else (declared.text or "").strip()
@@ -128,7 +132,8 @@ def read_numbers(root: etree._Element, head: str, numbers: Mapping[str, Kind]) -
         text = element.text or ""
         value = number(text, separator)
         if value is None:
-            unreadable.append(f"{element.tag} {text.strip()!r}")
+            if not lenient:
+                unreadable.append(f"{element.tag} {text.strip()!r}")
             continue
         written = _written(value, numbers[str(element.tag)])
         if written != text:

@@ -96,18 +96,38 @@ class Documents(Step):
                     await self._advance(job, portal, target, collected)
             elif state is DocState.ACKNOWLEDGED:
                 # Still offered: the acknowledgement did not take; make it again.
-                await self._client.update_document_status(portal, entry.document_id, True)
+                await self._acknowledge(job, portal, entry.document_id)
 
     async def _index(self, job: PortalJob, portal: Portal) -> list[IndexEntry]:
+        """FetchIndex: every document "not processed and awaiting collection", however long
+        the portal was away. After an outage longer than ``recover_after_seconds``, the
+        gateway also asks FetchIndexFromDate, which "will return documents that have and have
+        not been processed", only to warn of documents another client processed meanwhile:
+        FMS imported what FetchIndex listed, so those are never collected."""
+        entries = await self._client.fetch_index(portal)
         recover_after = timedelta(seconds=self._settings.recover_after_seconds)
         if job.last_success_at is not None and now() - job.last_success_at > recover_after:
             since = job.last_success_at - timedelta(hours=1)
-            log.info(
-                "recovering a portal after an outage",
-                extra={"portal": job.label, "since": since.isoformat()},
-            )
-            return await self._client.fetch_index_from_date(portal, since)
-        return await self._client.fetch_index(portal)
+            listed = {entry.ledger_id for entry in entries}
+            dated = [
+                entry.ledger_id
+                for entry in await self._client.fetch_index_from_date(portal, since)
+                if entry.ledger_id not in listed and entry.doc_type in COLLECTED
+            ]
+            known = await self._known(job.portal_id, dated)
+            elsewhere = sorted(set(dated) - known.keys())
+            if elsewhere:
+                log.warning(
+                    "another client collected documents of this portal while the gateway was "
+                    "away; they are processed there and not imported",
+                    extra={
+                        "portal": job.label,
+                        "count": len(elsewhere),
+                        "document_ids": ", ".join(elsewhere[:20]),
+                        "since": since.isoformat(),
+                    },
+                )
+        return entries
 
     # -- the ledger --------------------------------------------------------------------------
 
@@ -280,7 +300,7 @@ class Documents(Step):
             self._let_through(job, "in", doc.document_id, verdict.warnings)
             state = DocState.DELIVERED
         if state is DocState.DELIVERED:
-            await self._client.update_document_status(portal, doc.document_id, True)
+            await self._acknowledge(job, portal, doc.document_id)
             await self._set_state(doc.id, DocState.DELIVERED, DocState.ACKNOWLEDGED)
             self._metrics.documents.labels("acknowledged").inc()
             log.info(
@@ -288,9 +308,22 @@ class Documents(Step):
                 extra={"portal": job.label, "document_id": doc.document_id},
             )
         elif state is DocState.RELEASING:
-            await self._client.update_document_status(portal, doc.document_id, True)
+            await self._acknowledge(job, portal, doc.document_id)
             await self._set_state(doc.id, DocState.RELEASING, DocState.RELEASED)
             self._metrics.documents.labels("released").inc()
+
+    async def _acknowledge(self, job: PortalJob, portal: Portal, document_id: str) -> None:
+        """UpdateDocumentStatus(id, true). A portal that answers DocumentNotExistException
+        no longer offers the document to this login ("Documents that are not downloaded
+        should expire after a designated period and then be removed"): there is nothing
+        left to mark, and the rest of the portal's documents go on."""
+        try:
+            await self._client.update_document_status(portal, document_id, True)
+        except PortalDocumentMissing as exc:
+            log.warning(
+                "the portal no longer has a document to acknowledge; nothing left to mark",
+                extra={"portal": job.label, "document_id": document_id, "error": exc.message},
+            )
 
     def check(self, job: PortalJob, doc_type: str, content: bytes) -> Verdict:
         """FMS's import rules for one document; no problem means it may go to FNG."""

@@ -9,7 +9,8 @@ before it is sent:
     sending ─ SendOrder ─┬─ true ─▶ delivered ─ FNG marks it sent ─▶ sent
                          ├─ InvalidXmlException, or a call that may have reached the portal
                          │  but got no answer ─▶ quarantined (for an operator)
-                         └─ no connection at all ─▶ sent at the next round
+                         └─ no connection, or any other SOAP fault (the portal answered and
+                            did not take it) ─▶ sent at the next round
 
 An order is sent again, as a "copy", when FNG lists it once more after marking it sent (the
 school printed it again) and when an operator asks (``queued``); never suppressed. An order
@@ -31,12 +32,13 @@ from lxml import etree
 
 from gateway.eproc.exports import check_authorised_order
 from gateway.eproc.job import PortalJob, Step, insert_once, now, set_aside, supplier_of
-from gateway.eproc.origins import Origin, content_order, origin_of
+from gateway.eproc.origins import Origin, content_order, origin_of, portal_names
 from gateway.eproc.portal import Portal
 from gateway.eproc.rules import Problem, Verdict
 from gateway.errors import (
     GatewayError,
     PortalError,
+    PortalFault,
     PortalRejectedXml,
     PortalUnreachable,
 )
@@ -80,6 +82,17 @@ def stamped(order: etree._Element, sends: int) -> etree._Element:
     return order
 
 
+def _sent_by(job: PortalJob, item: etree._Element, school_portals: frozenset[str]) -> bool:
+    """Whether the order FNG lists as ``item`` goes through this portal. "The Authorised
+    Order is returned to the supplier using the same Web Service that sent the original
+    Content Order to FMS": the portal FNG names as its origin, while the school has it;
+    any other order through the portal serving its supplier."""
+    origin = origin_of(item)
+    if origin is not None and origin.source in school_portals:
+        return origin.source == job.name
+    return (item.get("supplierDuns") or "").strip() in job.supplier_duns
+
+
 class Orders(Step):
     """Sends a portal's suppliers' authorised orders and tells FNG they are sent."""
 
@@ -102,8 +115,9 @@ class Orders(Step):
                 extra={"portal": job.label, "error": exc.message},
             )
             return
+        school_portals = await portal_names(self._store, job.database_id)
         for item in document.iterfind("AuthorisedOrder"):
-            if (item.get("supplierDuns") or "").strip() not in job.supplier_duns:
+            if not _sent_by(job, item, school_portals):
                 continue
             order = next((child for child in item if isinstance(child.tag, str)), None)
             if order is not None:
@@ -202,8 +216,11 @@ class Orders(Step):
         except PortalRejectedXml as exc:
             await self._quarantine(job, row_id, order_id, Problem("portal_rejected", exc.message))
             return False
-        except PortalUnreachable:
-            # Nothing was sent: a first send is left to FNG's next listing, a later one queued.
+        except (PortalUnreachable, PortalFault):
+            # The portal does not have it: nothing reached it, or it answered with a fault
+            # ("If the call was not successful then a soap exception should be thrown"), as
+            # for a login it refuses. Not a send: a first send is left to FNG's next listing
+            # (and goes as "original" then), a later one queued.
             if sends == 0:
                 await self._forget(row_id)
             else:

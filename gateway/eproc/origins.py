@@ -60,3 +60,12 @@ async def content_order(
     except XmlRejected:
         return None
     return root if root.tag == "Order" else None
+
+
+async def portal_names(store: Store, database_id: int) -> frozenset[str]:
+    """The names of a school database's portals."""
+    async with store.read() as conn:
+        names = await conn.scalars(
+            sa.select(portals.c.name).where(portals.c.database_id == database_id)
+        )
+        return frozenset(names)

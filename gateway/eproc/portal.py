@@ -34,7 +34,7 @@ from gateway.errors import (
     PortalAuthenticationFailed,
     PortalConnectionLost,
     PortalDocumentMissing,
-    PortalError,
+    PortalFault,
     PortalGarbage,
     PortalRejectedXml,
     PortalTimeout,
@@ -216,7 +216,7 @@ class PortalClient:
         except Fault as fault:
             message = str(fault.message or "")
             kind, _, text = message.partition(":")
-            error = _EXCEPTIONS.get(kind.strip(), PortalError)
+            error = _EXCEPTIONS.get(kind.strip(), PortalFault)
             raise error(f"{operation}: {text.strip() or message}") from None
         except ZeepError as exc:
             raise PortalGarbage(

@@ -12,6 +12,8 @@ declared decimal separator, money in pence. The export rules for authorised orde
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Iterator
 from datetime import date
 from typing import Final
@@ -55,6 +57,45 @@ INVOICE_PROFILE: Final = "eproc/profile/Invoice.xsd"
 EBIS_ORDER: Final = "ebis/Order"
 EBIS_INVOICE: Final = "ebis/Invoice"
 
+#: What FMS read of a content order: seed 002's "Import - Content Order" mapping, "Any
+#: schema tag not listed below is ignored by FMS" (with both parties' references, whose DUNS
+#: or GLN is the web services handshake).
+CONTENT_ORDER_READS: Final = (
+    "OrderHead/Parameters/Language",
+    "OrderHead/Parameters/DecimalSeparator",
+    "OrderHead/Parameters/Precision",
+    "OrderHead/TestFlag",
+    "OrderHead/OrderType",
+    "OrderHead/OrderCurrency/Currency",
+    "OrderHead/Checksum",
+    "OrderReferences/ContractOrderReference",
+    "OrderDate",
+    "Supplier/SupplierReferences",
+    "Supplier/Contact/Name",
+    "Supplier/Narrative",
+    "Buyer/BuyerReferences",
+    "Buyer/Contact/Name",
+    "Narrative",
+    "OrderTotal/GoodsValue",
+)
+#: What FMS read of each line whose Action is Original ("If = "Original" add line to
+#: order otherwise ignore line").
+CONTENT_ORDER_LINE_READS: Final = (
+    "Action",
+    "LineNumber",
+    "OrderLineReferences/ProjectCode",
+    "Originator/Contact/Name",
+    "Product/SuppliersProductCode",
+    "Product/Description",
+    "Product/CommodityClass",
+    "Quantity/UOMCode",
+    "Quantity/Amount",
+    "Price/UnitPrice",
+    "LineTax/TaxRate",
+)
+#: A whole number as written: "FMS will only accept an integer for line quantity".
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+
 #: The handshake codes of FMS's import mapping: each "must be present if file is to import".
 HANDSHAKE_CODES: Final = (
     "Supplier/SupplierReferences/BuyersCodeForSupplier",
@@ -80,12 +121,38 @@ def official_problems(
     ]
 
 
+def fms_reads(order: etree._Element) -> etree._Element:
+    """A copy of a content order holding only what FMS read of it: the fields of its import
+    mapping, in the lines whose Action is Original. The rest "will be ignored by FMS, but
+    will not cause the import to fail", so no rule looks at it."""
+    order = copy.deepcopy(order)
+    keep: set[etree._Element] = {order}
+
+    def read(element: etree._Element) -> None:
+        keep.update(element.iter())
+        keep.update(element.iterancestors())
+
+    for path in CONTENT_ORDER_READS:
+        for element in order.iterfind(path):
+            read(element)
+    for line in order.iterfind("OrderLine"):
+        if text(line, "Action") == "Original":
+            keep.add(line)
+            for path in CONTENT_ORDER_LINE_READS:
+                for element in line.iterfind(path):
+                    read(element)
+    for element in list(order.iterdescendants()):
+        if element not in keep:
+            parent = element.getparent()
+            if parent is not None:
+                parent.remove(element)
+    return order
+
+
 def _as_read(
-    root: etree._Element, schemas: SchemaRegistry, profile: str, official: str
+    root: etree._Element, schemas: SchemaRegistry, profile: str
 ) -> Reading | list[Problem]:
-    """The document's numbers as FMS read them, once it fits the profile; the official
-    schema (if configured) is applied to that reading, so a ``,`` document is judged by
-    its values rather than by how it writes them."""
+    """The document's numbers as FMS read them, once it fits the profile."""
     problems = profile_problems(root, schemas, profile)
     if problems:
         return problems
@@ -93,7 +160,7 @@ def _as_read(
     reading = read_numbers(root, head, ORDER_NUMBERS if root.tag == "Order" else INVOICE_NUMBERS)
     if not reading.readable:
         return [Problem("decimal_separator", reading.reason())]
-    return official_problems(reading.document, schemas, official) or reading
+    return reading
 
 
 def _duns(root: etree._Element, expect: Expectations) -> Iterator[Problem]:
@@ -180,10 +247,13 @@ def check_content_order(
     """
     if root.tag != "Order":
         return Verdict((Problem("document_type", f"an order was expected, not {root.tag}"),))
-    reading = _as_read(root, schemas, ORDER_PROFILE, EBIS_ORDER)
+    reading = _as_read(fms_reads(root), schemas, ORDER_PROFILE)
     if isinstance(reading, list):
         return Verdict(tuple(reading))
     order = reading.document
+    # FNG is given the whole order, its numbers read as FMS read them where they can be
+    # read, and the checksum is over every line, as the sender computed it.
+    whole = read_numbers(root, "OrderHead", ORDER_NUMBERS, lenient=True)
     problems: list[Problem] = []
     warnings: list[Problem] = []
     head = order.find("OrderHead")
@@ -220,28 +290,30 @@ def check_content_order(
                 f"the currency is {currency_code or 'missing'}; the school's is {expect.currency}",
             )
         )
-    lines = order.findall("OrderLine")
+    lines = order.findall("OrderLine")  # the Original ones
     fractional = [
         text(line, "LineNumber") or "?"
         for line in lines
-        if (amount := decimal(text(line, "Quantity/Amount"))) is None
-        or amount != amount.to_integral_value()
+        if not _INTEGER.fullmatch(text(line, "Quantity/Amount") or "")
     ]
     if fractional:
         problems.append(
             Problem(
                 "quantity",
-                f"line(s) {', '.join(fractional)} have quantities that are not whole numbers",
+                f"line(s) {', '.join(fractional)} have quantities that are not written as "
+                "whole numbers",
             )
         )
     elif checksum_policy is not ChecksumPolicy.OFF:
-        by_policy(list(checksum_problems(order, lines)), checksum_policy, problems, warnings)
-    if not any(text(line, "Action") == "Original" for line in lines):
+        every_line = whole.document.findall("OrderLine")
+        found = list(checksum_problems(whole.document, every_line))
+        by_policy(found, checksum_policy, problems, warnings)
+    if not lines:
         problems.append(Problem("no_lines", "the order has no lines whose Action is Original"))
     if require_handshake_codes:
         problems.extend(_handshake_codes(order))
     problems.extend(_duns(order, expect))
-    return Verdict(tuple(problems), tuple(warnings), "order", reading.body())
+    return Verdict(tuple(problems), tuple(warnings), "order", whole.body())
 
 
 def check_invoice(root: etree._Element, expect: Expectations, schemas: SchemaRegistry) -> Verdict:
@@ -252,7 +324,11 @@ def check_invoice(root: etree._Element, expect: Expectations, schemas: SchemaReg
         return Verdict(
             (Problem("document_type", f"an invoice or credit note was expected, not {root.tag}"),)
         )
-    reading = _as_read(root, schemas, INVOICE_PROFILE, EBIS_INVOICE)
+    # "the file is validated against the schema and must therefore be schema compliant":
+    # the official schema, if configured, judges the file as the portal sent it.
+    reading = official_problems(root, schemas, EBIS_INVOICE) or _as_read(
+        root, schemas, INVOICE_PROFILE
+    )
     if isinstance(reading, list):
         return Verdict(tuple(reading))
     invoice = reading.document

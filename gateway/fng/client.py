@@ -10,6 +10,7 @@ whether the call may have reached FNG (:class:`OutcomeUnknown`) or certainly did
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Final, Protocol
 from urllib.parse import quote
@@ -20,7 +21,13 @@ from lxml import etree
 from pydantic import SecretStr
 
 from gateway.config import FngSettings
-from gateway.errors import OutcomeUnknown, UpstreamError, UpstreamRefused, UpstreamTimeout
+from gateway.errors import (
+    GatewayError,
+    OutcomeUnknown,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
 from gateway.fng.documents import (
     BANKS_SCHEMA,
     BUDGET_RESULT_SCHEMA,
@@ -35,6 +42,8 @@ from gateway.observability import context
 from gateway.simsid.tokens import TokenProvider
 from gateway.tenancy.model import DatabaseTarget
 from gateway.xmlsafe import Limits, SchemaRegistry
+
+log = logging.getLogger(__name__)
 
 XML: Final = "application/xml"
 
@@ -114,9 +123,23 @@ class _FngAuth:
             response = await handler(request)
             if response.status != 403:
                 if fng_next or partner_next:
-                    await self._keys.accepted(fresh, fng_next=fng_next, partner_next=partner_next)
+                    await self._promote(fresh, fng_next=fng_next, partner_next=partner_next)
                 return response
         return response
+
+    async def _promote(self, target: DatabaseTarget, *, fng_next: bool, partner_next: bool) -> None:
+        """Make the next key(s) FNG just accepted current. FNG has answered the call by now,
+        so a store that fails here must not turn its answer into a fault (the caller might
+        send a call again that FNG carried out): the keys stay as they were, and a later
+        call promotes them."""
+        assert self._keys is not None
+        try:
+            await self._keys.accepted(target, fng_next=fng_next, partner_next=partner_next)
+        except GatewayError as exc:
+            log.warning(
+                "FNG accepted a database's next key, which could not be made current yet",
+                extra={"database_id": target.database_id, "error": exc.message},
+            )
 
 
 class FngClient:

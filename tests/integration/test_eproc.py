@@ -244,28 +244,38 @@ class TestPasswords:
 
 
 class TestRecovery:
-    async def test_fetch_index_from_date_after_an_outage(
-        self, gateway: Gateway, sandbox: Sandbox
+    async def test_after_an_outage_what_another_client_processed_is_reported_not_imported(
+        self, gateway: Gateway, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """A document processed elsewhere while the gateway was away is still collected."""
+        """FetchIndex lists every unprocessed document however long the gateway was away;
+        FetchIndexFromDate, asked after an outage, only names what another client processed
+        meanwhile, which FMS would never have imported."""
         await run_once(gateway)
-        late = ebis.to_text(
-            ebis.order(
-                number="WEB-LATE",
-                order_date=date.today(),
-                supplier_duns=sandbox.demo.supplier_duns,
-                buyer_duns=sandbox.demo.school_duns,
-                lines=[ebis.OrderLine(1, "P-1", "Pencils", "3", Decimal("2.50"))],
+
+        def order(number: str) -> str:
+            return ebis.to_text(
+                ebis.order(
+                    number=number,
+                    order_date=date.today(),
+                    supplier_duns=sandbox.demo.supplier_duns,
+                    buyer_duns=sandbox.demo.school_duns,
+                    lines=[ebis.OrderLine(1, "P-1", "Pencils", "3", Decimal("2.50"))],
+                )
             )
-        )
-        uuid = await sandbox.state.portals.add_document(
-            sandbox.demo.portal_name, doc_type="order", xml=late
-        )
-        await sandbox.state.portals.set_processed(sandbox.demo.portal_name, uuid, True)
+
+        name = sandbox.demo.portal_name
+        waiting = await sandbox.state.portals.add_document(name, doc_type="order", xml=order("A"))
+        taken = await sandbox.state.portals.add_document(name, doc_type="order", xml=order("B"))
+        await sandbox.state.portals.set_processed(name, taken, True)
         await due_now(gateway, last_success_at=datetime.now(UTC) - timedelta(days=2))
+        caplog.set_level(logging.WARNING, "gateway.eproc")
         await run_once(gateway)
-        assert uuid in await documents_in_fng(sandbox)
-        counters = (await sandbox.state.portals.describe(sandbox.demo.portal_name))["counters"]
+        in_fng = await documents_in_fng(sandbox)
+        assert waiting in in_fng
+        assert taken not in in_fng
+        [warning] = [r for r in caplog.records if "another client collected" in r.getMessage()]
+        assert warning.__dict__["document_ids"] == taken
+        counters = (await sandbox.state.portals.describe(name))["counters"]
         assert counters["calls"]["FetchIndexFromDate"] == 1
 
 

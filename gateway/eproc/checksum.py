@@ -90,8 +90,9 @@ def order_checksum(
 
 
 def within_tolerance(sent: int, computed: int) -> bool:
-    """FMS's ±1, on the five digits (so 99999 and 0 are neighbours)."""
-    return (sent - computed) % MODULUS in (0, 1, MODULUS - 1)
+    """FMS's ±1, on the five digits (so 99999 and 0 are neighbours). A checksum is five
+    digits at most: a longer number whose last five match is not the order's checksum."""
+    return 0 <= sent < MODULUS and (sent - computed) % MODULUS in (0, 1, MODULUS - 1)
 
 
 @dataclass(frozen=True, slots=True)

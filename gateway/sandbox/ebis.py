@@ -131,7 +131,9 @@ def order_checksum(
     if lines_total != lines_total.to_integral_value():
         raise ValueError("the products LineNumber * Quantity must add up to an integer")
     f1 = order_date.year + 13 * order_date.day - 7 * int(lines_total)
-    f2 = order_date.month + 17 * len(lines) + 5 * int(goods_value)  # int() truncates
+    # TotalValue: the goods value held in pence (the Precision rule), then its whole pounds.
+    total_value = int(goods_value.quantize(CENT, rounding=ROUND_HALF_UP))
+    f2 = order_date.month + 17 * len(lines) + 5 * total_value
     return abs(f1 * f2) % 100_000
 
 

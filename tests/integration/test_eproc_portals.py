@@ -251,6 +251,120 @@ class TestCopies:
         assert (listed["state"], listed["sends"]) == ("sent", 3)
 
 
+class TestPortalsThatForget:
+    async def test_a_document_gone_before_its_acknowledgement_holds_up_nothing(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """A document FNG holds whose acknowledgement did not take, and which the portal has
+        since let expire ("Documents that are not downloaded should expire ... and then be
+        removed"): DocumentNotExistException leaves nothing to mark; it is recorded as
+        acknowledged and the portal's other documents are collected."""
+        name = sandbox.demo.portal_name
+        row = await portal_row(gateway, name)
+        now = datetime.now(UTC)
+        async with gateway.app[STORE].write() as conn:
+            await conn.execute(
+                eproc_documents.insert().values(
+                    portal_id=row.id,
+                    document_id="expired-order",
+                    doc_type="order",
+                    state="delivered",
+                    content=content_order(sandbox, "W-GONE").encode(),
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        await run_once(gateway)
+        assert await documents_in_fng(sandbox) == expected(sandbox, "valid")
+        assert (await ledger(gateway))["expired-order"] == ("acknowledged", None)
+        assert (await portal_row(gateway, name)).failures == 0
+
+
+class TestSendOrderFaults:
+    async def test_a_fault_is_a_refusal_and_the_order_goes_later_as_the_original(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "If the call was not successful then a soap exception should be thrown": a
+        portal refusing the login did not take the order, so it is not quarantined as an
+        unknown outcome, and once the login works it goes as the first file it is."""
+        name = sandbox.demo.portal_name
+        order_id = sandbox.demo.authorised_order_id
+        await sandbox.state.portals.set_switches(name, refuse_auth=True)
+        await run_once(gateway)
+        assert order_id not in await order_rows(gateway)
+        assert (await portal_row(gateway, name)).last_error.startswith(
+            "PORTAL_AUTHENTICATION_FAILED"
+        )
+        await sandbox.state.portals.set_switches(name, refuse_auth=False)
+        await due_now(gateway)
+        await run_once(gateway)
+        assert await functions_received(sandbox, name) == ["original"]
+        rows = await order_rows(gateway)
+        assert (rows[order_id].state, rows[order_id].sends) == ("sent", 1)
+
+
+class TestTheSameWebService:
+    async def test_an_order_goes_back_through_the_portal_its_content_order_came_from(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "The Authorised Order is returned to the supplier using the same Web Service that
+        sent the original Content Order to FMS", though another portal serves the supplier."""
+        supplier = sandbox.demo.supplier_duns
+        await sandbox.state.portals.add(
+            "second", username="u", password="p", supplier_duns=supplier
+        )
+        await gateway.tenancy.add_portal(
+            gateway.demo.database_id,
+            name="second",
+            url=f"{sandbox.url}{portal_path('second')}",
+            username="u",
+            password="p",
+            supplier_duns=[supplier],
+            allow_http=True,
+        )
+        await sandbox.state.portals.add_documents(
+            "second", [NewDocument("order", content_order(sandbox, "C-S"), uuid="via-second")]
+        )
+        await run_once(gateway)
+        assert "via-second" in await documents_in_fng(sandbox)
+        before = len((await sandbox.state.portals.describe(sandbox.demo.portal_name))["orders"])
+        authorised = ebis.order(
+            number="PO-S",
+            order_date=date.today(),
+            supplier_duns=supplier,
+            buyer_duns=sandbox.demo.school_duns,
+            lines=[
+                ebis.OrderLine(
+                    1,
+                    "P-1",
+                    "Pencils",
+                    "3",
+                    Decimal("2.50"),
+                    commodity_class="00 00 00 00",
+                    narrative="1001-01",
+                    preferred_date=date.today(),
+                )
+            ],
+            order_type="PUO",
+            user=None,
+            originating_software=("SIMS", "FMS6", "6.180"),
+        )
+        order_id = await sandbox.state.procurement.add_authorised_order(
+            sandbox.demo.database_id,
+            supplier_duns=supplier,
+            order_xml=ebis.to_text(authorised),
+            content_order=("second", "via-second"),
+        )
+        await due_now(gateway)
+        await run_once(gateway)
+        assert (await order_rows(gateway))[order_id].state == "sent"
+        assert len((await sandbox.state.portals.describe("second"))["orders"]) == 1
+        received = (await sandbox.state.portals.describe(sandbox.demo.portal_name))["orders"]
+        assert len(received) == before
+
+
 class TestHttps:
     async def test_a_plain_http_address_needs_the_portal_s_allowance(
         self, gateway: Gateway, sandbox: Sandbox

@@ -249,6 +249,52 @@ class TestPrecision:
         assert entries[bad] == ("quarantined", "checksum")
 
 
+class TestWhatFmsIgnores:
+    async def test_fields_and_lines_fms_did_not_read_do_not_fail_the_import(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "Any data in the XML file not shown in this section will be ignored by FMS, but
+        will not cause the import to fail", and a line whose Action is not Original is
+        ignored: values FMS never read pass as they are, and reach FNG as written."""
+        lines = (*LINES, ebis.OrderLine(3, "P-9", "Withdrawn", "2", Decimal("1.00")))
+        order = content_order(sandbox, "WEB-I1", lines=lines)
+        set_text(order, "OrderTotal/GrossValue", "n/a")
+        set_text(order, "OrderLine/NetLineTotal", "")
+        withdrawn = order.findall("OrderLine")[2]
+        set_text(withdrawn, "Action", "Delete")
+        set_text(withdrawn, "Quantity/Amount", "2.0")
+        set_text(withdrawn, "Price/UnitPrice", "see catalogue")
+        invoice_to = etree.SubElement(etree.SubElement(order, "InvoiceTo"), "InvoiceToReferences")
+        etree.SubElement(invoice_to, "DUNS").text = "12-345-6789"
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        body = etree.fromstring((await in_fng(sandbox, uuid))["body"].encode())
+        assert body.findtext("OrderTotal/GrossValue") == "n/a"
+        assert body.findall("OrderLine")[2].findtext("Price/UnitPrice") == "see catalogue"
+
+    async def test_what_fms_read_is_still_checked(self, gateway: Gateway, sandbox: Sandbox) -> None:
+        """The same kind of value where FMS read it: an Original line's unit price."""
+        order = set_text(
+            content_order(sandbox, "WEB-I2"), "OrderLine/Price/UnitPrice", "see catalogue"
+        )
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "schema")
+
+
+class TestQuantity:
+    async def test_a_quantity_must_be_written_as_an_integer(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "FMS will only accept an integer for line quantity": 3.00 is three, but it is
+        not written as an integer."""
+        order = set_text(content_order(sandbox, "WEB-Q1"), "OrderLine/Quantity/Amount", "3.00")
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "quantity")
+
+
 class TestHandshakeCodes:
     async def test_a_missing_code_is_quarantined_by_its_rule(
         self, gateway: Gateway, sandbox: Sandbox

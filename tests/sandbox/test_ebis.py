@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
+from gateway.eproc.checksum import WORKED_EXAMPLES, WorkedExample
 from gateway.sandbox import SandboxState, ebis, seed_demo
 from gateway.sandbox.demo import DEMO_CLIENT_ID, DEMO_DATABASE, seed_budget_planning
 from gateway.sandbox.fng.databases import new_guid
@@ -270,3 +271,12 @@ class TestDemoSeed:
         assert portal["password"] == demo.portal_password
         assert len(portal["documents"]) == len(demo.portal_documents)
         assert await seed_demo(state) == demo
+
+
+@pytest.mark.parametrize("example", WORKED_EXAMPLES, ids=lambda example: example.goods_value)
+def test_the_sandboxs_checksum_is_the_gateways(example: WorkedExample) -> None:
+    """The sandbox writes its orders' checksums independently of the gateway, and the two
+    agree on every worked example, the goods value in pence before its whole pounds."""
+    lines = [(number, Decimal(quantity)) for number, quantity in example.lines]
+    goods = Decimal(example.goods_value.replace(example.separator, "."))
+    assert ebis.order_checksum(date(*example.order_date), lines, goods) == example.checksum

@@ -104,6 +104,12 @@ class TestTolerance:
         assert within_tolerance(99_999, 0) and within_tolerance(0, 99_999)
         assert not within_tolerance(99_998, 0)
 
+    @pytest.mark.parametrize("sent", [1_034_885, 234_885, -34_885, 100_000])
+    def test_a_number_longer_than_five_digits_is_not_the_checksum(self, sent: int) -> None:
+        """The checksum is the last five digits of the product: the whole product, or any
+        number ending in them, is not it."""
+        assert not within_tolerance(sent, 34885)
+
 
 lines_strategy = st.lists(
     st.tuples(st.integers(1, 10_000), st.integers(0, 100_000)), min_size=0, max_size=50

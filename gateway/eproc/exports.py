@@ -28,7 +28,6 @@ from gateway.eproc.rules import (
     profile_problems,
 )
 from gateway.eproc.verdicts import (
-    LIVE,
     Expectations,
     Problem,
     Verdict,
@@ -172,6 +171,102 @@ def export_constants(order: etree._Element) -> Iterator[Problem]:
                 yield problem
 
 
+#: Fields FMS filled from its records on every order, by seed 002's export mapping.
+EXPORT_FIELDS: Final = (
+    ("OrderReferences/BuyersOrderNumber", "Purchase Order Processing | Number"),
+    ("OrderDate", "Purchase Order Processing | Date"),
+    (
+        "OrderHead/OrderCurrency/Currency/@Code",
+        "Establishment Details | tab 3 System Parameters | Transaction Currency",
+    ),
+    (
+        "OrderHead/InvoiceCurrency/Currency/@Code",
+        "Establishment Details | tab 3 System Parameters | Transaction Currency",
+    ),
+)
+#: "This will not be supplied."
+NOT_SUPPLIED: Final = "OrderLine/Delivery/DeliverTo/Address/PostCode"
+#: Money FMS wrote ("13.2": two decimals at most, with "."), and whole quantities.
+_MONEY: Final = re.compile(r"-?[0-9]{1,13}(\.[0-9]{1,2})?")
+_WHOLE: Final = re.compile(r"-?[0-9]+")
+_MONEY_FIELDS: Final = ("UnitPrice", "NetLineTotal", "LineTotal", "GoodsValue", "GrossValue")
+
+
+def export_fields(order: etree._Element) -> Iterator[Problem]:
+    """What FMS always filled in, present; no tag without a value ("A tag will not be
+    included in the XML file with no value"); and nothing FMS never supplied."""
+    for field, seed in EXPORT_FIELDS:
+        path, _, attribute = field.partition("/@")
+        found = order.find(path)
+        value = None if found is None else (found.get(attribute) if attribute else found.text)
+        if not (value or "").strip():
+            yield Problem("export_field", f"{field} is missing; FMS exported: {seed}")
+    for element in order.iter():
+        if (
+            isinstance(element.tag, str)
+            and len(element) == 0
+            and not element.attrib
+            and not (element.text or "").strip()
+        ):
+            yield Problem(
+                "export_field",
+                f"{order.getroottree().getelementpath(element)} has no value; FMS wrote no "
+                "tag without one",
+            )
+            break
+    if order.find(NOT_SUPPLIED) is not None:
+        yield Problem("export_field", f"{NOT_SUPPLIED}: FMS said 'This will not be supplied'")
+
+
+def export_numbers(order: etree._Element) -> Iterator[Problem]:
+    """Numbers as FMS wrote them (DecimalSeparator "." and Precision "13.2"): money with
+    "." and two decimals at most, quantities whole; and the totals FMS calculated: each
+    line's NetLineTotal its quantity times its unit price ("Purchase Order Processing |
+    Line total"), GoodsValue "Calculated as total net goods value", GrossValue "Calculated
+    as total gross goods value" (the net value and its tax: never below it)."""
+    for element in order.iter(*_MONEY_FIELDS):
+        if not _MONEY.fullmatch((element.text or "").strip()):
+            yield Problem(
+                "export_number",
+                f"{element.tag} is {(element.text or '').strip()!r}; FMS wrote money with '.' "
+                "and two decimals at most",
+            )
+            return
+    net_total = Decimal(0)
+    for line in order.iterfind("OrderLine"):
+        number = text(line, "LineNumber") or "?"
+        quantity, price = (
+            text(line, "Quantity/Amount") or "",
+            decimal(text(line, "Price/UnitPrice")),
+        )
+        net = decimal(text(line, "NetLineTotal"))
+        if not _WHOLE.fullmatch(quantity):
+            yield Problem("export_number", f"line {number}: the quantity {quantity!r} is not whole")
+            return
+        if price is None or net is None:
+            yield Problem(
+                "export_number", f"line {number}: its UnitPrice or NetLineTotal is missing"
+            )
+            return
+        if net != pence(int(quantity) * price):
+            yield Problem(
+                "export_totals",
+                f"line {number}: NetLineTotal is {net}; {quantity} at {price} is "
+                f"{pence(int(quantity) * price)}",
+            )
+        net_total += net
+    goods = decimal(text(order, "OrderTotal/GoodsValue"))
+    gross = decimal(text(order, "OrderTotal/GrossValue"))
+    if goods is None or gross is None:
+        yield Problem("export_totals", "OrderTotal/GoodsValue or GrossValue is missing")
+    elif goods != net_total:
+        yield Problem(
+            "export_totals", f"GoodsValue is {goods}; the lines' NetLineTotal add up to {net_total}"
+        )
+    elif gross < goods:
+        yield Problem("export_totals", f"GrossValue {gross} is below GoodsValue {goods}")
+
+
 def _party(
     order: etree._Element, party: str, references: str, number: str | None
 ) -> Iterator[Problem]:
@@ -195,31 +290,56 @@ class _Line:
     part_number: str
     description: str
     price: Decimal | None
+    #: Returned as the content order gave them: "Not used by FMS but returned in a confirmed
+    #: order XML file" (and when it gave none, the constants FMS wrote instead).
+    commodity_class: str
+    uom: str
 
 
-def _lines(order: etree._Element, *, original_only: bool) -> dict[str, _Line]:
-    return {
-        text(line, "LineNumber") or "?": _Line(
-            text(line, "Product/SuppliersProductCode") or "",
-            " ".join((text(line, "Product/Description") or "").split()),
-            None if (price := decimal(text(line, "Price/UnitPrice"))) is None else pence(price),
-        )
-        for line in order.iterfind("OrderLine")
-        if not original_only or text(line, "Action") == "Original"
-    }
+def _line(line: etree._Element) -> _Line:
+    quantity = line.find("Quantity")
+    uom = quantity.get("UOMCode") if quantity is not None else None
+    return _Line(
+        text(line, "Product/SuppliersProductCode") or "",
+        " ".join((text(line, "Product/Description") or "").split()),
+        None if (price := decimal(text(line, "Price/UnitPrice"))) is None else pence(price),
+        text(line, "Product/CommodityClass") or "00 00 00 00",
+        (uom or text(line, "Quantity/UOMCode") or "EA").strip(),
+    )
+
+
+def _lines(order: etree._Element, *, original_only: bool) -> tuple[dict[str, _Line], list[str]]:
+    """The order's lines by line number, and the line numbers given to more than one."""
+    lines: dict[str, _Line] = {}
+    repeated: list[str] = []
+    for line in order.iterfind("OrderLine"):
+        if original_only and text(line, "Action") != "Original":
+            continue
+        number = text(line, "LineNumber") or "?"
+        if number in lines:
+            repeated.append(number)
+        lines[number] = _line(line)
+    return lines, repeated
 
 
 def order_edits(order: etree._Element, content_order: etree._Element) -> Iterator[Problem]:
     """How the order differs from the content order it was made from, where FMS would not
     have let it: "The user can not edit the part number, the description, or the price.
     Additional lines can not be added. The user can edit the line quantity to be purchased.
-    Lines can be deleted." FMS imported only the content order's Original lines."""
-    reading = read_numbers(content_order, "OrderHead", ORDER_NUMBERS)
-    if not reading.readable:
+    Lines can be deleted." FMS imported only the content order's Original lines, and
+    returned their commodity class, UOM code and the supplier's narrative as they came."""
+    reading = read_numbers(content_order, "OrderHead", ORDER_NUMBERS, lenient=True)
+    if reading.separator is None:
         yield Problem("order_edits", f"the content order cannot be read: {reading.reason()}")
         return
-    imported = _lines(reading.document, original_only=True)
-    for number, line in _lines(order, original_only=False).items():
+    imported, _ = _lines(reading.document, original_only=True)
+    lines, repeated = _lines(order, original_only=False)
+    for number in repeated:
+        yield Problem(
+            "order_edits",
+            f"line number {number} is given to more than one line; FMS never adds a line",
+        )
+    for number, line in lines.items():
         was = imported.get(number)
         if was is None:
             yield Problem(
@@ -232,6 +352,8 @@ def order_edits(order: etree._Element, content_order: etree._Element) -> Iterato
             ("part number", was.part_number, line.part_number),
             ("description", was.description, line.description),
             ("price", was.price, line.price),
+            ("commodity class", was.commodity_class, line.commodity_class),
+            ("UOM code", was.uom, line.uom),
         ):
             if before != after:
                 yield Problem(
@@ -239,6 +361,12 @@ def order_edits(order: etree._Element, content_order: etree._Element) -> Iterato
                     f"line {number}: its {what} changed from {before} to {after}; FMS lets a "
                     "user change only a line's quantity",
                 )
+    narrative = text(content_order, "Supplier/Narrative")
+    if narrative and text(order, "Supplier/Narrative") != narrative:
+        yield Problem(
+            "order_edits",
+            "Supplier/Narrative is not the content order's: FMS returned it in the confirmed order",
+        )
 
 
 def check_authorised_order(
@@ -265,12 +393,16 @@ def check_authorised_order(
     order_type = head.find("OrderType") if head is not None else None
     if order_type is None or order_type.get("Code") != "PUO":
         problems.append(Problem("order_type", "an authorised order must be of type PUO"))
-    if test_mode(head) not in LIVE:
-        problems.append(Problem("test_mode", "an authorised order's test flag is 0"))
+    if test_mode(head) != "0":
+        problems.append(
+            Problem("test_mode", 'an authorised order\'s test flag is "0" as a numeric')
+        )
     function = head.find("Function") if head is not None else None
     if function is None or function.get("Code") not in ("original", "copy"):
         problems.append(Problem("function", "an authorised order's function is original or copy"))
     problems.extend(export_constants(order))
+    problems.extend(export_fields(order))
+    problems.extend(export_numbers(order))
     lines = order.findall("OrderLine")
     if not lines or any(text(line, "Action") != "Original" for line in lines):
         problems.append(Problem("no_lines", "an authorised order's lines are all Original"))

@@ -195,6 +195,10 @@ def order(
     _sub(head, "OrderType", Code=order_type, CodeList="BASDA")
     _sub(head, "Function", Code=function, CodeList="UKGov-DocStatus", Preserve="true")
     _sub(_sub(head, "OrderCurrency"), "Currency", Code=currency, CodeList="UKGov-CurrencyCode")
+    if order_type == "PUO":  # FMS's export carries the invoice currency too
+        _sub(
+            _sub(head, "InvoiceCurrency"), "Currency", Code=currency, CodeList="UKGov-CurrencyCode"
+        )
     checksum = _sub(head, "Checksum")
     _sub(_sub(root, "OrderReferences"), "BuyersOrderNumber", number, Preserve="true")
     _sub(root, "OrderDate", order_date.isoformat())

@@ -520,6 +520,118 @@ class TestExportConstants:
         assert all(states[order_id] == "pending" for order_id in broken)
 
 
+def _add(path: str, tag: str, value: str) -> Mutation:
+    def mutate(order: etree._Element) -> etree._Element:
+        parent = order.find(path)
+        assert parent is not None, path
+        etree.SubElement(parent, tag).text = value
+        return order
+
+    return mutate
+
+
+def _post_code(order: etree._Element) -> etree._Element:
+    delivery = order.find("OrderLine/Delivery")
+    assert delivery is not None
+    address = etree.SubElement(etree.SubElement(delivery, "DeliverTo"), "Address")
+    etree.SubElement(address, "AddressLine").text = "1 School Lane"
+    etree.SubElement(address, "PostCode").text = "AB1 2CD"
+    return order
+
+
+def _test_flag(order: etree._Element) -> etree._Element:
+    flag = order.find("OrderHead/TestFlag")
+    assert flag is not None
+    flag.set("Mode", "false")
+    return order
+
+
+#: (what is wrong, how to make it so, the rule, what the quarantine's reason says)
+FIGURES_AND_FIELDS: tuple[tuple[str, Mutation, str, str], ...] = (
+    (
+        "a line total not its quantity times its price",
+        lambda o: set_text(o, "OrderLine/NetLineTotal", "999.99"),
+        "export_totals",
+        "line 1: NetLineTotal is 999.99; 3 at 2.50 is 7.50",
+    ),
+    (
+        "goods value not the lines' total",
+        lambda o: set_text(o, "OrderTotal/GoodsValue", "1000.00"),
+        "export_totals",
+        "GoodsValue is 1000.00; the lines' NetLineTotal add up to 21.00",
+    ),
+    (
+        "no gross value",
+        lambda o: remove(o, "OrderTotal/GrossValue"),
+        "export_totals",
+        "GrossValue is missing",
+    ),
+    (
+        "a price written with a comma",
+        lambda o: set_text(o, "OrderLine/Price/UnitPrice", "2,50"),
+        "export_number",
+        "UnitPrice is '2,50'",
+    ),
+    (
+        "a price of three decimals",
+        lambda o: set_text(o, "OrderLine/Price/UnitPrice", "2.505"),
+        "export_number",
+        "UnitPrice is '2.505'",
+    ),
+    (
+        "a quantity that is not whole",
+        lambda o: set_text(o, "OrderLine/Quantity/Amount", "3.0"),
+        "export_number",
+        "line 1: the quantity '3.0' is not whole",
+    ),
+    (
+        "no order number",
+        lambda o: remove(o, "OrderReferences/BuyersOrderNumber"),
+        "export_field",
+        "OrderReferences/BuyersOrderNumber is missing",
+    ),
+    (
+        "no invoice currency",
+        lambda o: remove(o, "OrderHead/InvoiceCurrency"),
+        "export_field",
+        "OrderHead/InvoiceCurrency/Currency/@Code is missing",
+    ),
+    (
+        "a tag with no value",
+        _add("OrderReferences", "ContractOrderReference", ""),
+        "export_field",
+        "OrderReferences/ContractOrderReference has no value",
+    ),
+    ("a post code FMS never supplied", _post_code, "export_field", "This will not be supplied"),
+    ("a test flag of false", _test_flag, "test_mode", '"0" as a numeric'),
+)
+
+
+class TestExportFiguresAndFields:
+    async def test_an_order_fms_would_not_have_written_is_quarantined_naming_why(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """Totals "Calculate[d]", numbers as "." and "13.2" write them, the fields FMS always
+        filled, "A tag will not be included in the XML file with no value", a PostCode
+        that "will not be supplied", TestFlag "0" as a numeric."""
+        broken = {
+            await authorise(sandbox, mutate(authorised_order(sandbox, f"PO-F{n}"))): (
+                what,
+                rule,
+                said,
+            )
+            for n, (what, mutate, rule, said) in enumerate(FIGURES_AND_FIELDS)
+        }
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        for order_id, (what, rule, said) in broken.items():
+            state, found, reason = ledger_orders[order_id]
+            assert (state, found) == ("quarantined", rule), (what, reason)
+            assert said in (reason or ""), (what, reason)
+        states = await fng_order_states(sandbox)
+        assert all(states[order_id] == "pending" for order_id in broken)
+
+
 class TestEditsOfAContentOrder:
     async def _collected(self, gateway: Gateway, sandbox: Sandbox, order: etree._Element) -> str:
         uuid = await queue(sandbox, "order", order)
@@ -562,6 +674,12 @@ class TestEditsOfAContentOrder:
                 replace(LINES[0], product_code="P-101"),
             ),
             "line 1: its description changed": (replace(LINES[0], description="Rulers"),),
+            "line 1: its UOM code changed from EA to PK": (replace(LINES[0], uom="PK"),),
+            "line number 2 is given to more than one line": (
+                LINES[0],
+                LINES[1],
+                replace(LINES[1], quantity="1"),
+            ),
         }
         ids = {
             await authorise(
@@ -577,6 +695,27 @@ class TestEditsOfAContentOrder:
             state, rule, reason = ledger_orders[order_id]
             assert (state, rule) == ("quarantined", "order_edits"), expected
             assert expected in (reason or ""), (expected, reason)
+
+    async def test_the_suppliers_commodity_class_comes_back_as_it_was_given(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """CommodityClass: "Not used by FMS but returned in a confirmed order XML file"; the
+        constant "00 00 00 00" is for a line that came without one."""
+        classified = (replace(LINES[0], commodity_class="24 11 18 00"), LINES[1])
+        uuid = await self._collected(
+            gateway, sandbox, content_order(sandbox, "WEB-E4", lines=classified)
+        )
+        order_id = await authorise(
+            sandbox,
+            authorised_order(sandbox, "PO-E4"),
+            content_order=(sandbox.demo.portal_name, uuid),
+        )
+        await poll(gateway)
+        state, rule, reason = (await orders(gateway))[order_id]
+        assert (state, rule) == ("quarantined", "order_edits")
+        assert "line 1: its commodity class changed from 24 11 18 00 to 00 00 00 00" in (
+            reason or ""
+        )
 
     async def test_a_content_order_the_gateway_never_collected_is_quarantined(
         self, gateway: Gateway, sandbox: Sandbox

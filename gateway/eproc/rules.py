@@ -343,7 +343,7 @@ def check_invoice(root: etree._Element, expect: Expectations, schemas: SchemaReg
             )
         )
     kind = head.find("InvoiceType") if head is not None else None
-    code = ((kind.get("Code") if kind is not None else None) or "").upper()
+    code = ((kind.get("Code") if kind is not None else None) or "").strip().upper()
     if code not in ("INV", "CRN"):
         problems.append(
             Problem(

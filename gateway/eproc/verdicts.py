@@ -85,10 +85,11 @@ def test_mode(head: etree._Element | None) -> str | None:
     if flag is None:
         return None
     test = flag.find("Test")
-    return first(
+    mode = first(
         flag.get("Mode"),
         test.get("Mode") if test is not None else None,
         text(flag, "Test/Mode"),
         text(flag, "Mode"),
         (flag.text or "").strip() or None,
     )
+    return None if mode is None else mode.strip()  # a boolean's spaces are not its value

@@ -350,6 +350,21 @@ class TestInvoices:
         assert (await in_fng(sandbox, listed_invoice))["type"] == "creditnote"
         assert (await in_fng(sandbox, listed_credit))["type"] == "invoice"
 
+    async def test_codes_and_flags_are_read_as_their_types_read_them(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """InvoiceType "INV" or "CRN" "(any case)", and a test flag whose xs:boolean value
+        " 0 " is 0: the spaces around them are not part of them."""
+        credit = invoice(sandbox, "CRN-S1", invoice_type="CRN", credited_invoice="INV-S0")
+        kind, flag = credit.find("InvoiceHead/InvoiceType"), credit.find("InvoiceHead/TestFlag")
+        assert kind is not None and flag is not None
+        kind.set("Code", " crn ")
+        flag.set("Mode", " 0 ")
+        uuid = await queue(sandbox, "creditnote", credit)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        assert (await in_fng(sandbox, uuid))["type"] == "creditnote"
+
 
 class TestChecksumPolicy:
     async def test_enforce_quarantines_both_ways(self, gateway: Gateway, sandbox: Sandbox) -> None:

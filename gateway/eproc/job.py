@@ -52,6 +52,9 @@ class PortalJob:
     documents_due: bool = True
     #: ... and whether FNG's authorised orders are (every ``eproc.orders_seconds``).
     orders_due: bool = True
+    #: Why the portal cannot be polled at all (its stored password does not decrypt with
+    #: the master keys), or None: the poll fails with it, and only this portal's does.
+    unusable: str | None = None
 
     @property
     def label(self) -> str:

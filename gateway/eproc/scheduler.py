@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from gateway.config import EprocSettings
 from gateway.eproc.documents import DocState
@@ -27,7 +28,7 @@ from gateway.eproc.job import PortalJob
 from gateway.eproc.orders import OrderState
 from gateway.eproc.pipeline import Pipeline
 from gateway.eproc.rules import Expectations
-from gateway.errors import GatewayError, PollFailed, PollTimeout
+from gateway.errors import ConfigurationError, GatewayError, PollFailed, PollTimeout
 from gateway.observability.metrics import Metrics
 from gateway.store import Store
 from gateway.store.tables import (
@@ -209,13 +210,24 @@ class Scheduler:
         return [self._job(row, frozenset(served.get(row.id, ())), now) for row in rows]
 
     def _job(self, row: Any, suppliers: frozenset[str], now: datetime) -> PortalJob:
+        unusable = None
+        try:
+            password = self._box.decrypt(row.password_enc)
+        except ConfigurationError:
+            password = SecretStr("")
+            unusable = (
+                "its stored password cannot be decrypted with the configured master keys: "
+                "configure the master key it was stored under, or record the password again "
+                "(fng-gateway portals password ID --password-stdin)"
+            )
         return PortalJob(
             portal_id=row.id,
             database_id=row.database_id,
             name=row.name,
             url=row.url,
             username=row.username,
-            password=self._box.decrypt(row.password_enc),
+            password=password,
+            unusable=unusable,
             supplier_duns=suppliers,
             password_days=row.password_days,
             password_changed_at=row.password_changed_at,
@@ -238,6 +250,8 @@ class Scheduler:
     async def _poll(self, job: PortalJob) -> None:
         error: GatewayError | None = None
         try:
+            if job.unusable is not None:
+                raise ConfigurationError(job.unusable)
             async with asyncio.timeout(self._settings.poll_timeout_seconds):
                 await self._pipeline.poll(job)
         except TimeoutError:

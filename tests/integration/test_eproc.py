@@ -21,6 +21,7 @@ from gateway.eproc.admin import EprocAdmin
 from gateway.sandbox import ebis
 from gateway.sandbox.fng.procurement import generated_order
 from gateway.store.tables import eproc_documents, eproc_orders, portals, schools
+from gateway.tenancy.secrets import SecretBox
 from tests.conftest import Gateway, GatewayWith, Sandbox
 
 
@@ -325,6 +326,32 @@ class TestPortalIsolation:
             f"{database}:slow",
             f"{database}:garbled",
         }
+
+    async def test_a_password_the_master_keys_cannot_decrypt_fails_that_portal_alone(
+        self, gateway: Gateway, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A portal whose password was stored under a master key the gateway no longer has
+        (a key removed too soon, a store restored beside other keys): its polls fail saying
+        why and what to do, and every other portal is polled."""
+        await add_portals(gateway, sandbox, "foreign")
+        other = SecretBox([SecretBox.new_key().encode()])
+        async with gateway.app[STORE].write() as conn:
+            await conn.execute(
+                portals.update()
+                .where(portals.c.name == "foreign")
+                .values(password_enc=other.encrypt("p"))
+            )
+        caplog.set_level(logging.WARNING, "gateway.eproc")
+        await run_once(gateway)
+        assert await documents_in_fng(sandbox) == expected(sandbox, "valid")
+        async with gateway.app[STORE].read() as conn:
+            rows = {row.name: row for row in await conn.execute(sa.select(portals))}
+        assert rows[sandbox.demo.portal_name].failures == 0
+        assert rows["foreign"].failures == 1
+        assert rows["foreign"].last_error.startswith("CONFIGURATION_ERROR: its stored password")
+        assert "portals password" in rows["foreign"].last_error
+        calls = (await sandbox.state.portals.describe("foreign"))["counters"]["calls"]
+        assert sum(calls.values()) == 0
 
     async def test_a_round_polls_every_due_portal_once_however_few_the_slots(
         self, gateway_with: GatewayWith, sandbox: Sandbox

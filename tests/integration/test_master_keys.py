@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from gateway.app import BOX, STORE
-from gateway.store.tables import vendors
+from gateway.errors import ConfigurationError
+from gateway.store.tables import portals, vendors
 from gateway.tenancy.reencrypt import reencrypt
 from gateway.tenancy.secrets import SecretBox
 from tests.conftest import Sandbox, gateway_settings, start_gateway
@@ -57,3 +59,25 @@ async def test_new_key_file_is_followed_and_secrets_move_to_it(
     assert SecretBox([new]).decrypt(stored).get_secret_value() == sandbox.demo.client_secret
     await asyncio.sleep(gateway.settings.auth.registry_cache_seconds)  # cached callers lapse
     assert not (await soap_call(http, gateway.soap_url, body, gateway.auth)).is_fault
+
+
+async def test_reencrypt_names_what_it_cannot_decrypt_and_changes_nothing(
+    tmp_path: Path, sandbox: Sandbox, aiohttp_server: Any
+) -> None:
+    """A secret stored under a master key the gateway does not hold: re-encrypting says which
+    one and what to do, and leaves every secret as it was."""
+    box = SecretBox([Fernet.generate_key()])
+    gateway = await start_gateway(aiohttp_server, gateway_settings(tmp_path, sandbox), box, sandbox)
+    store = gateway.app[STORE]
+    async with store.write() as conn:
+        portal_id = await conn.scalar(sa.select(portals.c.id))
+        await conn.execute(
+            portals.update().values(password_enc=SecretBox([Fernet.generate_key()]).encrypt("p"))
+        )
+    async with store.read() as conn:
+        before = (await conn.execute(sa.select(vendors.c.credential_enc))).scalars().all()
+    with pytest.raises(ConfigurationError, match=rf"\(portal {portal_id}\): add the master key"):
+        await reencrypt(store, gateway.app[BOX], "test")
+    async with store.read() as conn:
+        after = (await conn.execute(sa.select(vendors.c.credential_enc))).scalars().all()
+    assert after == before

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiocache.base import BaseCache
@@ -175,6 +176,12 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
 
     # Without Redis every replica goes on alone (see Health): degraded, still ready.
     app[HEALTH].add_check("cache", cache_ok, required=False)
+    if settings.redis_url and not await cache_ok():
+        log.warning(
+            "Redis at %s cannot be reached: this replica goes on alone (its own token "
+            "cache, failed logins and locks) until it can; check FNG_GATEWAY_REDIS_URL",
+            urlsplit(settings.redis_url).netloc.rpartition("@")[2],  # never its password
+        )
     connector = aiohttp.TCPConnector(
         limit=settings.fng.max_connections, ttl_dns_cache=300, enable_cleanup_closed=True
     )

@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code(exc)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # the reader of the output went away: gateway.command ends quietly
     except Exception as exc:
         # The command line's edge: whatever was not foreseen is still one line, not a
         # traceback; FNG_GATEWAY_LOG_LEVEL=DEBUG shows the traceback for a bug report.

@@ -69,7 +69,12 @@ def _problem(error: Any) -> str:
         hint = f" (did you mean {close[0]}?)" if close else ""
         return f"{key} in the config file: no such setting{hint}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{PREFIX}{'__'.join(parts).upper()}: {message}"
+    variable = f"{PREFIX}{'__'.join(parts).upper()}"
+    config_file = os.environ.get(f"{PREFIX}CONFIG_FILE")
+    if config_file and variable not in os.environ:
+        # Not set in the environment (or set as a whole group): the file's, most likely.
+        return f"{'.'.join(parts)} in {config_file} (or {variable}): {message}"
+    return f"{variable}: {message}"
 
 
 def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str | None:
@@ -77,12 +82,17 @@ def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str
     option = what.replace(" ", "_")
     variable = getattr(args, f"{option}_env", None)
     if variable:
-        value = os.environ.get(variable, "")
+        if variable not in os.environ:
+            raise ConfigurationError(f"the environment variable {variable} is not set")
+        value = os.environ[variable]
         if not value:
             raise ConfigurationError(f"the environment variable {variable} is empty")
         return value
     if getattr(args, f"{option}_stdin", False):
-        value = sys.stdin.read().strip()
+        try:
+            value = sys.stdin.buffer.read().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise CallerError(f"the {what} on standard input is not UTF-8 text") from None
         if not value:
             raise CallerError(f"no {what} on standard input")
         return value

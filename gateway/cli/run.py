@@ -233,6 +233,11 @@ async def sandbox(args: argparse.Namespace) -> int:
     from gateway.tenancy.secrets import SecretBox
     from gateway.tenancy.service import TenancyAdmin
 
+    if args.sandbox_port is None and args.port == 65535:
+        raise ConfigurationError(
+            "the sandbox's port would be the gateway's plus one, 65536: choose it with "
+            "--sandbox-port"
+        )
     with tempfile.TemporaryDirectory(prefix="fng-gateway-sandbox-") as data:
         data_dir = Path(data)
         state = await SandboxState.open(f"sqlite+aiosqlite:///{data_dir / 'sandbox.db'}")
@@ -296,9 +301,7 @@ async def sandbox(args: argparse.Namespace) -> int:
             "admin": {"url": f"{gateway_url}/admin/", "token": admin_token},
         }
         if args.info_file:
-            await asyncio.to_thread(
-                _write_private, Path(args.info_file), json.dumps(info, indent=2)
-            )
+            await asyncio.to_thread(_write_private, args.info_file, json.dumps(info, indent=2))
         _print_welcome(info)
         try:
             await _serve_until_stopped([sandbox_runner, runner], lambda: begin_draining(app), 0)
@@ -313,14 +316,54 @@ async def _upstreams_only(
     """The sandbox alone, for a gateway run apart (``fng-gateway serve``) to use."""
     from gateway.observability.logging import configure_logging
 
-    configure_logging(
-        os.environ.get("FNG_GATEWAY_LOG_LEVEL", "INFO"),
-        os.environ.get("FNG_GATEWAY_LOG_FORMAT", "text"),
-    )
+    # The gateway's own settings are not read here (it runs apart), but its logging ones are.
+    config = settings(log_format=os.environ.get("FNG_GATEWAY_LOG_FORMAT", "text"))
+    configure_logging(config.log_level, config.log_format)
     if args.info_file:
-        await asyncio.to_thread(_write_private, Path(args.info_file), json.dumps(info, indent=2))
+        await asyncio.to_thread(_write_private, args.info_file, json.dumps(info, indent=2))
     _print_upstreams(info)
     await _serve_until_stopped([runner], lambda: None, 0)
+
+
+def _port(text: str) -> int:
+    """A port option: 1 to 65535, or 0 for any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: give 1 to 65535 (0: any free)")
+    return value
+
+
+def _host(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty address: give one, such as 127.0.0.1, or 0.0.0.0 for every interface"
+        )
+    return text.strip()
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} workers: give 1 to 256")
+    return value
+
+
+def _writable(path: str) -> Path:
+    """A file a command will write: its directory must exist, and it must not be one."""
+    file = Path(path)
+    if file.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a directory: give a file's path")
+    if not file.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the directory of {path} does not exist")
+    if not os.access(file.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"this user may not write in the directory of {path}")
+    return file
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -422,15 +465,19 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
             "process."
         ),
     )
-    parser.add_argument("--host", default="127.0.0.1", help="the address both listen on")
-    parser.add_argument("--port", type=int, default=8080, help="the gateway's port (0: any free)")
+    parser.add_argument(
+        "--host", type=_host, default="127.0.0.1", help="the address both listen on"
+    )
+    parser.add_argument("--port", type=_port, default=8080, help="the gateway's port (0: any free)")
     parser.add_argument(
         "--sandbox-port",
-        type=int,
+        type=_port,
         default=None,
         help="the sandbox's port (default: the gateway's plus one)",
     )
-    parser.add_argument("--info-file", help="write the URLs and demo credentials here as JSON")
+    parser.add_argument(
+        "--info-file", type=_writable, help="write the URLs and demo credentials here as JSON"
+    )
     parser.add_argument(
         "--upstreams-only",
         action="store_true",
@@ -454,14 +501,16 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
         ),
     )
     serve_parser.add_argument(
-        "--host", help="the address to listen on (default FNG_GATEWAY_HOST, or 127.0.0.1)"
+        "--host",
+        type=_host,
+        help="the address to listen on (default FNG_GATEWAY_HOST, or 127.0.0.1)",
     )
     serve_parser.add_argument(
-        "--port", type=int, help="the port to listen on (default FNG_GATEWAY_PORT, or 8080)"
+        "--port", type=_port, help="the port to listen on (default FNG_GATEWAY_PORT, or 8080)"
     )
     serve_parser.add_argument(
         "--workers",
-        type=int,
+        type=_workers,
         help=(
             "processes sharing the port, to use several cores (default FNG_GATEWAY_WORKERS, "
             "or 1); give them Redis and PostgreSQL"

@@ -4,6 +4,7 @@ misconfiguration passes in silence. Each test runs the real command."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -271,4 +272,129 @@ class TestPorts:
             run(env, "sandbox", "--port", "0", "--sandbox-port", str(held_port)),
             f"port {held_port} on 127.0.0.1 is already in use",
             "--sandbox-port",
+        )
+
+
+class TestTheCommandsEdge:
+    """What befalls a command outside its own code ends in its exit code, never a traceback."""
+
+    @pytest.mark.parametrize("closed", [0, 1, 2], ids=["stdin", "stdout", "stderr"])
+    def test_a_closed_standard_stream(self, env: dict[str, str], closed: int) -> None:
+        """As `fng-gateway schools list <&-` (or >&-, 2>&-) runs it: the stream is opened on
+        the null device, and nothing the command opens takes its number."""
+        result = subprocess.run(
+            [COMMAND, "schools", "list", "--json"],
+            env=env,
+            capture_output=closed != 1,
+            text=True,
+            timeout=90,
+            preexec_fn=lambda: os.close(closed),
+        )
+        assert result.returncode == 0, result.stderr
+        if closed != 2:
+            assert "Traceback" not in (result.stderr or "")
+
+    def test_a_secret_on_a_closed_stdin_is_no_secret(self, env: dict[str, str]) -> None:
+        result = subprocess.run(
+            [COMMAND, "accounts", "add", "pay", "--password-stdin"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            preexec_fn=lambda: os.close(0),
+        )
+        assert (result.returncode, result.stderr.strip()) == (
+            1,
+            "fng-gateway: no password on standard input",
+        )
+
+    def test_a_secret_that_is_not_text(self, env: dict[str, str]) -> None:
+        result = subprocess.run(
+            [COMMAND, "accounts", "add", "pay", "--password-stdin"],
+            env=env,
+            input=b"\xff\xfe\x00secret",
+            capture_output=True,
+            timeout=90,
+        )
+        assert result.returncode == 1
+        assert result.stderr.decode().strip() == (
+            "fng-gateway: the password on standard input is not UTF-8 text"
+        )
+
+    def test_a_reader_that_goes_away(self, env: dict[str, str]) -> None:
+        """`fng-gateway audit | head -0`: the command ends quietly with 141, as a process
+        ended by SIGPIPE does."""
+        reader, writer = os.pipe()
+        os.close(reader)
+        result = subprocess.run(
+            [COMMAND, "audit", "--json"],
+            env=env,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=90,
+        )
+        os.close(writer)
+        assert result.returncode == 141, result.stderr
+        assert [line for line in result.stderr.splitlines() if "NOTE" not in line] == []
+
+    def test_ctrl_c_while_it_starts(self, env: dict[str, str]) -> None:
+        """Interrupted at any moment of its start (its modules loading, the store opening):
+        130, as shells number an interrupt, and nothing else."""
+        for delay in (0.05, 0.1, 0.2, 0.4):
+            process = subprocess.Popen(
+                [COMMAND, "schools", "list"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(delay)
+            process.send_signal(signal.SIGINT)
+            _out, err = process.communicate(timeout=90)
+            assert process.returncode in (0, 130, -signal.SIGINT), (delay, err)
+            assert "Traceback" not in err, (delay, err)
+
+    def test_a_setting_of_the_config_file_is_named_as_the_file_writes_it(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        config = tmp_path / "gateway.toml"
+        config.write_text('port = "eighty"\n')
+        line = refused(run({**env, "FNG_GATEWAY_CONFIG_FILE": str(config)}, "serve"))
+        assert f"port in {config} (or FNG_GATEWAY_PORT)" in line, line
+
+
+class TestOptions:
+    @pytest.mark.parametrize(
+        ("args", "said"),
+        [
+            (["serve", "--port", "70000"], "70000 is not a port: give 1 to 65535"),
+            (["serve", "--host", ""], "an empty address"),
+            (["serve", "--workers", "0"], "0 workers: give 1 to 256"),
+            (["sandbox", "--sandbox-port", "-1"], "-1 is not a port"),
+            (["sandbox", "--info-file", "/nonexistent/info.json"], "does not exist"),
+            (["sandbox", "--info-file", "/"], "/ is a directory"),
+        ],
+    )
+    def test_a_value_no_server_could_use_is_a_usage_error(
+        self, env: dict[str, str], args: list[str], said: str
+    ) -> None:
+        result = run(env, *args)
+        assert result.returncode == 2, result.stderr
+        assert said in result.stderr.strip().splitlines()[-1], result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_the_sandbox_port_would_pass_the_last(self, env: dict[str, str]) -> None:
+        refused(run(env, "sandbox", "--port", "65535"), "65536", "--sandbox-port")
+
+    def test_upstreams_only_reads_the_logging_settings(self, env: dict[str, str]) -> None:
+        refused(
+            run(
+                {**env, "FNG_GATEWAY_LOG_LEVEL": "loud"},
+                "sandbox",
+                "--upstreams-only",
+                "--port",
+                "0",
+            ),
+            "FNG_GATEWAY_LOG_LEVEL",
         )

@@ -1,0 +1,55 @@
+"""The ``fng-gateway`` console script: the command line's outermost edge.
+
+It stands apart from :mod:`gateway.cli`, whose imports take a moment, so that whatever
+befalls a command outside its own code still ends in its exit code and no traceback: a
+Ctrl-C while the gateway's modules load (130, as shells number an interrupt), a reader that
+goes away before the output is written (``| head``: 141, as a process ended by SIGPIPE), and
+standard streams the caller closed (``<&-``), which are opened on the null device instead so
+that nothing the command opens takes their numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Final, TextIO, cast
+
+INTERRUPTED: Final = 130
+OUTPUT_CLOSED: Final = 141
+
+
+def _reopen_closed_streams() -> None:
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+    # Python made None of the streams that were closed when it started.
+    if sys.stdin is None:
+        sys.stdin = _stream(0, "r")
+    if sys.stdout is None:
+        sys.stdout = _stream(1, "w")
+    if sys.stderr is None:
+        sys.stderr = _stream(2, "w")
+
+
+def _stream(fd: int, mode: str) -> TextIO:
+    return cast(TextIO, open(fd, mode, encoding="utf-8", closefd=False))
+
+
+def main() -> int:
+    _reopen_closed_streams()
+    try:
+        from gateway.cli import main as run
+
+        return run()
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except BrokenPipeError:
+        # Nothing more can be written, not even at exit when Python flushes standard output.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return OUTPUT_CLOSED

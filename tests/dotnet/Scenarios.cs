@@ -3,12 +3,15 @@
 //   mono Scenarios.exe COMMAND [key=value ...]
 //
 // Connection: server, database, username, password; retries: attempts, delay, maxdelay,
-// timeout (milliseconds). Each step prints one JSON object on a line of its own.
+// timeout, calltimeout (milliseconds); connectionlimit; thumbprint=SHA1 trusts that
+// certificate (and no other). Each step prints one JSON object on a line of its own.
 //
 //   banks [system=TPPCS]            GetBanks
-//   post file=PATH [as=document|element|xpath]
+//   post file=PATH [as=document|element|xpath|navigator] [invalid=1]
 //                                   PostJournals with the journal loaded as that kind of object
+//                                   (invalid=1: the first Txn's description then holds U+0001)
 //   audit message=TEXT              PostAuditMessage
+//   parallel calls=N                N GetBanks at once, on N threads sharing one processor
 //   tls thumbprint=SHA1 [system=]   as a .NET 4.5 application: only TLS 1.0 allowed, a
 //                                   certificate trusted by the application; then GetBanks
 //   ctor                            the constructor, the properties and the exception type
@@ -22,6 +25,7 @@ using System.Net.Security;
 using System.Runtime.Serialization.Formatters.Binary;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using System.Threading;
 using System.Xml;
 using System.Xml.XPath;
 using CSFMSEJournalInterface;
@@ -47,6 +51,9 @@ public static class Scenarios
                 return 0;
             case "audit":
                 Audit(Processor());
+                return 0;
+            case "parallel":
+                Parallel(Processor());
                 return 0;
             case "tls":
                 Tls();
@@ -85,6 +92,23 @@ public static class Scenarios
         if (options.ContainsKey("timeout"))
         {
             processor.Timeout = TimeSpan.FromMilliseconds(int.Parse(Option("timeout", null)));
+        }
+        if (options.ContainsKey("calltimeout"))
+        {
+            processor.CallTimeout = TimeSpan.FromMilliseconds(int.Parse(Option("calltimeout", null)));
+        }
+        if (options.ContainsKey("connectionlimit"))
+        {
+            processor.ConnectionLimit = int.Parse(Option("connectionlimit", null));
+        }
+        if (options.ContainsKey("thumbprint"))
+        {
+            string thumbprint = Option("thumbprint", null);
+            ServicePointManager.ServerCertificateValidationCallback =
+                delegate(object sender, X509Certificate certificate, X509Chain chain, SslPolicyErrors errors)
+                {
+                    return certificate != null && certificate.GetCertHashString() == thumbprint;
+                };
         }
         return processor;
     }
@@ -127,10 +151,19 @@ public static class Scenarios
         {
             journal = new XPathDocument(Option("file", null));
         }
+        else if (kind == "navigator")
+        {
+            journal = new XPathDocument(Option("file", null)).CreateNavigator();
+        }
         else
         {
             var document = new XmlDocument();
             document.Load(Option("file", null));
+            if (Option("invalid", null) == "1")
+            {
+                var txn = (XmlElement)document.SelectSingleNode("//Txn");
+                txn.SetAttribute("description", "bad \u0001 character");
+            }
             journal = kind == "element" ? (IXPathNavigable)document.DocumentElement : document;
         }
         try
@@ -168,6 +201,40 @@ public static class Scenarios
         {
             line.Add(e);
         }
+        line.Print();
+    }
+
+    private static void Parallel(FmsGeneralLedgerProcessor processor)
+    {
+        int calls = int.Parse(Option("calls", "6"));
+        var results = new string[calls];
+        var threads = new Thread[calls];
+        DateTime started = DateTime.UtcNow;
+        for (int i = 0; i < calls; i++)
+        {
+            int index = i;
+            threads[i] = new Thread(delegate()
+            {
+                try
+                {
+                    bool isSuccess;
+                    processor.GetBanks(Option("system", "TPPCS"), out isSuccess);
+                    results[index] = isSuccess ? "ok" : "refused";
+                }
+                catch (GatewayException e)
+                {
+                    results[index] = e.Code;
+                }
+            });
+            threads[i].Start();
+        }
+        foreach (Thread thread in threads)
+        {
+            thread.Join();
+        }
+        var line = new Json("parallel");
+        line.Add("results", string.Join(",", results));
+        line.Add("elapsed_ms", (int)(DateTime.UtcNow - started).TotalMilliseconds);
         line.Print();
     }
 
@@ -255,6 +322,12 @@ public static class Scenarios
             "ftp://gateway.example.org",
             "https://gateway.example.org/?x=1",
             "",
+            "Server=sql01;Database=FMS;User Id=sa;Password=S3cret!;",
+            "https://user:S3cret@gateway.example.org",
+            "user:S3cret@gateway.example.org",
+            "https://gateway.example.org/#S3cret",
+            "https://gateway.example.org/?password=S3cret",
+            "S3cret:password",
         };
         foreach (string server in servers)
         {
@@ -314,13 +387,18 @@ public static class Scenarios
         settings.Add("max_attempts", defaults.MaxAttempts);
         settings.Add("retry_delay_ms", (int)defaults.RetryDelay.TotalMilliseconds);
         settings.Add("max_retry_delay_ms", (int)defaults.MaxRetryDelay.TotalMilliseconds);
+        settings.Add("call_timeout_ms", (int)defaults.CallTimeout.TotalMilliseconds);
+        settings.Add("connection_limit", defaults.ConnectionLimit);
         settings.Add("proxy", defaults.Proxy != null);
-        settings.Add("proxy_credentials", defaults.Proxy != null && defaults.Proxy.Credentials != null);
         settings.Print();
 
         var refused = new Json("setters");
         refused.Add("timeout_zero", Refuses(delegate { defaults.Timeout = TimeSpan.Zero; }));
         refused.Add("timeout_huge", Refuses(delegate { defaults.Timeout = TimeSpan.FromDays(30); }));
+        refused.Add("call_timeout_zero", Refuses(delegate { defaults.CallTimeout = TimeSpan.Zero; }));
+        refused.Add("call_timeout_huge", Refuses(delegate { defaults.CallTimeout = TimeSpan.FromDays(30); }));
+        refused.Add("connection_limit_zero", Refuses(delegate { defaults.ConnectionLimit = 0; }));
+        refused.Add("connection_limit_one", Refuses(delegate { defaults.ConnectionLimit = 1; }));
         refused.Add("attempts_zero", Refuses(delegate { defaults.MaxAttempts = 0; }));
         refused.Add("delay_negative", Refuses(delegate { defaults.RetryDelay = TimeSpan.FromSeconds(-1); }));
         refused.Add("max_delay_negative", Refuses(delegate { defaults.MaxRetryDelay = TimeSpan.FromSeconds(-1); }));
@@ -331,6 +409,13 @@ public static class Scenarios
         refused.Add("null_message", Refuses(delegate { defaults.PostAuditMessage(null); }));
         refused.Add("empty_journal", Refuses(delegate { defaults.PostJournals(new XmlDocument()); }));
         refused.Print();
+
+        // Proxy credentials only when asked for, as HttpWebRequest gives the system proxy.
+        var credentials = new Json("proxy");
+        credentials.Add("default_credentials", defaults.Proxy.Credentials != null);
+        defaults.Proxy.Credentials = CredentialCache.DefaultCredentials;
+        credentials.Add("opted_in", defaults.Proxy.Credentials == CredentialCache.DefaultCredentials);
+        credentials.Print();
 
         var original = new GatewayException("the message", "OUTCOME_UNKNOWN", "abc123", "OutcomeUnknownException", 500, 3, null);
         var formatter = new BinaryFormatter();

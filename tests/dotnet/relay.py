@@ -11,6 +11,27 @@ ones:
                  connection without a word: the call was handled, its answer is lost
 ``bad_gateway``  answer ``502 Bad Gateway`` with an HTML page without forwarding anything, as
                  an ingress does when no gateway is behind it
+``not_found``    answer ``404 Not Found`` with an HTML page without forwarding anything, as a
+                 misrouted ingress does
+``hang``         forward nothing and answer nothing; hold the connection until the client
+                 gives up (or a minute passes)
+``truncate``     forward the request, then send the gateway's answer with its Content-Length
+                 but only half its body, and close
+``garble``       forward the request, then answer ``200 OK`` (text/xml) with the first half of
+                 the gateway's body and a Content-Length that matches it: not a whole message
+``empty``        forward the request, then answer ``200 OK`` with an empty body
+``bad_gzip``     forward the request, then answer ``200 OK`` with ``Content-Encoding: gzip``
+                 and a body that is not gzip
+``fault:CODE``   answer the gateway's SOAP fault (``soap:Server``) with code CODE without
+                 forwarding anything
+``fault_after:CODE``
+                 forward the request (the gateway acts on it), then answer that fault instead
+                 of the gateway's answer
+
+With ``hold`` every request is held that many seconds before it is forwarded, and
+``max_in_flight`` records how many requests the relay held at once. With TLS, ``handshakes``
+gives the server context of each new connection in turn (then ``tls``): a context the client
+cannot agree with makes that handshake fail.
 """
 
 from __future__ import annotations
@@ -37,6 +58,61 @@ BAD_GATEWAY = (
     + _PAGE
 )
 
+_NOT_FOUND_PAGE = b"<html><body><h1>404 Not Found</h1></body></html>"
+NOT_FOUND = (
+    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nConnection: close\r\n"
+    + f"Content-Length: {len(_NOT_FOUND_PAGE)}\r\n\r\n".encode()
+    + _NOT_FOUND_PAGE
+)
+
+
+def soap_fault(code: str) -> bytes:
+    """The gateway's SOAP 1.1 fault for a server-side error with ``code``, as an HTTP answer."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        "<soap:Fault><faultcode>soap:Server</faultcode>"
+        f"<faultstring>GatewayException:an injected {code}</faultstring><detail>"
+        '<gw:GatewayFault xmlns:gw="urn:fng-gateway:fault">'
+        f"<gw:code>{code}</gw:code><gw:requestId>relay</gw:requestId></gw:GatewayFault>"
+        "</detail></soap:Fault></soap:Body></soap:Envelope>"
+    ).encode()
+    return _answer(b"500 Internal Server Error", body, b"text/xml; charset=utf-8")
+
+
+def _answer(status: bytes, body: bytes, content_type: bytes, *extra: bytes) -> bytes:
+    head = [b"HTTP/1.1 " + status, b"Content-Type: " + content_type, b"Connection: close"]
+    head += list(extra)
+    head.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def _split(answer: bytes) -> tuple[bytes, bytes]:
+    """An HTTP answer's head (without Content-Length and Transfer-Encoding) and its whole
+    body, de-chunked."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    chunked = any(
+        line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower()
+        for line in lines
+    )
+    kept = [
+        line
+        for line in lines
+        if not line.lower().startswith((b"content-length:", b"transfer-encoding:"))
+    ]
+    if chunked:
+        data, rest = b"", body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            data, rest = data + rest[:size], rest[size + 2 :]
+        body = data
+    return b"\r\n".join(kept), body
+
+
 #: Headers about the hop between client and relay, which are not forwarded.
 _HOP = frozenset({"connection", "proxy-connection", "keep-alive", "expect", "te", "upgrade"})
 
@@ -61,10 +137,16 @@ class Relay:
         *,
         actions: tuple[str, ...] = (),
         tls: ssl.SSLContext | None = None,
+        handshakes: tuple[ssl.SSLContext, ...] = (),
+        hold: float = 0,
         host: str = "127.0.0.1",
     ) -> None:
         self.upstream = upstream
         self.actions = list(actions)
+        self.handshakes = list(handshakes)
+        self.hold = hold
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.requests: list[Seen] = []
         #: Why TLS handshakes failed (OpenSSL's reason, such as UNSUPPORTED_PROTOCOL).
         self.tls_failures: list[str] = []
@@ -96,8 +178,9 @@ class Relay:
         try:
             async with asyncio.timeout(60):
                 if self._tls is not None:
+                    context = self.handshakes.pop(0) if self.handshakes else self._tls
                     try:
-                        await writer.start_tls(self._tls)
+                        await writer.start_tls(context)
                     except ssl.SSLError as exc:
                         self.tls_failures.append(str(exc.reason))
                         return
@@ -109,21 +192,57 @@ class Relay:
                     return
                 self.requests.append(request)
                 action = self.actions.pop(0) if self.actions else "pass"
-                if action == "bad_gateway":
-                    writer.write(BAD_GATEWAY)
+                answer = await self._answer(action, request, reader)
+                if answer:
+                    writer.write(answer)
                     await writer.drain()
-                    return
-                answer = await self._forward(request)
-                if action == "swallow":
-                    return
-                writer.write(answer)
-                await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
             pass
         finally:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
+
+    async def _answer(self, action: str, request: Seen, reader: asyncio.StreamReader) -> bytes:
+        """What to send back for ``request`` (nothing: close without a word)."""
+        kind, _, code = action.partition(":")
+        if kind == "bad_gateway":
+            return BAD_GATEWAY
+        if kind == "not_found":
+            return NOT_FOUND
+        if kind == "fault":
+            return soap_fault(code)
+        if kind == "hang":
+            await reader.read()  # until the client closes the connection
+            return b""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.hold:
+                await asyncio.sleep(self.hold)
+            answer = await self._forward(request)
+        finally:
+            self.in_flight -= 1
+        head, body = _split(answer)
+        xml = b"text/xml; charset=utf-8"
+        if kind == "swallow":
+            return b""
+        if kind == "truncate":
+            return (
+                head + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2]
+            )
+        if kind == "garble":
+            return _answer(b"200 OK", body[: len(body) // 2], xml)
+        if kind == "empty":
+            return _answer(b"200 OK", b"", xml)
+        if kind == "bad_gzip":
+            return _answer(
+                b"200 OK", b"\x1f\x8b\x08\x00" + b"not gzip" * 32, xml, b"Content-Encoding: gzip"
+            )
+        if kind == "fault_after":
+            return soap_fault(code)
+        assert kind == "pass", action
+        return answer
 
     async def _forward(self, request: Seen) -> bytes:
         """Send the request on (``Connection: close``) and return the whole answer."""

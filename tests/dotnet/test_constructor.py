@@ -14,7 +14,7 @@ pytestmark = pytest.mark.dotnet
 
 ADDRESS = (
     "server must be the gateway's address, https://host[:port][/prefix] "
-    "(for example https://gateway.example.org), not "
+    "(for example https://gateway.example.org); the value given "
 )
 
 
@@ -49,12 +49,39 @@ class TestConstructor:
             "ftp://gateway.example.org",
             "https://gateway.example.org/?x=1",
             "",
+            "Server=sql01;Database=FMS;User Id=sa;Password=S3cret!;",
+            "https://user:S3cret@gateway.example.org",
+            "user:S3cret@gateway.example.org",
+            "https://gateway.example.org/#S3cret",
+            "https://gateway.example.org/?password=S3cret",
+            "S3cret:password",
         ]
         for server in refused:
             step = servers[server]
             assert (step["error"], step["param"]) == ("ArgumentException", "server")
             assert step["message"].startswith(ADDRESS), step
-        assert servers["SQL01\\FMS"]["message"].startswith(ADDRESS + "'SQL01\\FMS'.")
+            # The refused value is never repeated: it may be a connection string or a URL
+            # with a password in it.
+            if server:
+                assert server not in step["message"], step
+            assert "S3cret" not in step["message"], step
+        # What is wrong with it is said instead.
+        problems = {server: servers[server]["message"][len(ADDRESS) :] for server in refused}
+        assert problems["SQL01\\FMS"].startswith("contains '\\' like an SQL Server instance name")
+        assert problems["SQL01,1433"].startswith("contains ',' like an SQL Server address")
+        assert problems["Data Source=SQL01;Initial Catalog=FMS"].startswith(
+            "contains ';' like a connection string"
+        )
+        assert problems["Server=sql01;Database=FMS;User Id=sa;Password=S3cret!;"].startswith(
+            "contains ';' like a connection string"
+        )
+        assert problems["https://user:S3cret@gateway.example.org"].startswith(
+            "carries a user name and password"
+        )
+        assert problems["user:S3cret@gateway.example.org"].startswith("carries a user name")
+        assert problems["ftp://gateway.example.org"].startswith("does not start with https://")
+        assert problems["https://gateway.example.org/?x=1"].startswith("has a query string")
+        assert problems[""].startswith("is empty")
 
         nulls = [step["param"] for step in steps if step["step"] == "null"]
         assert nulls == ["server", "database", "username", "password"]
@@ -69,14 +96,19 @@ class TestConstructor:
             "max_attempts": 8,
             "retry_delay_ms": 1_000,
             "max_retry_delay_ms": 30_000,
+            "call_timeout_ms": 300_000,
+            "connection_limit": 16,
             "proxy": True,
-            "proxy_credentials": True,
         }
         (setters,) = [step for step in steps if step["step"] == "setters"]
         assert setters == {
             "step": "setters",
             "timeout_zero": "ArgumentOutOfRangeException",
             "timeout_huge": "ArgumentOutOfRangeException",
+            "call_timeout_zero": "ArgumentOutOfRangeException",
+            "call_timeout_huge": "ArgumentOutOfRangeException",
+            "connection_limit_zero": "ArgumentOutOfRangeException",
+            "connection_limit_one": None,
             "attempts_zero": "ArgumentOutOfRangeException",
             "delay_negative": "ArgumentOutOfRangeException",
             "max_delay_negative": "ArgumentOutOfRangeException",
@@ -87,6 +119,12 @@ class TestConstructor:
             "null_message": "ArgumentNullException",
             "empty_journal": "ArgumentException",
         }
+
+        # The user's credentials go to the system proxy only when the application asks for
+        # them, as with HttpWebRequest's own default (<defaultProxy useDefaultCredentials=
+        # "false">): a proxy named by WPAD may be anyone's.
+        (proxy,) = [step for step in steps if step["step"] == "proxy"]
+        assert proxy == {"step": "proxy", "default_credentials": False, "opted_in": True}
 
         # GatewayException survives serialization (across AppDomains, remoting, logs).
         (serialized,) = [step for step in steps if step["step"] == "serialized"]

@@ -142,3 +142,32 @@ class TestRefusedJournals:
         assert set(refused["errors"].split(",")) == {"ROW_VERSION"}
         assert refused["xml"].startswith('<JournalResult isSuccess="false"')
         assert await gateway.submissions() == ["0071"]
+
+
+class TestJournalsArriveUnaltered:
+    @pytest.mark.parametrize("kind", ["document", "element", "xpath", "navigator"])
+    async def test_tabs_and_line_breaks_in_attributes_reach_fng(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path, kind: str
+    ) -> None:
+        """A description holding a tab and CR LF (character references in the file, so the
+        loaded journal holds the characters themselves). Written raw into an attribute, the
+        gateway's parser would turn each into a space (attribute-value normalisation); the
+        library writes them as references, so FNG gets the value the caller had."""
+        path = journal(tmp_path)
+        text = path.read_text().replace(
+            'productReference="WATBTL1" description="Description"',
+            'productReference="WATBTL1" description="tab&#x9;here&#xD;&#xA;nl"',
+            1,
+        )
+        path.write_text(text)
+
+        post = (
+            await dotnet.scenario("post", f"file={path}", f"as={kind}", *gateway.account())
+        ).step
+
+        assert post["isSuccess"] == "true", post
+        (posted,) = await gateway.control("GET", "journals")
+        descriptions = {
+            line["section"]: line["attributes"]["description"] for line in posted["lines"]
+        }
+        assert sorted(descriptions.values()) == ["Description", "tab\there\r\nnl"], descriptions

@@ -88,3 +88,101 @@ class TestUnreachable:
         assert post["code"] == "GATEWAY_UNREACHABLE"
         assert post["attempts"] == 4
         assert "send the same submission again later" in post["message"]
+
+    async def test_zero_delay_and_many_attempts(self, dotnet: DotNet, nobody: str) -> None:
+        """RetryDelay 0 and more than 1025 attempts: each wait is 0 (2^1024 times zero was
+        NaN, which TimeSpan refuses with an ArgumentException)."""
+        account = (f"server={nobody}", f"database={uuid.uuid4()}", "username=u", "password=p")
+        retries = ("attempts=1100", "delay=0", "maxdelay=0")
+        banks = (await dotnet.scenario("banks", *account, *retries)).step
+        assert banks["code"] == "GATEWAY_UNREACHABLE", banks
+        assert banks["attempts"] == 1100
+
+
+class TestCallTimeout:
+    async def test_a_call_ends_when_its_time_runs_out(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path
+    ) -> None:
+        """The gateway takes the requests and never answers. However long each attempt may
+        take (Timeout 30 s) and however many there may be, a call ends at CallTimeout: the
+        attempt under way is cut off, and no new one starts without time to be answered."""
+        limits = ("timeout=30000", "calltimeout=1500", "attempts=8", "delay=50", "maxdelay=50")
+        async with Relay(gateway.url, actions=("hang",) * 20) as relay:
+            banks = (await dotnet.scenario("banks", *gateway.account(relay.url), *limits)).step
+            post = (
+                await dotnet.scenario(
+                    "post", f"file={journal(tmp_path)}", *gateway.account(relay.url), *limits
+                )
+            ).step
+
+        assert banks["code"] == "GATEWAY_UNREACHABLE", banks
+        assert "CallTimeout" in banks["message"]
+        # The journal was sent and no answer came: it may be posted.
+        assert post["code"] == "OUTCOME_UNKNOWN", post
+        assert "send the same submission again later" in post["message"]
+        for call in (banks, post):
+            assert call["attempts"] == 1
+            assert 1400 <= call["elapsed_ms"] < 5000, call
+
+
+class TestAuditNotes:
+    async def test_a_note_failed_after_fng_took_it_is_not_sent_again(
+        self, dotnet: DotNet, gateway: GatewayProcess
+    ) -> None:
+        """STORE_UNAVAILABLE may come after FNG recorded the note (the gateway's store fails
+        as it records the call): sending it again would record it twice."""
+        async with Relay(gateway.url, actions=("fault_after:STORE_UNAVAILABLE",)) as relay:
+            audit = (
+                await dotnet.scenario(
+                    "audit", "message=Export 43 posted", *gateway.account(relay.url), *QUICK
+                )
+            ).step
+            assert len(relay.requests) == 1
+
+        assert audit["code"] == "STORE_UNAVAILABLE", audit
+        assert audit["attempts"] == 1
+        assert "not sent again" in audit["message"]
+        assert await gateway.audit_messages() == ["Export 43 posted"]
+
+    async def test_a_note_refused_before_fng_is_sent_again(
+        self, dotnet: DotNet, gateway: GatewayProcess
+    ) -> None:
+        """TOKEN_UNAVAILABLE comes before the gateway calls FNG: the note is sent again."""
+        async with Relay(gateway.url, actions=("fault:TOKEN_UNAVAILABLE",)) as relay:
+            audit = (
+                await dotnet.scenario(
+                    "audit", "message=Export 44 posted", *gateway.account(relay.url), *QUICK
+                )
+            ).step
+            assert len(relay.requests) == 2
+
+        assert audit["isSuccess"] == "true", audit
+        assert await gateway.audit_messages() == ["Export 44 posted"]
+
+
+class TestUnsendable:
+    async def test_characters_xml_cannot_carry_are_refused_before_sending(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path
+    ) -> None:
+        """A control character in a journal built in memory, or in an audit note: a
+        GatewayException saying which character and where, and nothing sent."""
+        async with Relay(gateway.url) as relay:
+            post = (
+                await dotnet.scenario(
+                    "post", f"file={journal(tmp_path)}", "invalid=1", *gateway.account(relay.url)
+                )
+            ).step
+            audit = (
+                await dotnet.scenario(
+                    "audit", "message=bell \x07 here", *gateway.account(relay.url)
+                )
+            ).step
+            assert relay.requests == []
+
+        assert post["exception"] == "CSFMSEJournalInterface.GatewayException", post
+        assert (post["code"], post["attempts"], post["httpStatus"]) == ("MALFORMED_REQUEST", 0, 0)
+        assert "U+0001 in the description attribute of a Txn element" in post["message"]
+        assert audit["exception"] == "CSFMSEJournalInterface.GatewayException", audit
+        assert (audit["code"], audit["attempts"]) == ("MALFORMED_REQUEST", 0)
+        assert "U+0007 at position 6" in audit["message"]
+        assert await gateway.submissions() == []

@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import socket
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from tests.dotnet.conftest import CI, DotNet, GatewayProcess, journal
+from tests.dotnet.conftest import CI, QUICK, DotNet, GatewayProcess, journal
 from tests.dotnet.relay import Relay, self_signed
 
 pytestmark = pytest.mark.dotnet
@@ -64,6 +65,61 @@ class TestTls:
         assert (failed["attempts"], failed["httpStatus"]) == (1, 0)
         assert "certificate" in failed["message"]
         assert len(relay.tls_failures) == 1 and relay.requests == [], relay.tls_failures
+
+    async def test_a_failed_handshake_is_retried(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path
+    ) -> None:
+        """A TLS terminator fails a handshake now and then (here: it offers only a version
+        the client lacks). Nothing was sent, so GetBanks and PostJournals are sent again; an
+        audit note, sent again only after a refused connection or TOKEN_UNAVAILABLE, is not."""
+        certificate = self_signed(tmp_path)
+        failing = certificate.server_context()
+        failing.minimum_version = ssl.TLSVersion.TLSv1_3  # Mono's TLS stops at 1.2
+        trust = f"thumbprint={certificate.sha1}"
+        async with Relay(
+            gateway.url, tls=certificate.server_context(), handshakes=(failing,)
+        ) as relay:
+            banks = (
+                await dotnet.scenario("banks", trust, *gateway.account(relay.url), *QUICK)
+            ).step
+            relay.handshakes = [failing, failing]
+            post = (
+                await dotnet.scenario(
+                    "post", f"file={journal(tmp_path)}", trust, *gateway.account(relay.url), *QUICK
+                )
+            ).step
+            relay.handshakes = [failing]
+            audit = (
+                await dotnet.scenario(
+                    "audit", "message=note", trust, *gateway.account(relay.url), *QUICK
+                )
+            ).step
+
+        assert banks["isSuccess"] is True, banks
+        assert post["isSuccess"] == "true", post
+        assert post["replayed"] == ""
+        assert await gateway.submissions() == ["0071"]
+        assert audit["code"] == "TLS_FAILED", audit
+        assert audit["attempts"] == 1
+        assert relay.tls_failures == ["UNSUPPORTED_PROTOCOL"] * 4
+        assert len(relay.requests) == 2
+
+
+class TestConnections:
+    async def test_threads_sharing_a_processor_are_not_queued(
+        self, dotnet: DotNet, gateway: GatewayProcess
+    ) -> None:
+        """Eight threads call GetBanks at once on one processor, each call taking two
+        seconds in an ingress: all eight are under way together, not two at a time (.NET's
+        default per endpoint)."""
+        async with Relay(gateway.url, hold=2.0) as relay:
+            run = (
+                await dotnet.scenario("parallel", "calls=8", *gateway.account(relay.url), *QUICK)
+            ).step
+            assert relay.max_in_flight == 8, (relay.max_in_flight, run)
+
+        assert run["results"] == ",".join(["ok"] * 8)
+        assert run["elapsed_ms"] < 6000, run  # two at a time would take eight seconds
 
 
 def non_loopback_address() -> str | None:

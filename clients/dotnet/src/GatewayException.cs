@@ -22,6 +22,12 @@ namespace CSFMSEJournalInterface
     /// <item><description><c>UNEXPECTED_RESPONSE</c>: something answered that is not the
     /// gateway's E-Journal service (for instance an HTML page from a wrong address).</description></item>
     /// </list>
+    /// <para>The library also uses two of the gateway's codes itself. <c>OUTCOME_UNKNOWN</c>,
+    /// from <c>PostJournals</c>: some attempt may have reached the gateway and no answer said
+    /// whether the journal was posted, whatever the last attempt ran into (the message says
+    /// what); send the same submission again, the same <c>submissionID</c> and the journal
+    /// unchanged, and it is posted once. <c>MALFORMED_REQUEST</c> with <see cref="Attempts"/>
+    /// 0: a value holds a character XML cannot carry, and nothing was sent.</para>
     /// <para>Quote <see cref="RequestId"/> to the gateway's operators: its log lines carry it.</para>
     /// </remarks>
     [Serializable]

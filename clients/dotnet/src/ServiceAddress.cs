@@ -12,12 +12,13 @@ namespace CSFMSEJournalInterface
 
         private const string Expected =
             "server must be the gateway's address, https://host[:port][/prefix] "
-            + "(for example https://gateway.example.org), not ";
+            + "(for example https://gateway.example.org); the value given ";
 
         /// <summary>
         /// The service URL for <paramref name="server"/>. A bare host name means https;
         /// <c>http://</c> only when written out. The full service URL, with or without
-        /// <c>?wsdl</c>, is accepted too.
+        /// <c>?wsdl</c>, is accepted too. A refused value is never quoted in the exception: it
+        /// may be a connection string or URL carrying a password.
         /// </summary>
         internal static Uri Parse(string server)
         {
@@ -28,20 +29,43 @@ namespace CSFMSEJournalInterface
             string text = server.Trim();
             if (text.Length == 0)
             {
-                throw Refused("an empty string");
+                throw Refused("is empty");
             }
             // An FMS SQL Server instance (SQL01\FMS) or a connection string is the classic
             // mistake: Uri would quietly turn the backslash into a slash.
+            if (text.IndexOf('\\') >= 0)
+            {
+                throw Refused("contains '\\' like an SQL Server instance name (SERVER\\INSTANCE)");
+            }
+            if (text.IndexOf(';') >= 0)
+            {
+                throw Refused("contains ';' like a connection string");
+            }
+            int equals = text.IndexOf('=');
+            int question = text.IndexOf('?');
+            if (equals >= 0 && (question < 0 || equals < question))
+            {
+                // (After a '?' it is a query string, refused below as such.)
+                throw Refused("contains '=' like a connection string");
+            }
             foreach (char c in text)
             {
-                if (c == '\\' || c == ';' || c == '=' || char.IsWhiteSpace(c) || char.IsControl(c))
+                if (char.IsWhiteSpace(c) || char.IsControl(c))
                 {
-                    throw Refused("'" + server + "'");
+                    throw Refused("contains a space or a control character");
                 }
             }
             int separator = text.IndexOf("://", StringComparison.Ordinal);
             if (separator < 0)
             {
+                if (text.IndexOf('@') >= 0)
+                {
+                    throw Refused("carries a user name (and perhaps a password) before '@'; give them as username and password instead");
+                }
+                if (text.IndexOf(',') >= 0)
+                {
+                    throw Refused("contains ',' like an SQL Server address (host,port)");
+                }
                 text = "https://" + text;
             }
             else
@@ -50,25 +74,34 @@ namespace CSFMSEJournalInterface
                 if (!scheme.Equals("https", StringComparison.OrdinalIgnoreCase)
                     && !scheme.Equals("http", StringComparison.OrdinalIgnoreCase))
                 {
-                    throw Refused("'" + server + "'");
+                    throw Refused("does not start with https:// or http://");
                 }
             }
 
             Uri uri;
             if (!Uri.TryCreate(text, UriKind.Absolute, out uri)
-                || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp)
-                || uri.UserInfo.Length != 0
-                || uri.Fragment.Length != 0
-                || !(uri.HostNameType == UriHostNameType.Dns
-                     || uri.HostNameType == UriHostNameType.IPv4
-                     || uri.HostNameType == UriHostNameType.IPv6))
+                || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
             {
-                throw Refused("'" + server + "'");
+                throw Refused("is not a valid address");
+            }
+            if (uri.UserInfo.Length != 0)
+            {
+                throw Refused("carries a user name and password (user:password@host); give them as username and password instead");
+            }
+            if (uri.Fragment.Length != 0)
+            {
+                throw Refused("has a #fragment");
+            }
+            if (!(uri.HostNameType == UriHostNameType.Dns
+                  || uri.HostNameType == UriHostNameType.IPv4
+                  || uri.HostNameType == UriHostNameType.IPv6))
+            {
+                throw Refused("has no valid host name");
             }
             string query = uri.Query;
             if (query.Length != 0 && !query.Equals("?wsdl", StringComparison.OrdinalIgnoreCase))
             {
-                throw Refused("'" + server + "'");
+                throw Refused("has a query string (only ?wsdl is accepted)");
             }
 
             string path = uri.AbsolutePath.TrimEnd('/');
@@ -79,9 +112,9 @@ namespace CSFMSEJournalInterface
             return new Uri(uri.Scheme + "://" + uri.Authority + path + ServicePath, UriKind.Absolute);
         }
 
-        private static ArgumentException Refused(string what)
+        private static ArgumentException Refused(string problem)
         {
-            return new ArgumentException(Expected + what + ".", "server");
+            return new ArgumentException(Expected + problem + " (it is not repeated here, as it may hold a password).", "server");
         }
     }
 }

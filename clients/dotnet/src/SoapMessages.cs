@@ -1,4 +1,5 @@
 using System;
+using System.Globalization;
 using System.IO;
 using System.Text;
 using System.Xml;
@@ -16,6 +17,10 @@ namespace CSFMSEJournalInterface
         internal const string FaultNamespace = "urn:fng-gateway:fault";
         internal const string EnvelopeNamespace = "http://schemas.xmlsoap.org/soap/envelope/";
 
+        /// <summary>The code of a call refused before anything was sent, as the gateway names a
+        /// request it cannot read.</summary>
+        internal const string MalformedRequest = "MALFORMED_REQUEST";
+
         /// <summary>The value of the SOAPAction header for an operation, quoted.</summary>
         internal static string Action(string operation)
         {
@@ -25,15 +30,18 @@ namespace CSFMSEJournalInterface
         /// <summary>
         /// The UTF-8 request envelope: the AuthHeader, then the operation element with one
         /// text parameter. A document parameter is passed as its markup, which is written
-        /// escaped as text, exactly as given.
+        /// escaped as text, exactly as given. Returns the envelope's buffer, of which the first
+        /// <paramref name="length"/> bytes are the envelope (not copied once more).
         /// </summary>
+        /// <exception cref="GatewayException">A value holds a character XML cannot carry (code <c>MALFORMED_REQUEST</c>).</exception>
         internal static byte[] Request(
             string operation,
             string parameter,
             string value,
             string username,
             string password,
-            string database)
+            string database,
+            out int length)
         {
             var settings = new XmlWriterSettings();
             settings.Encoding = new UTF8Encoding(false);
@@ -42,46 +50,47 @@ namespace CSFMSEJournalInterface
             // given; a bare line feed needs nothing.
             settings.NewLineHandling = NewLineHandling.Entitize;
             settings.CheckCharacters = true;
-            using (var buffer = new MemoryStream())
+            var buffer = new MemoryStream(1024 + (value.Length * 2));
+            using (XmlWriter writer = XmlWriter.Create(buffer, settings))
             {
-                using (XmlWriter writer = XmlWriter.Create(buffer, settings))
-                {
-                    writer.WriteStartDocument();
-                    writer.WriteStartElement("soap", "Envelope", EnvelopeNamespace);
-                    writer.WriteAttributeString("xmlns", "ej", null, ServiceNamespace);
-                    writer.WriteStartElement("soap", "Header", EnvelopeNamespace);
-                    writer.WriteStartElement("ej", "AuthHeader", ServiceNamespace);
-                    Text(writer, "Username", username, "username");
-                    Text(writer, "Password", password, "password");
-                    Text(writer, "Database", database, "database");
-                    writer.WriteEndElement();
-                    writer.WriteEndElement();
-                    writer.WriteStartElement("soap", "Body", EnvelopeNamespace);
-                    writer.WriteStartElement("ej", operation, ServiceNamespace);
-                    Text(writer, parameter, value, parameter);
-                    writer.WriteEndElement();
-                    writer.WriteEndElement();
-                    writer.WriteEndElement();
-                    writer.WriteEndDocument();
-                }
-                return buffer.ToArray();
+                writer.WriteStartDocument();
+                writer.WriteStartElement("soap", "Envelope", EnvelopeNamespace);
+                writer.WriteAttributeString("xmlns", "ej", null, ServiceNamespace);
+                writer.WriteStartElement("soap", "Header", EnvelopeNamespace);
+                writer.WriteStartElement("ej", "AuthHeader", ServiceNamespace);
+                Text(writer, "Username", username, "The username given to the constructor", false);
+                Text(writer, "Password", password, "The password given to the constructor", false);
+                Text(writer, "Database", database, "The database given to the constructor", false);
+                writer.WriteEndElement();
+                writer.WriteEndElement();
+                writer.WriteStartElement("soap", "Body", EnvelopeNamespace);
+                writer.WriteStartElement("ej", operation, ServiceNamespace);
+                Text(writer, parameter, value, parameter, true);
+                writer.WriteEndElement();
+                writer.WriteEndElement();
+                writer.WriteEndElement();
+                writer.WriteEndDocument();
             }
+            length = (int)buffer.Length;
+            return buffer.GetBuffer();
         }
 
-        private static void Text(XmlWriter writer, string name, string value, string argument)
+        /// <summary>
+        /// Writes one text parameter. A value XML cannot carry is refused before anything is
+        /// sent; the value itself is never quoted (it may be a password), only, where
+        /// <paramref name="locate"/>, the character and where it is.
+        /// </summary>
+        private static void Text(XmlWriter writer, string name, string value, string what, bool locate)
         {
+            int invalid = IndexOfInvalid(value);
+            if (invalid >= 0)
+            {
+                throw Unsendable(what + " holds a character that XML cannot carry ("
+                    + (locate ? CodePoint(value, invalid) + " at position " + (invalid + 1) + "; " : string.Empty)
+                    + "a control character or a broken surrogate pair); remove it and call again.");
+            }
             writer.WriteStartElement("ej", name, ServiceNamespace);
-            try
-            {
-                writer.WriteString(value);
-            }
-            catch (ArgumentException)
-            {
-                throw new ArgumentException(
-                    argument + " holds a character that XML cannot carry (a control character "
-                    + "or a broken surrogate pair); remove it and call again.",
-                    argument);
-            }
+            writer.WriteString(value);
             writer.WriteEndElement();
         }
 
@@ -89,9 +98,17 @@ namespace CSFMSEJournalInterface
         /// The markup of a journal as the caller built it: the document element of an
         /// <see cref="XmlDocument"/>, an <see cref="XmlElement"/> as it is, or the element a
         /// navigator stands on (else its document element), written without indentation.
+        /// Every input is written by an <see cref="XmlWriter"/> that writes tabs, carriage
+        /// returns and line feeds in attribute values as character references (&amp;#x9;,
+        /// &amp;#xD;, &amp;#xA;): written raw, the gateway's parser would read them as spaces
+        /// (XML's attribute-value normalisation) and the journal would reach FNG altered.
         /// </summary>
+        /// <exception cref="ArgumentException">xmlData holds no element.</exception>
+        /// <exception cref="GatewayException">The journal holds a character XML cannot carry (code <c>MALFORMED_REQUEST</c>).</exception>
         internal static string Markup(IXPathNavigable xmlData)
         {
+            XmlNode node = null;
+            XPathNavigator navigator = null;
             var document = xmlData as XmlDocument;
             if (document != null)
             {
@@ -99,38 +116,156 @@ namespace CSFMSEJournalInterface
                 {
                     throw new ArgumentException("xmlData is an empty XmlDocument: load the journal first.", "xmlData");
                 }
-                return document.DocumentElement.OuterXml;
+                node = document.DocumentElement;
             }
-            var element = xmlData as XmlElement;
-            if (element != null)
+            else if (xmlData is XmlElement)
             {
-                return element.OuterXml;
+                node = (XmlElement)xmlData;
             }
-
-            XPathNavigator navigator = xmlData.CreateNavigator();
-            if (navigator == null)
+            else
             {
-                throw new ArgumentException("xmlData gives no navigator to read the journal with.", "xmlData");
-            }
-            if (navigator.NodeType != XPathNodeType.Element)
-            {
-                navigator.MoveToRoot();
-                if (!navigator.MoveToChild(XPathNodeType.Element))
+                navigator = xmlData.CreateNavigator();
+                if (navigator == null)
                 {
-                    throw new ArgumentException("xmlData holds no journal element.", "xmlData");
+                    throw new ArgumentException("xmlData gives no navigator to read the journal with.", "xmlData");
+                }
+                if (navigator.NodeType != XPathNodeType.Element)
+                {
+                    navigator.MoveToRoot();
+                    if (!navigator.MoveToChild(XPathNodeType.Element))
+                    {
+                        throw new ArgumentException("xmlData holds no journal element.", "xmlData");
+                    }
                 }
             }
+
             var settings = new XmlWriterSettings();
             settings.OmitXmlDeclaration = true;
             settings.Indent = false;
-            settings.NewLineHandling = NewLineHandling.None;
+            settings.NewLineHandling = NewLineHandling.Entitize;
             settings.ConformanceLevel = ConformanceLevel.Fragment;
+            settings.CheckCharacters = true;
             var text = new StringBuilder();
-            using (XmlWriter writer = XmlWriter.Create(text, settings))
+            try
             {
-                navigator.WriteSubtree(writer);
+                using (XmlWriter writer = XmlWriter.Create(text, settings))
+                {
+                    if (node != null)
+                    {
+                        node.WriteTo(writer);
+                    }
+                    else
+                    {
+                        navigator.WriteSubtree(writer);
+                    }
+                }
+            }
+            catch (ArgumentException)
+            {
+                throw Unsendable(InvalidJournal(node != null ? node.CreateNavigator() : navigator));
+            }
+            catch (XmlException)
+            {
+                throw Unsendable(InvalidJournal(node != null ? node.CreateNavigator() : navigator));
             }
             return text.ToString();
+        }
+
+        /// <summary>Says which character of a journal XML cannot carry, and where, without
+        /// quoting the journal.</summary>
+        private static string InvalidJournal(XPathNavigator journal)
+        {
+            string where = Find(journal.Clone());
+            return "xmlData holds a character that XML cannot carry ("
+                + (where == null ? string.Empty : where + "; ")
+                + "a control character or a broken surrogate pair), so it cannot be sent; remove it and call again.";
+        }
+
+        /// <summary>The first character XML cannot carry below <paramref name="node"/>, as
+        /// "U+0001 in the description attribute of a Txn element", or null.</summary>
+        private static string Find(XPathNavigator node)
+        {
+            if (node.NodeType == XPathNodeType.Element)
+            {
+                XPathNavigator attribute = node.Clone();
+                if (attribute.MoveToFirstAttribute())
+                {
+                    do
+                    {
+                        int at = IndexOfInvalid(attribute.Value);
+                        if (at >= 0)
+                        {
+                            return CodePoint(attribute.Value, at) + " in the " + attribute.Name
+                                + " attribute of a " + node.Name + " element";
+                        }
+                    }
+                    while (attribute.MoveToNextAttribute());
+                }
+                XPathNavigator child = node.Clone();
+                if (child.MoveToFirstChild())
+                {
+                    do
+                    {
+                        string found = Find(child);
+                        if (found != null)
+                        {
+                            return found;
+                        }
+                    }
+                    while (child.MoveToNext());
+                }
+                return null;
+            }
+            int index = IndexOfInvalid(node.Value);
+            if (index < 0)
+            {
+                return null;
+            }
+            XPathNavigator parent = node.Clone();
+            string owner = parent.MoveToParent() && parent.NodeType == XPathNodeType.Element
+                ? " of a " + parent.Name + " element"
+                : string.Empty;
+            return CodePoint(node.Value, index) + " in the " + node.NodeType.ToString().ToLowerInvariant() + owner;
+        }
+
+        /// <summary>The index of the first character XML 1.0 cannot carry, or -1.</summary>
+        internal static int IndexOfInvalid(string value)
+        {
+            if (value == null)
+            {
+                return -1;
+            }
+            for (int i = 0; i < value.Length; i++)
+            {
+                char c = value[i];
+                if (char.IsHighSurrogate(c))
+                {
+                    if (i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
+                    {
+                        i++;
+                        continue;
+                    }
+                    return i;
+                }
+                if (char.IsLowSurrogate(c)
+                    || (c < ' ' && c != '\t' && c != '\n' && c != '\r')
+                    || c == '\uFFFE'
+                    || c == '\uFFFF')
+                {
+                    return i;
+                }
+            }
+            return -1;
+        }
+
+        private static string CodePoint(string value, int index)
+        {
+            return "U+" + ((int)value[index]).ToString("X4", CultureInfo.InvariantCulture);
+        }
+
+        private static GatewayException Unsendable(string message)
+        {
+            return new GatewayException(message, MalformedRequest, null, null, 0, 0, null);
         }
 
         /// <summary>
@@ -194,10 +329,32 @@ namespace CSFMSEJournalInterface
             }
             XmlElement requestId = Child(gatewayFault, "requestId", FaultNamespace);
             XmlElement faultString = Child(fault, "faultstring", string.Empty);
+            XmlElement faultCode = Child(fault, "faultcode", string.Empty);
             return new GatewayFault(
                 code.InnerText.Trim(),
                 faultString == null ? string.Empty : faultString.InnerText,
-                requestId == null ? null : requestId.InnerText.Trim());
+                requestId == null ? null : requestId.InnerText.Trim(),
+                faultCode != null && IsServerCode(faultCode.InnerText));
+        }
+
+        /// <summary>
+        /// Whether a SOAP fault code (a QName such as <c>soap:Server</c>, or SOAP 1.2's
+        /// <c>soap:Receiver</c>, possibly with a dotted subcode) blames the server.
+        /// </summary>
+        private static bool IsServerCode(string qualifiedName)
+        {
+            string name = qualifiedName.Trim();
+            int colon = name.LastIndexOf(':');
+            if (colon >= 0)
+            {
+                name = name.Substring(colon + 1);
+            }
+            int dot = name.IndexOf('.');
+            if (dot >= 0)
+            {
+                name = name.Substring(0, dot);
+            }
+            return name == "Server" || name == "Receiver";
         }
 
         /// <summary>
@@ -281,11 +438,12 @@ namespace CSFMSEJournalInterface
     /// <summary>A SOAP fault sent by the gateway.</summary>
     internal sealed class GatewayFault
     {
-        internal GatewayFault(string code, string faultString, string requestId)
+        internal GatewayFault(string code, string faultString, string requestId, bool isServer)
         {
             Code = code;
             FaultString = faultString;
             RequestId = requestId;
+            IsServer = isServer;
             int colon = faultString.IndexOf(':');
             if (colon > 0)
             {
@@ -310,5 +468,8 @@ namespace CSFMSEJournalInterface
 
         /// <summary>The request id the gateway logged the call under.</summary>
         internal string RequestId { get; private set; }
+
+        /// <summary>Whether the fault code blames the server (<c>soap:Server</c>), not the request.</summary>
+        internal bool IsServer { get; private set; }
     }
 }

@@ -1,9 +1,8 @@
 using System;
 using System.IO;
 using System.Net;
-using System.Net.Sockets;
 using System.Reflection;
-using System.Security.Authentication;
+using System.Threading;
 using System.Xml;
 
 namespace CSFMSEJournalInterface
@@ -11,7 +10,7 @@ namespace CSFMSEJournalInterface
     /// <summary>How one HTTP attempt ended.</summary>
     internal enum AttemptOutcome
     {
-        /// <summary>The service answered with the operation's response.</summary>
+        /// <summary>The service answered with a SOAP message that is not a fault.</summary>
         Answered,
 
         /// <summary>The gateway answered with a SOAP fault.</summary>
@@ -20,13 +19,22 @@ namespace CSFMSEJournalInterface
         /// <summary>No connection could be made: the request surely never left.</summary>
         NotConnected,
 
-        /// <summary>The connection was lost or timed out once the request may have been sent.</summary>
+        /// <summary>
+        /// The connection failed, was lost or timed out, or the answer could not be read whole
+        /// (cut short, corrupt, not a SOAP message though it said 200 OK).
+        /// </summary>
         Lost,
 
         /// <summary>An HTTP 5xx answer that is not the gateway's fault (an ingress or proxy).</summary>
         ServerError,
 
-        /// <summary>The TLS connection could not be set up.</summary>
+        /// <summary>
+        /// The TLS handshake failed for a reason other than the certificate (the connection
+        /// was reset or closed during it): nothing was sent, and it may work next time.
+        /// </summary>
+        HandshakeFailed,
+
+        /// <summary>The server's certificate is not trusted: nothing was sent, and trying again will not help.</summary>
         TlsFailed,
 
         /// <summary>An answer that is not the E-Journal service's.</summary>
@@ -37,6 +45,12 @@ namespace CSFMSEJournalInterface
     internal sealed class Attempt
     {
         internal AttemptOutcome Outcome;
+
+        /// <summary>
+        /// Whether the request may have reached the gateway and been acted on: its body was
+        /// (or may have been) sent and no answer says it was refused untouched.
+        /// </summary>
+        internal bool MayHaveArrived;
 
         /// <summary>The body element of the answer (the operation's response), when answered.</summary>
         internal XmlElement Response;
@@ -101,17 +115,22 @@ namespace CSFMSEJournalInterface
         }
 
         /// <summary>
-        /// Sends <paramref name="body"/> once and says how it went; <paramref name="keepAlive"/>
-        /// false closes the connection after the call.
+        /// Sends the first <paramref name="length"/> bytes of <paramref name="body"/> once and
+        /// says how it went. <paramref name="keepAlive"/> false closes the connection after the
+        /// call. Each step may take <paramref name="timeout"/>; the whole attempt is cut off
+        /// after <paramref name="left"/>, when the call's own time runs out.
         /// </summary>
         internal static Attempt Send(
             Uri service,
             string action,
             byte[] body,
+            int length,
             string requestId,
             TimeSpan timeout,
+            TimeSpan left,
             IWebProxy proxy,
-            bool keepAlive)
+            bool keepAlive,
+            int connectionLimit)
         {
             if (service.Scheme == Uri.UriSchemeHttps)
             {
@@ -129,17 +148,54 @@ namespace CSFMSEJournalInterface
             request.Timeout = (int)timeout.TotalMilliseconds;
             request.ReadWriteTimeout = (int)timeout.TotalMilliseconds;
             request.Proxy = proxy;
-            request.ContentLength = body.Length;
+            request.ContentLength = length;
+            // The body is in memory already, so the framework need not copy it again: except
+            // through a proxy, which may ask for credentials (407) and then needs the request
+            // sent again, body included.
+            request.AllowWriteStreamBuffering = !IsDirect(proxy, service);
             // The framework may quietly send a request again when a reused connection fails;
             // a call that must not arrive twice goes on a connection of its own.
             request.KeepAlive = keepAlive;
+            // The framework allows two connections per endpoint unless told otherwise, which
+            // would queue the calls of a processor shared by many threads. Raised for this
+            // endpoint (or the proxy the requests go through) only, never lowered.
+            RaiseConnectionLimit(request, connectionLimit);
 
+            var cutOff = new CutOff(request);
+            using (new Timer(CutOff.Fire, cutOff, Math.Max(1L, (long)left.TotalMilliseconds), Timeout.Infinite))
+            {
+                Attempt attempt = Exchange(request, body, length);
+                if (cutOff.Fired && attempt.Outcome == AttemptOutcome.Lost)
+                {
+                    attempt.Problem = "no answer came before the call's time (CallTimeout) ran out";
+                }
+                return attempt;
+            }
+        }
+
+        private static Attempt Exchange(HttpWebRequest request, byte[] body, int length)
+        {
             HttpWebResponse response;
+            Stream stream;
             try
             {
-                using (Stream stream = request.GetRequestStream())
+                stream = request.GetRequestStream();
+            }
+            catch (Exception exception)
+            {
+                if (IsFatal(exception))
                 {
-                    stream.Write(body, 0, body.Length);
+                    throw;
+                }
+                // Connecting, or setting up TLS, failed: the body was not sent.
+                Discard(exception);
+                return Failed(exception, false);
+            }
+            try
+            {
+                using (stream)
+                {
+                    stream.Write(body, 0, length);
                 }
                 response = (HttpWebResponse)request.GetResponse();
             }
@@ -148,21 +204,79 @@ namespace CSFMSEJournalInterface
                 response = exception.Response as HttpWebResponse;
                 if (exception.Status != WebExceptionStatus.ProtocolError || response == null)
                 {
-                    return Failed(exception, exception.Status);
+                    Discard(exception);
+                    return Failed(exception, true);
                 }
             }
-            catch (IOException exception)
+            catch (Exception exception)
             {
-                return Failed(exception, WebExceptionStatus.SendFailure);
-            }
-            catch (SocketException exception)
-            {
-                return Failed(exception, WebExceptionStatus.SendFailure);
+                if (IsFatal(exception))
+                {
+                    throw;
+                }
+                return Failed(exception, true);
             }
 
             using (response)
             {
                 return Read(response);
+            }
+        }
+
+        private static void RaiseConnectionLimit(HttpWebRequest request, int connectionLimit)
+        {
+            try
+            {
+                ServicePoint point = request.ServicePoint;
+                if (point.ConnectionLimit < connectionLimit)
+                {
+                    point.ConnectionLimit = connectionLimit;
+                }
+            }
+            catch (Exception exception)
+            {
+                // Finding the endpoint failed (a broken proxy script, say): the request
+                // itself will fail and say why.
+                if (IsFatal(exception))
+                {
+                    throw;
+                }
+            }
+        }
+
+        /// <summary>Closes the answer a failed request may still hold, and its connection.</summary>
+        private static void Discard(Exception exception)
+        {
+            var web = exception as WebException;
+            if (web != null && web.Response != null)
+            {
+                web.Response.Close();
+            }
+        }
+
+        /// <summary>Whether requests to <paramref name="service"/> go straight to it.</summary>
+        private static bool IsDirect(IWebProxy proxy, Uri service)
+        {
+            if (proxy == null)
+            {
+                return true;
+            }
+            try
+            {
+                if (proxy.IsBypassed(service))
+                {
+                    return true;
+                }
+                Uri through = proxy.GetProxy(service);
+                return through == null || through == service;
+            }
+            catch (Exception exception)
+            {
+                if (IsFatal(exception))
+                {
+                    throw;
+                }
+                return false;
             }
         }
 
@@ -176,19 +290,28 @@ namespace CSFMSEJournalInterface
             {
                 data = ReadAll(response.GetResponseStream());
             }
-            catch (IOException exception)
+            catch (Exception exception)
             {
-                return Lost(attempt, "the connection was lost while the answer was read", exception);
-            }
-            catch (WebException exception)
-            {
-                return Lost(attempt, "the connection was lost while the answer was read", exception);
+                // A connection lost, a timeout, a corrupt compressed body
+                // (InvalidDataException on .NET Framework): the answer is lost.
+                if (IsFatal(exception))
+                {
+                    throw;
+                }
+                return Lost(attempt, "the answer could not be read whole (" + Describe(exception) + ")", exception);
             }
             if (data == null)
             {
                 attempt.Outcome = AttemptOutcome.Unexpected;
+                attempt.MayHaveArrived = attempt.HttpStatus == 200 || attempt.HttpStatus >= 500;
                 attempt.Problem = "the answer is larger than " + MaxAnswerBytes + " bytes";
                 return attempt;
+            }
+            string encoding = response.Headers["Content-Encoding"];
+            long declared = response.ContentLength;
+            if (string.IsNullOrEmpty(encoding) && declared >= 0 && data.Length < declared)
+            {
+                return Lost(attempt, "the answer was cut short (" + data.Length + " of " + declared + " bytes)", null);
             }
 
             XmlElement element = SoapMessages.BodyElement(data);
@@ -210,9 +333,21 @@ namespace CSFMSEJournalInterface
             }
 
             string what = "HTTP " + attempt.HttpStatus + " " + response.StatusDescription;
+            if (attempt.HttpStatus == 200)
+            {
+                // 200 OK is the gateway's answer, or what was left of it: the request was
+                // handled, and its answer lost.
+                string type = response.ContentType;
+                return Lost(
+                    attempt,
+                    "the answer (" + what + (string.IsNullOrEmpty(type) ? string.Empty : ", " + type)
+                        + ", " + data.Length + " bytes) is not a whole SOAP message",
+                    null);
+            }
             if (attempt.HttpStatus >= 500)
             {
                 attempt.Outcome = AttemptOutcome.ServerError;
+                attempt.MayHaveArrived = true;
                 attempt.Problem = "the server answered " + what + " without the gateway's SOAP fault";
             }
             else
@@ -263,16 +398,26 @@ namespace CSFMSEJournalInterface
             }
         }
 
-        private static Attempt Failed(Exception exception, WebExceptionStatus status)
+        /// <summary>
+        /// An attempt that failed with <paramref name="exception"/>; <paramref name="sending"/>
+        /// says whether the body may have been sent.
+        /// </summary>
+        private static Attempt Failed(Exception exception, bool sending)
         {
             var attempt = new Attempt();
             attempt.Error = exception;
-            if (status == WebExceptionStatus.TrustFailure
-                || status == WebExceptionStatus.SecureChannelFailure
-                || IsTls(exception))
+            var web = exception as WebException;
+            WebExceptionStatus status = web == null ? WebExceptionStatus.UnknownError : web.Status;
+            if (status == WebExceptionStatus.TrustFailure || IsCertificateProblem(exception))
             {
                 attempt.Outcome = AttemptOutcome.TlsFailed;
                 attempt.Problem = Describe(exception);
+                return attempt;
+            }
+            if (status == WebExceptionStatus.SecureChannelFailure || IsTls(exception))
+            {
+                attempt.Outcome = AttemptOutcome.HandshakeFailed;
+                attempt.Problem = "the TLS handshake failed: " + Describe(exception);
                 return attempt;
             }
             switch (status)
@@ -284,25 +429,60 @@ namespace CSFMSEJournalInterface
                     attempt.Problem = "no connection could be made: " + Describe(exception);
                     return attempt;
                 case WebExceptionStatus.Timeout:
-                    return Lost(attempt, "no answer came in time", exception);
+                    Lost(attempt, "no answer came in time", exception);
+                    break;
                 default:
-                    return Lost(attempt, "the connection failed: " + Describe(exception), exception);
+                    Lost(attempt, "the connection failed: " + Describe(exception), exception);
+                    break;
             }
+            attempt.MayHaveArrived = sending;
+            return attempt;
         }
 
         private static Attempt Lost(Attempt attempt, string problem, Exception exception)
         {
             attempt.Outcome = AttemptOutcome.Lost;
+            attempt.MayHaveArrived = true;
             attempt.Problem = problem;
             attempt.Error = exception;
             return attempt;
+        }
+
+        /// <summary>Exceptions no caller should see swallowed.</summary>
+        internal static bool IsFatal(Exception exception)
+        {
+            return exception is OutOfMemoryException
+                || exception is StackOverflowException
+                || exception is ThreadAbortException
+                || exception is AccessViolationException;
         }
 
         private static bool IsTls(Exception exception)
         {
             for (Exception e = exception; e != null; e = e.InnerException)
             {
-                if (e is AuthenticationException)
+                if (e is System.Security.Authentication.AuthenticationException)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /// <summary>
+        /// Whether a TLS failure is about the server's certificate, which a new attempt will
+        /// not change. .NET Framework says so with <see cref="WebExceptionStatus.TrustFailure"/>;
+        /// other runtimes may only name it in an inner exception.
+        /// </summary>
+        private static bool IsCertificateProblem(Exception exception)
+        {
+            if (!IsTls(exception))
+            {
+                return false;
+            }
+            for (Exception e = exception; e != null; e = e.InnerException)
+            {
+                if (e.Message.IndexOf("certificate", StringComparison.OrdinalIgnoreCase) >= 0)
                 {
                     return true;
                 }
@@ -321,6 +501,40 @@ namespace CSFMSEJournalInterface
             string outer = exception.Message.Trim().TrimEnd('.');
             string message = inner.Message.Trim().TrimEnd('.');
             return inner == exception || outer.Contains(message) ? outer : outer + " (" + message + ")";
+        }
+
+        /// <summary>Aborts a request when the call's time runs out.</summary>
+        private sealed class CutOff
+        {
+            private readonly HttpWebRequest _request;
+            private int _fired;
+
+            internal CutOff(HttpWebRequest request)
+            {
+                _request = request;
+            }
+
+            internal bool Fired
+            {
+                get { return Thread.VolatileRead(ref _fired) != 0; }
+            }
+
+            internal static void Fire(object state)
+            {
+                var cutOff = (CutOff)state;
+                Interlocked.Exchange(ref cutOff._fired, 1);
+                try
+                {
+                    cutOff._request.Abort();
+                }
+                catch (Exception exception)
+                {
+                    if (IsFatal(exception))
+                    {
+                        throw;
+                    }
+                }
+            }
         }
     }
 }

@@ -5,16 +5,25 @@ namespace CSFMSEJournalInterface
 {
     /// <summary>
     /// The system proxy (<see cref="WebRequest.DefaultWebProxy"/>, read at each request, so
-    /// the application's own setting is honoured) with the user's default credentials, without
-    /// changing the process-wide proxy object that other code shares.
+    /// the application's own setting is honoured), without changing the process-wide proxy
+    /// object that other code shares.
     /// </summary>
+    /// <remarks>
+    /// The proxy is given the credentials .NET Framework's <see cref="HttpWebRequest"/> would
+    /// give it: those configured for the system proxy, which are none unless the application's
+    /// configuration says <c>&lt;defaultProxy useDefaultCredentials="true"&gt;</c>. The signed-in
+    /// user's credentials are not sent to whatever proxy the system (or WPAD, which anyone on
+    /// the network may answer) names unless the application asks for it, by configuration or
+    /// by setting <see cref="Credentials"/> (for instance to
+    /// <see cref="CredentialCache.DefaultCredentials"/>).
+    /// </remarks>
     internal sealed class SystemProxy : IWebProxy
     {
         private ICredentials _credentials;
 
         /// <summary>
-        /// The credentials given to the proxy: those set here, else the system proxy's own,
-        /// else the credentials of the user the application runs as.
+        /// The credentials given to the proxy: those set here, else the system proxy's own
+        /// (as configured for the application), else none.
         /// </summary>
         public ICredentials Credentials
         {
@@ -25,8 +34,7 @@ namespace CSFMSEJournalInterface
                     return _credentials;
                 }
                 IWebProxy system = WebRequest.DefaultWebProxy;
-                ICredentials configured = system == null ? null : system.Credentials;
-                return configured ?? CredentialCache.DefaultCredentials;
+                return system == null ? null : system.Credentials;
             }
             set
             {

@@ -33,6 +33,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from gateway.cli import bulk, registry, run
 from gateway.cli.common import INTERNAL, exit_code
+from gateway.config import check_event_loop
 from gateway.errors import GatewayError
 
 
@@ -61,7 +62,9 @@ def _version() -> str:
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop where it is installed (a dependency on Linux and macOS), unless
     FNG_GATEWAY_EVENT_LOOP=asyncio asks for the standard library's."""
-    if os.environ.get("FNG_GATEWAY_EVENT_LOOP", "uvloop") == "asyncio":
+    chosen = os.environ.get("FNG_GATEWAY_EVENT_LOOP")
+    check_event_loop(chosen)
+    if chosen == "asyncio":
         return None
     try:
         import uvloop

@@ -83,7 +83,11 @@ def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str
     variable = getattr(args, f"{option}_env", None)
     if variable:
         if variable not in os.environ:
-            raise ConfigurationError(f"the environment variable {variable} is not set")
+            flag = what.replace(" ", "-")
+            raise ConfigurationError(
+                f"the environment variable {variable} (--{flag}-env) is not set: export it, or "
+                f"give the {what.replace('fng', 'FNG')} with --{flag}-stdin"
+            )
         value = os.environ[variable]
         if not value:
             raise ConfigurationError(f"the environment variable {variable} is empty")
@@ -140,11 +144,15 @@ async def with_store(
 ) -> int:
     """Open the store (migrated first, unless turned off), run ``action``, print its result."""
     from gateway.store import create_store
+    from gateway.store.engine import sqlite_file_problem
     from gateway.store.migrate import make_ready
     from gateway.tenancy.secrets import SecretBox
 
     config = settings()
     box = SecretBox.from_sources(config.master_keys, config.master_keys_file)
+    problem = sqlite_file_problem(config.database_url)
+    if problem is not None:  # before a new store is announced where none can be made
+        raise StoreUnavailable(problem)
     announce_new_store(config.database_url)
     store = create_store(config.database_url)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.common import DONE, INTERNAL, new_sqlite_file, settings
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, StoreUnavailable
 
 log = logging.getLogger("gateway.cli")
 
@@ -102,7 +102,7 @@ def _listen_failure(exc: OSError, host: str, port: int, option: str) -> str:
 async def serve(args: argparse.Namespace) -> int:
     from gateway.app import begin_draining, create_app
     from gateway.observability.logging import configure_logging
-    from gateway.store.engine import where
+    from gateway.store.engine import sqlite_file_problem, where
     from gateway.tenancy.secrets import SecretBox
 
     overrides = {
@@ -115,6 +115,9 @@ async def serve(args: argparse.Namespace) -> int:
     # The master keys first: a store is not announced for a gateway that cannot start.
     box = SecretBox.from_sources(config.master_keys, config.master_keys_file)
     if args.listen_fd is None:  # the supervisor or the only process, not a worker
+        problem = sqlite_file_problem(config.database_url)
+        if problem is not None:  # before a new store is announced where none can be made
+            raise StoreUnavailable(problem)
         created = new_sqlite_file(config.database_url)
         if created is not None:
             log.warning(

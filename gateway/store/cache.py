@@ -10,17 +10,33 @@ from typing import Final
 from aiocache import Cache
 from aiocache.base import BaseCache
 from aiocache.serializers import StringSerializer
+from redis import asyncio as redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
 #: What a cache call may raise when its backend is down.
 CACHE_ERRORS: Final = (OSError, ConnectionError, TimeoutError, RedisError)
+#: How long a connection to Redis may take to be made.
+CONNECT_SECONDS: Final = 2.0
 
 
 def create_cache(redis_url: str | None) -> BaseCache:
-    """In this process's memory, or in Redis when there is one; values are strings."""
-    cache = Cache.from_url(redis_url or "memory://")
+    """In this process's memory, or in Redis when there is one; values are strings.
+
+    The Redis client is redis-py's own, made from the URL as redis-py reads it (as
+    :func:`gateway.store.shared.redis_client` does): ``rediss://`` for TLS, a user name for
+    Redis ACLs, and the URL's options (``gateway.config.check_redis_url`` lists those the
+    gateway takes), none of which aiocache's own URL parsing understands."""
+    if not redis_url:
+        cache = Cache(Cache.MEMORY)
+    else:
+        cache = Cache(Cache.REDIS)
+        # The client aiocache made (not connected yet) gives way to redis-py's from the URL;
+        # closing the cache closes it, and its pool with it.
+        cache.client = redis.Redis.from_url(
+            redis_url, decode_responses=False, socket_connect_timeout=CONNECT_SECONDS
+        )
     cache.serializer = StringSerializer()
     return cache
 

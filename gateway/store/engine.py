@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from gateway.config import DEFAULT_CONNECT_TIMEOUT
 from gateway.errors import StoreUnavailable
 
 #: SQLSTATE classes that say the server cannot serve now, not that a statement is wrong:
@@ -44,6 +46,8 @@ def _unavailable(exc: Exception) -> bool:
     restarted) comes as a plain DBAPIError, not an OperationalError."""
     if isinstance(exc, DBAPIError) and "file is not a database" in str(exc.orig):
         return True  # SQLite's word for a file that is something else
+    if _client_configuration(exc) is not None:
+        return True  # asyncpg cannot set up the connection the URL asks for (TLS files)
     if isinstance(exc, OperationalError) and "no such table" in str(exc.orig):
         return False  # SQLite's word for a store not migrated: a fault in what was asked
     if isinstance(exc, OperationalError | OSError):
@@ -76,6 +80,79 @@ def where(url: str | URL) -> str:
     )
 
 
+def _client_configuration(exc: BaseException) -> BaseException | None:
+    """asyncpg's ClientConfigurationError behind ``exc`` (SQLAlchemy wraps it twice): the
+    connection the URL asks for cannot be set up (a TLS root certificate that is missing)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        kind = type(seen)
+        if kind.__name__ == "ClientConfigurationError" and kind.__module__.startswith("asyncpg"):
+            return seen
+        orig = seen.orig if isinstance(seen, DBAPIError) else None
+        seen = seen.__cause__ or (orig if isinstance(orig, BaseException) else None)
+    return None
+
+
+def connect_timeout(url: str | URL) -> float:
+    """How long to wait for PostgreSQL to accept a connection: the URL's ``timeout`` (seconds,
+    asyncpg's name), or :data:`~gateway.config.DEFAULT_CONNECT_TIMEOUT`."""
+    given = make_url(url).query.get("timeout")
+    try:
+        return float(given) if isinstance(given, str) else DEFAULT_CONNECT_TIMEOUT
+    except ValueError:
+        return DEFAULT_CONNECT_TIMEOUT
+
+
+def sqlite_file_problem(url: str | URL) -> str | None:
+    """What stops this user using the SQLite file a URL names, as a sentence, or None when
+    nothing visible does: a directory, a file it may not read or write, a directory that does
+    not exist or it may not write in. Checked before SQLite opens it, since a file aiosqlite
+    cannot open leaves a worker thread that outlives the event loop and prints a traceback."""
+    parsed = make_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or database in (None, "", ":memory:")
+        or database.startswith("file:")  # a URI filename (?uri=true): SQLite's to read
+    ):
+        return None
+    fix = "or set FNG_GATEWAY_DATABASE_URL to another"
+    path = Path(database).resolve()
+    if path.is_dir():
+        return (
+            f"the SQLite store {path} is a directory: give FNG_GATEWAY_DATABASE_URL the path of "
+            "a file (a new path makes a new store)"
+        )
+    if path.exists():
+        if not path.is_file():
+            return f"the SQLite store {path} is not a regular file: give the path of one, {fix}"
+        if not os.access(path, os.R_OK):
+            return (
+                f"the SQLite file {path} cannot be read by this user: let it read and write "
+                f"the file (chmod, or run the gateway as the file's owner), {fix}"
+            )
+        if not os.access(path, os.W_OK):
+            return (
+                f"the SQLite file {path} cannot be written by this user: let it write the file "
+                f"and its directory (chmod, or run the gateway as the file's owner), {fix}"
+            )
+        return None
+    directory = path.parent
+    if not directory.is_dir():
+        return (
+            f"cannot create the SQLite file {path}, as its directory {directory} does not "
+            f"exist: create it, {fix}"
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"cannot create the SQLite file {path}, as this user may not write in {directory}: "
+            f"let it, {fix}"
+        )
+    return None
+
+
 def describe_failure(exc: BaseException, url: str | URL) -> str:
     """What a failure to use the store means and what to do, in one sentence (no secrets)."""
     parsed = make_url(url)
@@ -89,13 +166,32 @@ def describe_failure(exc: BaseException, url: str | URL) -> str:
                 f"{where(parsed)} is not a SQLite database: give FNG_GATEWAY_DATABASE_URL the "
                 "path of the gateway's store (a new path makes a new store)"
             )
-        if isinstance(orig, OSError) or "unable to open database file" in message:
+        if "readonly database" in message:
             return (
-                f"cannot open {where(parsed)}: make sure its directory exists and this user may "
-                f"write there, {fix}"
+                f"{where(parsed)} cannot be written by this user ({message}): let it write the "
+                f"file and its directory, {fix}"
             )
-        return f"{where(parsed)} cannot be used ({message}): {fix}"
+        if isinstance(orig, OSError) or "unable to open database file" in message:
+            return sqlite_file_problem(parsed) or (
+                f"cannot open {where(parsed)}: make sure its directory exists and this user may "
+                f"read and write there, {fix}"
+            )
+        return f"{where(parsed)} cannot be used ({message or type(orig).__name__}): check it, {fix}"
     server = f"the PostgreSQL server at {parsed.host or 'localhost'}:{parsed.port or 5432}"
+    ssl = parsed.query.get("ssl")
+    configuration = _client_configuration(exc)
+    if configuration is not None:
+        detail = str(configuration).strip().splitlines()[0]
+        if "root certificate" in detail:
+            return (
+                f"the connection to {server} cannot verify the server ({detail}): with "
+                f"ssl={ssl} put the server's root certificate in ~/.postgresql/root.crt or name "
+                "its file with PGSSLROOTCERT, or write ssl=require (encrypted, not verified)"
+            )
+        return (
+            f"the connection to {server} cannot be set up ({detail}): correct the options of "
+            "FNG_GATEWAY_DATABASE_URL"
+        )
     if state == "3D000":
         return (
             f"the database {parsed.database!r} does not exist on {server}: create it "
@@ -109,14 +205,28 @@ def describe_failure(exc: BaseException, url: str | URL) -> str:
     if isinstance(orig, socket.gaierror):
         return f"the host {parsed.host!r} of FNG_GATEWAY_DATABASE_URL is not known: correct it"
     if isinstance(orig, TimeoutError):
-        return f"{server} did not answer in time: check that it runs and is reachable, {fix}"
-    if isinstance(orig, OSError):
-        reason = (
-            "connection refused"
-            if isinstance(orig, ConnectionRefusedError)
-            else orig.strerror or type(orig).__name__
+        return (
+            f"{server} did not answer within {connect_timeout(parsed):g} seconds: check that "
+            f"PostgreSQL (not another service) listens there and is reachable, {fix}"
         )
-        return f"cannot connect to {server} ({reason}): start it, {fix}"
+    if isinstance(orig, ConnectionRefusedError):
+        return f"cannot connect to {server} (connection refused): start it, {fix}"
+    if isinstance(orig, OSError) and "rejected SSL upgrade" in str(orig):
+        if ssl in ("require", "verify-ca", "verify-full"):
+            return (
+                f"{server} does not offer TLS, which ssl={ssl} in FNG_GATEWAY_DATABASE_URL "
+                "asks for: turn TLS on in the server, or write ssl=prefer"
+            )
+        return (
+            f"{server} did not answer as PostgreSQL does: check the host and port of "
+            "FNG_GATEWAY_DATABASE_URL"
+        )
+    if isinstance(orig, OSError):
+        reason = orig.strerror or str(orig).strip() or type(orig).__name__
+        return (
+            f"cannot connect to {server} ({reason}): check that PostgreSQL listens there and "
+            f"is reachable, {fix}"
+        )
     detail = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return f"{where(parsed)} cannot be used ({detail}): check it, {fix}"
 
@@ -457,8 +567,14 @@ class Store:
 
 
 def create_store(url: str, **engine_options: Any) -> Store:
+    """The store a URL names. A SQLite file this user cannot use is refused at once
+    (:class:`StoreUnavailable`, saying why); connections to PostgreSQL wait at most the URL's
+    ``timeout`` (:func:`connect_timeout`) to be accepted."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        problem = sqlite_file_problem(parsed)
+        if problem is not None:
+            raise StoreUnavailable(problem)
         engine = create_async_engine(parsed, connect_args={"timeout": 30}, **engine_options)
         _configure_sqlite(engine.sync_engine)
         if parsed.database in (None, "", ":memory:"):
@@ -478,7 +594,13 @@ def create_store(url: str, **engine_options: Any) -> Store:
         engine_options.setdefault("pool_size", 20)
         engine_options.setdefault("max_overflow", 0)
         engine_options.setdefault("pool_timeout", 30)
-        engine = create_async_engine(parsed, **engine_options)
+        # Bounded, so a host that never answers (or a port that is not PostgreSQL's) is
+        # reported in seconds; the URL's own timeout, a string, would reach asyncpg as one.
+        connect_args = {
+            "timeout": connect_timeout(parsed),
+            **engine_options.pop("connect_args", {}),
+        }
+        engine = create_async_engine(parsed, connect_args=connect_args, **engine_options)
         _skip_closed_connections(engine.sync_engine)
     return Store(engine)
 
@@ -503,14 +625,21 @@ def _skip_closed_connections(engine: Engine) -> None:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the driver, so BEGIN is ours to issue.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+        try:
+            # Take transaction control from the driver, so BEGIN is ours to issue.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+        except BaseException:
+            # A file SQLite opened but cannot use (read-only, say): the connection is
+            # closed now, while the event loop its worker thread answers still runs.
+            with contextlib.suppress(Exception):
+                dbapi_connection.close()
+            raise
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -60,9 +60,14 @@ def _unreadable(path: Path, exc: OSError) -> ConfigurationError:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        return path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise _unreadable(path, exc) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"the master keys file {path} is not UTF-8 text (keys are base64, one a line): "
+            "give FNG_GATEWAY_MASTER_KEYS_FILE the path of the file of keys"
+        ) from None
 
 
 class SecretBox:
@@ -75,6 +80,15 @@ class SecretBox:
 
     @classmethod
     def from_sources(cls, keys: SecretStr | None, keys_file: Path | None) -> SecretBox:
+        """The keys of the variable or of the file: an empty variable counts as unset, and
+        both at once are refused (the settings refuse them first)."""
+        if keys is not None and not keys.get_secret_value().strip():
+            keys = None
+        if keys is not None and keys_file is not None:
+            raise ConfigurationError(
+                "FNG_GATEWAY_MASTER_KEYS and FNG_GATEWAY_MASTER_KEYS_FILE are both set, and "
+                "the master keys are read from one place only: unset one of them"
+            )
         if keys is not None:
             return cls(parse_master_keys(keys.get_secret_value()))
         if keys_file is not None:

@@ -339,8 +339,10 @@ class TestTheCommandsEdge:
         assert [line for line in result.stderr.splitlines() if "NOTE" not in line] == []
 
     def test_ctrl_c_while_it_starts(self, env: dict[str, str]) -> None:
-        """Interrupted at any moment of its start (its modules loading, the store opening):
-        130, as shells number an interrupt, and nothing else."""
+        """Interrupted while it starts (the gateway's modules loading, the store opening):
+        130, as shells number an interrupt, and nothing else. Only Python's own start, before
+        the first line of the command runs (a few hundredths of a second on a quiet
+        machine), is out of its reach: an interrupt there is Python's to report."""
         for delay in (0.05, 0.1, 0.2, 0.4):
             process = subprocess.Popen(
                 [COMMAND, "schools", "list"],
@@ -352,8 +354,11 @@ class TestTheCommandsEdge:
             time.sleep(delay)
             process.send_signal(signal.SIGINT)
             _out, err = process.communicate(timeout=90)
-            assert process.returncode in (0, 130, -signal.SIGINT), (delay, err)
-            assert "Traceback" not in err, (delay, err)
+            assert process.returncode in (0, 130, -signal.SIGINT, 1), (delay, err)
+            if "Traceback" in err:  # Python's start, not the command's
+                assert "gateway/cli" not in err and "in main" not in err, err
+            else:
+                assert process.returncode in (0, 130, -signal.SIGINT), (delay, err)
 
     def test_a_setting_of_the_config_file_is_named_as_the_file_writes_it(
         self, env: dict[str, str], tmp_path: Path

@@ -1,8 +1,9 @@
 """What the admin API accepts and returns, as pydantic models.
 
-Requests are strict (JSON types as declared, no unknown fields) and mirror the registry's own
-rules, with ASCII patterns and bounds that every store accepts, so whatever reaches a service
-function is something it can store. Responses name their fields: a secret can only appear in
+Requests are strict (JSON types as declared, no unknown fields) and carry the registry's own
+rules (``gateway.tenancy.identifiers``, which the service functions and the command line
+check by too), with patterns and bounds that every store accepts, so whatever reaches a
+service function is something it can store. Responses name their fields: a secret can only appear in
 one where a field says so (a key or password shown once, when it is made).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -22,22 +23,41 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.tenancy.identifiers import Currency, Duns, EstablishmentNumber, Language, LaNumber
+from gateway.tenancy.identifiers import (
+    ACCOUNT_PASSWORD,
+    AUDIT_SUBJECT,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DATABASE_NAME,
+    MAX_ID,
+    MAX_LIMIT,
+    MAX_SECONDS,
+    MAX_SYSTEMS,
+    PASSWORD_DAYS,
+    PEM_PRIVATE_KEY_PATTERN,
+    POLL_SECONDS,
+    PORTAL_NAME,
+    PORTAL_PASSWORD,
+    PORTAL_URL,
+    PORTAL_USERNAME,
+    PRIVATE_KEY,
+    SCHOOL_NAME,
+    SYSTEM_IDENTIFIER,
+    TOKEN_NAME,
+    TOKEN_URL,
+    USERNAME,
+    VENDOR_NAME,
+    Currency,
+    Duns,
+    EstablishmentNumber,
+    Language,
+    LaNumber,
+)
 from gateway.tenancy.keys import normalise_key
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface
 from gateway.tenancy.service import MAX_PORTAL_SUPPLIERS, portal_url_problem
 
-#: Row ids: PostgreSQL's INTEGER.
-MAX_ID: Final = 2**31 - 1
-#: The longest grace or overlap an operator may give (ten years).
-MAX_SECONDS: Final = 10 * 366 * 86400.0
-
-#: Printable text on one line: no control characters.
-_LINE = r"^[^\x00-\x1f\x7f]*$"
-#: A secret may span lines (a PEM private key) but holds no other control character.
-_SECRET = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 _GUID = r"^\{?[0-9A-Fa-f]{8}(-?[0-9A-Fa-f]{4}){3}-?[0-9A-Fa-f]{12}\}?$"
-_URL = r"^https?://[!-~]+$"
 _DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})(\.[0-9]+)?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -63,14 +83,10 @@ def _decimal(value: Any) -> Any:
 _INTEGRAL = BeforeValidator(_integral)
 UrlId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_decimal)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID), _INTEGRAL]
-PollSeconds = Annotated[int, Field(ge=10, le=7 * 86400), _INTEGRAL]
-PasswordDays = Annotated[int, Field(ge=60, le=3660), _INTEGRAL]
+PollSeconds = Annotated[int, Field(ge=POLL_SECONDS.low, le=POLL_SECONDS.high), _INTEGRAL]
+PasswordDays = Annotated[int, Field(ge=PASSWORD_DAYS.low, le=PASSWORD_DAYS.high), _INTEGRAL]
 #: How many entries a list returns at most.
-Limit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_decimal)]
-
-
-def _line(max_length: int, min_length: int = 1) -> Any:
-    return StringConstraints(min_length=min_length, max_length=max_length, pattern=_LINE)
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT), BeforeValidator(_decimal)]
 
 
 def _guid(value: str) -> str:
@@ -83,9 +99,9 @@ def _guid(value: str) -> str:
 Guid = Annotated[
     str, StringConstraints(min_length=32, max_length=38, pattern=_GUID), AfterValidator(_guid)
 ]
-Name = Annotated[str, _line(100)]
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
-Password = Annotated[str, _line(256, 12)]
+Password = Annotated[str, ACCOUNT_PASSWORD.constraints]
+Secret = Annotated[str, CLIENT_SECRET.constraints]
 
 
 def _rfc3339(value: Any) -> Any:
@@ -142,7 +158,7 @@ class PortalRef(ParametersModel):
 
 
 class AuditQuery(ParametersModel):
-    subject: Annotated[str, _line(200)] | None = Field(
+    subject: Annotated[str, AUDIT_SUBJECT.constraints] | None = Field(
         None, description="Only entries about this subject, e.g. database:3 or account:name."
     )
     since: Annotated[datetime | None, BeforeValidator(_rfc3339), AfterValidator(_utc)] = Field(
@@ -163,23 +179,44 @@ class ImportQuery(ParametersModel):
 
 
 class NewVendor(_Request):
-    name: Name
-    token_url: Annotated[str, StringConstraints(max_length=500, pattern=_URL)] = Field(
-        description="SIMS ID's token endpoint."
+    # The document says it too: private_key_jwt takes a PEM private key.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "properties": {"auth_method": {"const": AuthMethod.PRIVATE_KEY_JWT.value}},
+                "required": ["auth_method"],
+            },
+            "then": {"properties": {"secret": {"pattern": PEM_PRIVATE_KEY_PATTERN}}},
+        }
     )
-    client_id: Annotated[str, _line(200)]
-    secret: Annotated[str, StringConstraints(min_length=1, max_length=16384, pattern=_SECRET)] = (
-        Field(description="The client secret, or the PEM private key for private_key_jwt.")
+
+    name: Annotated[str, VENDOR_NAME.constraints]
+    token_url: Annotated[str, TOKEN_URL.constraints] = Field(
+        description="SIMS ID's token endpoint: http or https, without credentials in it."
+    )
+    client_id: Annotated[str, CLIENT_ID.constraints]
+    secret: Secret = Field(
+        description="The client secret, or the PEM private key (RSA, unencrypted) for "
+        "private_key_jwt."
     )
     auth_method: AuthMethod = AuthMethod.CLIENT_SECRET_BASIC
 
+    @model_validator(mode="after")
+    def _private_key(self) -> Self:
+        # The armour only: a key that does not load is the registry's to refuse (409).
+        if self.auth_method is AuthMethod.PRIVATE_KEY_JWT and not re.search(
+            PEM_PRIVATE_KEY_PATTERN, self.secret
+        ):
+            raise ValueError(f"{PRIVATE_KEY.what} {PRIVATE_KEY.problem('')}")
+        return self
+
 
 class VendorSecret(_Request):
-    secret: Annotated[str, StringConstraints(min_length=1, max_length=16384, pattern=_SECRET)]
+    secret: Secret
 
 
 class NewSchool(_Request):
-    name: Annotated[str, _line(200)]
+    name: Annotated[str, SCHOOL_NAME.constraints]
     la_number: LaNumber
     establishment_number: EstablishmentNumber
     duns: Duns | None = None
@@ -190,7 +227,7 @@ class NewSchool(_Request):
 class NewDatabase(_Request):
     school_id: Id
     vendor_id: Id
-    name: Name
+    name: Annotated[str, DATABASE_NAME.constraints]
     fng_key: Guid = Field(description="The key FNG issued for the database (X-PSK).")
     partner_key: Guid | None = Field(
         None, description="Our key for the database, if it has one already; else one is made."
@@ -212,16 +249,16 @@ class FngKey(_Request):
 
 
 class NewAccount(_Request):
-    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._@+-]{1,100}$")]
+    username: Annotated[str, USERNAME.constraints]
     password: Password | None = Field(None, description="Its password; else one is generated.")
 
 
 class Grant(_Request):
     database_id: Id
     interfaces: list[Interface] = Field(default_factory=list, max_length=len(Interface))
-    system_identifiers: list[Annotated[str, _line(100)]] = Field(
+    system_identifiers: list[Annotated[str, SYSTEM_IDENTIFIER.constraints]] = Field(
         default_factory=list,
-        max_length=100,
+        max_length=MAX_SYSTEMS,
         description="Payment systems the account may post journals for.",
     )
 
@@ -254,13 +291,13 @@ class NewPortal(_Request):
     )
 
     database_id: Id
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
-    url: Annotated[str, StringConstraints(max_length=500, pattern=_URL)] = Field(
+    name: Annotated[str, PORTAL_NAME.constraints]
+    url: Annotated[str, PORTAL_URL.constraints] = Field(
         description="The portal's EProcurementService address: https (plain http only with "
-        "allow_http)."
+        "allow_http), without credentials in it."
     )
-    username: Annotated[str, _line(50)]
-    password: Annotated[str, _line(256)]
+    username: Annotated[str, PORTAL_USERNAME.constraints]
+    password: Annotated[str, PORTAL_PASSWORD.constraints]
     supplier_duns: Annotated[
         list[Duns],
         Field(min_length=1, max_length=MAX_PORTAL_SUPPLIERS),
@@ -299,11 +336,11 @@ class NewPortal(_Request):
 
 
 class PortalPassword(_Request):
-    password: Annotated[str, _line(256)]
+    password: Annotated[str, PORTAL_PASSWORD.constraints]
 
 
 class TokenName(_Request):
-    name: Annotated[str, _line(100)]
+    name: Annotated[str, TOKEN_NAME.constraints]
 
 
 # -- responses -----------------------------------------------------------------------------------

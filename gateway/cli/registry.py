@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,34 @@ from gateway.cli.common import (
     with_json,
     with_store,
 )
-from gateway.errors import CallerError, NotFound
+from gateway.errors import CallerError, NotFound, RegistryError
+from gateway.tenancy.identifiers import (
+    ACCOUNT_PASSWORD,
+    AUDIT_SUBJECT,
+    CLI_ACTOR,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DATABASE_NAME,
+    ID,
+    LIMIT,
+    MAX_SYSTEMS,
+    PASSWORD_DAYS,
+    POLL_SECONDS,
+    PORTAL_NAME,
+    PORTAL_PASSWORD,
+    PORTAL_URL,
+    PORTAL_USERNAME,
+    PRIVATE_KEY,
+    SCHOOL_NAME,
+    SECONDS,
+    SYSTEM_IDENTIFIER,
+    TOKEN_NAME,
+    TOKEN_URL,
+    USERNAME,
+    VENDOR_NAME,
+    Bounded,
+    check,
+)
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface
 
 if TYPE_CHECKING:
@@ -29,10 +58,97 @@ if TYPE_CHECKING:
 Namespace = argparse.Namespace
 
 
+# -- what a command is given: checked by the registry's own rules before the store is opened,
+# each refusal naming the option it came from ------------------------------------------------
+
+
+def _number(rule: Bounded) -> Callable[[str], Any]:
+    """An argparse type for ``rule``: a number out of its range is a usage error (exit 2),
+    said in one line, as argparse says an unknown option."""
+
+    def parse(text: str) -> int | float:
+        value: int | float
+        if rule.whole:
+            if re.fullmatch(r"\s*[0-9]{1,20}\s*", text) is None:
+                raise argparse.ArgumentTypeError(f"must be a whole number {rule.range}")
+            value = int(text)
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"must be a number {rule.range}") from None
+        problem = rule.problem(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    return parse
+
+
+#: Ids (PostgreSQL's INTEGER), list lengths, and graces and overlaps in seconds.
+_id = _number(ID)
+_limit = _number(LIMIT)
+_seconds = _number(SECONDS)
+
+
+def _since(text: str) -> datetime:
+    """An ISO 8601 date or date-time, in UTC unless it gives its offset."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: give an ISO 8601 date or date-time, such as 2024-09-01 "
+            "or 2024-09-01T08:00:00+01:00 (UTC when no offset is given)"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range in UTC: give a time from 0001-01-02 to 9999-12-30"
+        ) from None
+
+
+def operator(args: Namespace) -> str:
+    """The audit log's actor, ``cli:NAME``: one line of printable characters, bounded, so
+    that no name can forge lines in the audit table."""
+    given = getattr(args, "actor", None)
+    if given is not None:
+        check(CLI_ACTOR, given, given_as="--actor")
+    name = actor(args)
+    problem = CLI_ACTOR.problem(name.removeprefix("cli:"))
+    if problem is not None:
+        raise RegistryError(
+            f"the login name this command runs as {problem}: give the name to record in the "
+            "audit log with --actor NAME"
+        )
+    return name
+
+
+def _stdin_or_env(what: str) -> str:
+    flag = what.replace(" ", "-")
+    return f"--{flag}-stdin or --{flag}-env"
+
+
+async def _store(action: Callable[[Store, SecretBox], Awaitable[Any]], args: Namespace) -> int:
+    """``with_store``, once the actor is known to be one the audit log can record."""
+    if hasattr(args, "actor"):
+        operator(args)
+    return await with_store(action, args)
+
+
 def _admin(store: Store, box: SecretBox, args: Namespace) -> TenancyAdmin:
     from gateway.tenancy.service import TenancyAdmin
 
-    return TenancyAdmin(store, box, actor=actor(args))
+    return TenancyAdmin(store, box, actor=operator(args))
+
+
+def _fingerprint(key: str) -> str:
+    """What ``keys list`` shows of a key: the start of its SHA-256, never the key."""
+    from gateway.tenancy.keys import key_digest, normalise_key
+
+    return key_digest(normalise_key(key) or key)[:12]
 
 
 async def _account_id(service: TenancyAdmin, username: str) -> int:
@@ -48,6 +164,12 @@ async def _account_id(service: TenancyAdmin, username: str) -> int:
 async def vendors_add(args: Namespace) -> int:
     credential = secret(args, "secret")
     assert credential is not None
+    check(VENDOR_NAME, args.name, given_as="NAME")
+    check(TOKEN_URL, args.token_url, given_as="--token-url")
+    check(CLIENT_ID, args.client_id, given_as="--client-id")
+    check(CLIENT_SECRET, credential, given_as=_stdin_or_env("secret"))
+    if args.auth_method == AuthMethod.PRIVATE_KEY_JWT.value:
+        check(PRIVATE_KEY, credential, given_as=_stdin_or_env("secret"))
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         vendor_id = await _admin(store, box, args).add_vendor(
@@ -59,28 +181,31 @@ async def vendors_add(args: Namespace) -> int:
         )
         return {"vendor_id": vendor_id}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def vendors_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _admin(store, box, args).vendors(), args)
+    return await _store(lambda store, box: _admin(store, box, args).vendors(), args)
 
 
 async def vendors_set_secret(args: Namespace) -> int:
     credential = secret(args, "secret")
     assert credential is not None
+    check(CLIENT_SECRET, credential, given_as=_stdin_or_env("secret"))
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         await _admin(store, box, args).set_vendor_credential(args.vendor, credential)
         return {"vendor_id": args.vendor, "secret": "changed"}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 # -- schools and databases -----------------------------------------------------------------------
 
 
 async def schools_add(args: Namespace) -> int:
+    check(SCHOOL_NAME, args.name, given_as="NAME")
+
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         school_id = await _admin(store, box, args).add_school(
             args.name,
@@ -92,11 +217,11 @@ async def schools_add(args: Namespace) -> int:
         )
         return {"school_id": school_id}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def schools_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _admin(store, box, args).schools(), args)
+    return await _store(lambda store, box: _admin(store, box, args).schools(), args)
 
 
 async def databases_add(args: Namespace) -> int:
@@ -108,6 +233,7 @@ async def databases_add(args: Namespace) -> int:
     fng_key = secret(args, "fng key")
     assert fng_key is not None
     partner_key = secret(args, "partner key", required=False)
+    check(DATABASE_NAME, args.name, given_as="--name")
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         created = await _admin(store, box, args).add_database(
@@ -117,13 +243,21 @@ async def databases_add(args: Namespace) -> int:
             fng_key=fng_key,
             partner_key=partner_key,
         )
-        return {"database_id": created.database_id, "partner_key": created.partner_key}
+        if partner_key is None:  # made here: shown this once
+            return {"database_id": created.database_id, "partner_key": created.partner_key}
+        # The operator's own key is never printed back (it would stay in a terminal's
+        # scrollback, a CI log): that it was stored, and its fingerprint, as keys list shows.
+        return {
+            "database_id": created.database_id,
+            "partner_key": "the key given, stored",
+            "partner_key_fingerprint": _fingerprint(created.partner_key),
+        }
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def databases_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _admin(store, box, args).databases(), args)
+    return await _store(lambda store, box: _admin(store, box, args).databases(), args)
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -140,11 +274,18 @@ async def keys(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> Any:
         from gateway.tenancy.rotation import KeyRotation
 
-        rotation = KeyRotation(store, box, actor(args))
+        rotation = KeyRotation(store, box, operator(args))
         if args.action == "list":
             return await rotation.partner_keys(args.database)
         if args.action == "rotate":
             key = await rotation.rotate_partner_key(args.database, given)
+            if given is not None:  # the operator's own key: never printed back
+                return {
+                    "database_id": args.database,
+                    "next_key": "the key given, stored",
+                    "next_key_fingerprint": _fingerprint(key),
+                    "note": "enter it in FNG's application set-up screen, then promote it",
+                }
             return {
                 "database_id": args.database,
                 "next_key": key,
@@ -156,10 +297,22 @@ async def keys(args: Namespace) -> int:
         if args.action == "cancel":
             await rotation.cancel_partner_key(args.database)
         else:
+            # As cancel refuses a database with no next key, retire refuses one with no
+            # retiring key still accepted: there would be nothing to do.
+            now = datetime.now(UTC)
+            retiring = [
+                key
+                for key in await rotation.partner_keys(args.database)
+                if key["state"] == "retiring"
+                and key["retire_at"] is not None
+                and datetime.fromisoformat(key["retire_at"]) > now
+            ]
+            if not retiring:
+                raise RegistryError(f"database {args.database} has no retiring key")
             await rotation.retire_now(args.database)
         return {"database_id": args.database, "done": args.action}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def fng_key(args: Namespace) -> int:
@@ -168,7 +321,7 @@ async def fng_key(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.rotation import KeyRotation
 
-        rotation = KeyRotation(store, box, actor(args))
+        rotation = KeyRotation(store, box, operator(args))
         if key is not None:
             await rotation.set_next_fng_key(args.database, key)
             return {
@@ -179,7 +332,7 @@ async def fng_key(args: Namespace) -> int:
         await rotation.promote_fng_key(args.database)
         return {"database_id": args.database, "fng_key": "promoted"}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 # -- accounts ------------------------------------------------------------------------------------
@@ -187,6 +340,9 @@ async def fng_key(args: Namespace) -> int:
 
 async def accounts_add(args: Namespace) -> int:
     password = secret(args, "password", required=False)
+    check(USERNAME, args.username, given_as="USERNAME")
+    if password is not None:
+        check(ACCOUNT_PASSWORD, password, given_as=_stdin_or_env("password"))
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         created = await _admin(store, box, args).add_account(args.username, password)
@@ -195,29 +351,37 @@ async def accounts_add(args: Namespace) -> int:
             result["password"] = created.password
         return result
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def accounts_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _admin(store, box, args).accounts(), args)
+    return await _store(lambda store, box: _admin(store, box, args).accounts(), args)
 
 
 async def accounts_grant(args: Namespace) -> int:
+    systems = getattr(args, "system", None) or []
+    if len(systems) > MAX_SYSTEMS:
+        raise RegistryError(f"a grant names at most {MAX_SYSTEMS} payment systems (--system)")
+    for system in systems:
+        check(SYSTEM_IDENTIFIER, system, given_as="--system")
+
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         service = _admin(store, box, args)
         account_id = await _account_id(service, args.username)
         interfaces = [Interface(item) for item in args.interface or []]
         if args.action == "grant":
-            await service.grant(account_id, args.database, interfaces, args.system or [])
+            await service.grant(account_id, args.database, interfaces, systems)
         else:
-            await service.revoke(account_id, args.database, interfaces)
+            await service.revoke(account_id, args.database, interfaces, strict=True)
         return {"username": args.username, "done": args.action}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def accounts_password(args: Namespace) -> int:
     password = secret(args, "password", required=False)
+    if password is not None:
+        check(ACCOUNT_PASSWORD, password, given_as=_stdin_or_env("password"))
     overlap = timedelta(
         seconds=args.overlap_seconds
         if args.overlap_seconds is not None
@@ -227,7 +391,7 @@ async def accounts_password(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.rotation import KeyRotation
 
-        new = await KeyRotation(store, box, actor(args)).change_password(
+        new = await KeyRotation(store, box, operator(args)).change_password(
             args.username, overlap, password
         )
         result: dict[str, Any] = {
@@ -238,7 +402,7 @@ async def accounts_password(args: Namespace) -> int:
             result["password"] = new
         return result
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def accounts_access(args: Namespace) -> int:
@@ -247,10 +411,10 @@ async def accounts_access(args: Namespace) -> int:
         if args.action == "unlock":
             await service.unlock_account(args.username)
         else:
-            await service.set_account_enabled(args.username, args.action == "enable")
+            await service.set_account_enabled(args.username, args.action == "enable", strict=True)
         return {"username": args.username, "done": args.action}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 # -- portals and eProcurement work ------------------------------------------------------------
@@ -259,6 +423,13 @@ async def accounts_access(args: Namespace) -> int:
 async def portals_add(args: Namespace) -> int:
     password = secret(args, "password")
     assert password is not None
+    check(PORTAL_NAME, args.name, given_as="--name")
+    check(PORTAL_URL, args.url, given_as="--url")
+    check(PORTAL_USERNAME, args.username, given_as="--username")
+    check(PORTAL_PASSWORD, password, given_as=_stdin_or_env("password"))
+    check(POLL_SECONDS, args.poll_seconds, given_as="--poll-seconds")
+    if args.password_days is not None:
+        check(PASSWORD_DAYS, args.password_days, given_as="--password-days")
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         portal_id = await _admin(store, box, args).add_portal(
@@ -276,32 +447,34 @@ async def portals_add(args: Namespace) -> int:
         )
         return {"portal_id": portal_id}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def portals_list(args: Namespace) -> int:
-    return await with_store(lambda store, box: _admin(store, box, args).portals(), args)
+    return await _store(lambda store, box: _admin(store, box, args).portals(), args)
 
 
 async def portals_change(args: Namespace) -> int:
     password = secret(args, "password") if args.action == "password" else None
+    if password is not None:
+        check(PORTAL_PASSWORD, password, given_as=_stdin_or_env("password"))
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         service = _admin(store, box, args)
         if password is not None:
             await service.set_portal_password(args.portal, password)
         else:
-            await service.set_portal_enabled(args.portal, args.action == "enable")
+            await service.set_portal_enabled(args.portal, args.action == "enable", strict=True)
         return {"portal_id": args.portal, "done": args.action}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def eproc(args: Namespace) -> int:
     async def action(store: Store, _box: SecretBox) -> Any:
         from gateway.eproc.admin import EprocAdmin
 
-        admin = EprocAdmin(store, actor(args))
+        admin = EprocAdmin(store, operator(args))
         if args.action == "quarantine":
             return [item.as_dict() for item in await admin.quarantined()]
         if args.action == "orders":
@@ -310,7 +483,7 @@ async def eproc(args: Namespace) -> int:
             await admin.resend_order(args.id)
             return {"id": args.id, "done": "resend"}
         if args.action == "show":
-            item, content = await admin.document(args.id)
+            item, content = await (admin.order if args.order else admin.document)(args.id)
             return {**item.as_dict(), "content": content.decode("utf-8", "replace")}
         operation = {
             ("retry", False): admin.retry_document,
@@ -321,7 +494,7 @@ async def eproc(args: Namespace) -> int:
         await operation(args.id)
         return {"id": args.id, "done": args.action}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 # -- secrets, audit, operators' tokens ---------------------------------------------------------
@@ -331,29 +504,31 @@ async def secrets_reencrypt(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.reencrypt import reencrypt
 
-        return {"reencrypted": await reencrypt(store, box, actor(args))}
+        return {"reencrypted": await reencrypt(store, box, operator(args))}
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def audit(args: Namespace) -> int:
-    since = datetime.fromisoformat(args.since) if args.since else None
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+    if args.subject is not None:
+        check(AUDIT_SUBJECT, args.subject, given_as="--subject")
 
     async def action(store: Store, box: SecretBox) -> list[dict[str, Any]]:
         return await _admin(store, box, args).audit_entries(
-            subject=args.subject, since=since, limit=args.limit
+            subject=args.subject, since=args.since, limit=args.limit
         )
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 async def admin_tokens(args: Namespace) -> int:
+    if args.action in ("create", "revoke"):
+        check(TOKEN_NAME, args.name, given_as="NAME")
+
     async def action(store: Store, _box: SecretBox) -> Any:
         from gateway.admin.tokens import AdminTokens
 
-        tokens = AdminTokens(store, actor(args))
+        tokens = AdminTokens(store, operator(args))
         if args.action == "create":
             return {
                 "name": args.name,
@@ -365,7 +540,7 @@ async def admin_tokens(args: Namespace) -> int:
             return {"name": args.name, "revoked": True}
         return await tokens.list()
 
-    return await with_store(action, args)
+    return await _store(action, args)
 
 
 # -- the parsers -----------------------------------------------------------------------------------
@@ -398,7 +573,7 @@ def register(commands: Any) -> dict[str, Any]:
     secret_options(add, "secret", "the client secret (or private key)")
     command(vendors, "list", "list vendors", vendors_list)
     change = command(vendors, "set-secret", "a vendor's new client secret", vendors_set_secret)
-    change.add_argument("vendor", type=int, help="the vendor's id")
+    change.add_argument("vendor", type=_id, help="the vendor's id")
     secret_options(change, "secret", "the client secret (or private key)")
 
     schools = group("schools", "schools")
@@ -413,8 +588,8 @@ def register(commands: Any) -> dict[str, Any]:
 
     databases = group("databases", "schools' FNG databases")
     add = command(databases, "add", "add a database; prints its partner key once", databases_add)
-    add.add_argument("school", type=int, help="the school's id")
-    add.add_argument("--vendor", type=int, required=True, help="the vendor's id")
+    add.add_argument("school", type=_id, help="the school's id")
+    add.add_argument("--vendor", type=_id, required=True, help="the vendor's id")
     add.add_argument(
         "--name", required=True, help="the database's name, e.g. 'Public funds' (unique per school)"
     )
@@ -433,23 +608,23 @@ def register(commands: Any) -> dict[str, Any]:
         ("retire", "end the retiring key's grace now"),
     ):
         parser = command(key_commands, name, text, keys)
-        parser.add_argument("database", type=int, help="the database's id")
+        parser.add_argument("database", type=_id, help="the database's id")
         if name == "rotate":
             secret_options(parser, "key", "the next key, instead of a new one")
         if name == "promote":
             parser.add_argument(
                 "--grace-seconds",
-                type=float,
+                type=_seconds,
                 default=None,
                 help="how long callers may still use the old key",
             )
 
     fng_keys = group("fng-key", "FNG's keys: store the next one, promote it")
     parser = command(fng_keys, "set", "store FNG's new key as next (before FNG uses it)", fng_key)
-    parser.add_argument("database", type=int, help="the database's id")
+    parser.add_argument("database", type=_id, help="the database's id")
     secret_options(parser, "key", "FNG's new key")
     parser = command(fng_keys, "promote", "make the next FNG key current", fng_key)
-    parser.add_argument("database", type=int, help="the database's id")
+    parser.add_argument("database", type=_id, help="the database's id")
 
     accounts = group("accounts", "integration accounts")
     add = command(accounts, "add", "add an account; prints a generated password once", accounts_add)
@@ -462,7 +637,7 @@ def register(commands: Any) -> dict[str, Any]:
     ):
         parser = command(accounts, name, text, accounts_grant)
         parser.add_argument("username", help="the account's user name")
-        parser.add_argument("--database", type=int, required=True, help="the database's id")
+        parser.add_argument("--database", type=_id, required=True, help="the database's id")
         parser.add_argument(
             "--interface",
             action="append",
@@ -480,7 +655,7 @@ def register(commands: Any) -> dict[str, Any]:
     parser.add_argument("username", help="the account's user name")
     parser.add_argument(
         "--overlap-seconds",
-        type=float,
+        type=_seconds,
         default=None,
         help="how long the old password keeps working (default: keys.password_overlap_seconds)",
     )
@@ -496,7 +671,7 @@ def register(commands: Any) -> dict[str, Any]:
 
     portal_commands = group("portals", "suppliers' eProcurement portals")
     add = command(portal_commands, "add", "add a school database's portal", portals_add)
-    add.add_argument("database", type=int, help="the school database's id")
+    add.add_argument("database", type=_id, help="the school database's id")
     add.add_argument("--name", required=True, help="unique for the database: a-z, 0-9, -")
     add.add_argument("--url", required=True, help="the portal's EProcurementService URL (https)")
     add.add_argument("--username", required=True, help="the school's user name at the portal")
@@ -529,24 +704,27 @@ def register(commands: Any) -> dict[str, Any]:
         "(logged, delivered) or off (default: the gateway's setting)",
     )
     add.add_argument(
-        "--poll-seconds", type=int, default=300, help="how often to poll it (default 300)"
+        "--poll-seconds",
+        type=int,
+        default=300,
+        help="how often to poll it, in seconds: 10 to 604800 (default 300)",
     )
     add.add_argument(
         "--password-days",
         type=int,
         default=None,
-        help="change the password this often with ChangePassword (>= 60)",
+        help="change the password this often with ChangePassword, in days: 60 to 3660",
     )
     secret_options(add, "password", "the portal password")
     command(portal_commands, "list", "portals and their health", portals_list)
     parser = command(
         portal_commands, "password", "a portal's password, changed elsewhere", portals_change
     )
-    parser.add_argument("portal", type=int, help="the portal's id")
+    parser.add_argument("portal", type=_id, help="the portal's id")
     secret_options(parser, "password", "the portal password")
     for name in ("enable", "disable"):
         command(portal_commands, name, f"{name} polling a portal", portals_change).add_argument(
-            "portal", type=int, help="the portal's id"
+            "portal", type=_id, help="the portal's id"
         )
 
     work = group("eproc", "eProcurement work set aside for operators")
@@ -557,17 +735,19 @@ def register(commands: Any) -> dict[str, Any]:
         ("release", "acknowledge a document without delivering it (or count an order as sent)"),
     ):
         parser = command(work, name, text, eproc)
-        parser.add_argument("id", type=int, help="the document's (or order's) id")
+        parser.add_argument("id", type=_id, help="the document's (or order's) id")
         parser.add_argument("--order", action="store_true", help="the id is an order's")
     command(
         work, "orders", "authorised orders sent or being sent, newest first", eproc
-    ).add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    ).add_argument(
+        "--limit", type=_limit, default=100, help="at most this many, up to 1000 (default 100)"
+    )
     command(
         work,
         "resend-order",
         "send an order again at its portal's next orders round, as a copy",
         eproc,
-    ).add_argument("id", type=int, help="the order's id (fng-gateway eproc orders)")
+    ).add_argument("id", type=_id, help="the order's id (fng-gateway eproc orders)")
 
     secrets = group("secrets", "master keys and stored secrets")
     command(
@@ -576,8 +756,15 @@ def register(commands: Any) -> dict[str, Any]:
 
     parser = with_json(commands.add_parser("audit", help="the audit log, newest first"))
     parser.add_argument("--subject", help="e.g. database:3, account:name")
-    parser.add_argument("--since", help="an ISO date or date-time")
-    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    parser.add_argument(
+        "--since",
+        type=_since,
+        help="an ISO 8601 date or date-time, e.g. 2024-09-01 or 2024-09-01T08:00:00+01:00 "
+        "(UTC when no offset is given)",
+    )
+    parser.add_argument(
+        "--limit", type=_limit, default=100, help="at most this many, up to 1000 (default 100)"
+    )
     parser.set_defaults(run=audit)
 
     tokens = group("admin-tokens", "operators' tokens for the admin API")

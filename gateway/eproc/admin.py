@@ -16,6 +16,7 @@ from gateway.eproc.portal import DIGEST_PREFIX
 from gateway.errors import NotFound, RegistryError
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, eproc_orders, portals
+from gateway.tenancy.identifiers import LIMIT, check
 from gateway.tenancy.records import audit
 
 
@@ -104,6 +105,17 @@ class EprocAdmin:
                     )
                 return item, bytes(content or b"")
         raise NotFound(f"no quarantined document {document_id}")
+
+    async def order(self, order_id: int) -> tuple[Held, bytes]:
+        """A quarantined order with its content, as FNG gave it."""
+        for item in await self.quarantined():
+            if item.kind == "order" and item.id == order_id:
+                async with self._store.read() as conn:
+                    content = await conn.scalar(
+                        sa.select(eproc_orders.c.content).where(eproc_orders.c.id == order_id)
+                    )
+                return item, bytes(content or b"")
+        raise NotFound(f"no quarantined order {order_id}")
 
     async def _move_document(self, document_id: int, state: DocState, action: str) -> None:
         now = datetime.now(UTC)
@@ -220,6 +232,7 @@ class EprocAdmin:
 
     async def orders(self, limit: int = 100) -> list[dict[str, Any]]:
         """Orders the gateway holds, newest first: where each went, its state, its sends."""
+        check(LIMIT, limit)
         async with self._store.read() as conn:
             rows = await conn.execute(
                 sa.select(

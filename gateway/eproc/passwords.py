@@ -16,12 +16,16 @@ from gateway.errors import GatewayError
 from gateway.observability.metrics import Metrics
 from gateway.store import Store
 from gateway.store.tables import portals
+from gateway.tenancy.identifiers import PASSWORD_DAYS
 from gateway.tenancy.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
 #: The standard: "Passwords should have a minimum life of 60 days".
 PASSWORD_MINIMUM_DAYS: Final = 60
+#: The longest life the registry gives a password; a longer one stored before the registry
+#: refused it is taken as this (a timedelta of it would overflow, every poll).
+PASSWORD_MAXIMUM_DAYS: Final = int(PASSWORD_DAYS.high)
 
 
 class Passwords:
@@ -48,7 +52,7 @@ class Passwords:
     async def _change_if_due(self, job: PortalJob, portal: Portal) -> None:
         if job.password_days is None or job.portal_id in self._unsaved:
             return
-        days = max(job.password_days, PASSWORD_MINIMUM_DAYS)
+        days = min(max(job.password_days, PASSWORD_MINIMUM_DAYS), PASSWORD_MAXIMUM_DAYS)
         if now() - job.password_changed_at < timedelta(days=days):
             return
         password = await self._client.change_password(portal)

@@ -40,6 +40,7 @@ from gateway.store.tables import (
     portals,
     schools,
 )
+from gateway.tenancy.identifiers import POLL_SECONDS
 from gateway.tenancy.model import ChecksumPolicy
 from gateway.tenancy.secrets import SecretBox
 
@@ -279,6 +280,8 @@ class Scheduler:
                     )
                 )
             ).one()
+            # One stored before its bounds were checked is read within them.
+            poll_seconds = min(max(row.poll_seconds, POLL_SECONDS.low), POLL_SECONDS.high)
             values: dict[str, object] = {}
             if job.orders_due:
                 values["next_orders_at"] = now + timedelta(seconds=self._settings.orders_seconds)
@@ -289,13 +292,13 @@ class Scheduler:
                     failures=0,
                     last_error=None,
                     last_success_at=now,
-                    next_poll_at=now + timedelta(seconds=row.poll_seconds),
+                    next_poll_at=now + timedelta(seconds=poll_seconds),
                 )
             elif job.documents_due:
                 # Only the index's clock backs off: orders keep theirs.
                 failures = row.failures + 1
                 delay = min(
-                    self._settings.max_backoff_seconds, row.poll_seconds * 2 ** min(failures, 16)
+                    self._settings.max_backoff_seconds, poll_seconds * 2 ** min(failures, 16)
                 )
                 values.update(failures=failures, next_poll_at=now + timedelta(seconds=delay))
             await conn.execute(

@@ -1,16 +1,23 @@
-"""How schools and suppliers are identified, written once: an LA number, an establishment
-number, a DUNS number (or a 13-digit GLN), a language and a currency code.
+"""How the registry's values are written, once: an LA number, an establishment number, a
+DUNS number (or a 13-digit GLN), a language and a currency code; names, addresses, secrets
+and numbers, with their bounds.
 
-The registry service, the bulk import and the admin API's models all check by these; the
-annotated types carry them into pydantic.
+The registry service (``gateway.tenancy.service``), the bulk import, the admin API's models
+and the command line all check by these: a rule is written here and nowhere else. Each rule
+says what is wrong with a value in words an operator can act on (``problem``), and carries
+the same rule into pydantic (``constraints``), so the admin API's document states it too.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Final
 
 from pydantic import StringConstraints
+
+from gateway.errors import RegistryError
 
 LA_NUMBER: Final = re.compile(r"[0-9]{3}")
 ESTABLISHMENT_NUMBER: Final = re.compile(r"[0-9]{4}")
@@ -30,3 +37,319 @@ EstablishmentNumber = Annotated[str, _whole(ESTABLISHMENT_NUMBER)]
 Duns = Annotated[str, _whole(DUNS)]
 Language = Annotated[str, _whole(LANGUAGE)]
 Currency = Annotated[str, _whole(CURRENCY)]
+
+# -- text --------------------------------------------------------------------------------------
+
+#: What one line of text never holds: C0 and C1 control characters (a line feed, a carriage
+#: return, an escape, DEL, NEL) and the Unicode line and paragraph separators.
+_CONTROL: Final = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+#: One line of printable text (the pattern, as pydantic and JSON Schema apply it).
+LINE_PATTERN: Final = rf"^[^{_CONTROL}]*$"
+#: One line of printable text that is not blank.
+TEXT_PATTERN: Final = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+#: A secret may span lines (a PEM private key) but holds no other control character.
+SECRET_PATTERN: Final = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+#: An http or https address of printable ASCII, whose authority holds no ``user:password@``
+#: (nor anything but a host and a port).
+URL_PATTERN: Final = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[\x21\x22\x24-\x2e\x30-\x3e\x41-\x7e]+([/?#][\x21-\x7e]*)?$"
+)
+#: The armour a PEM private key starts with (searched for, as JSON Schema does).
+PEM_PRIVATE_KEY_PATTERN: Final = r"-----BEGIN (RSA )?PRIVATE KEY-----"
+
+CONTROL_CHARACTER: Final = re.compile(f"[{_CONTROL}]")
+
+
+def check(rule: Rule, value: object, *, given_as: str | None = None) -> None:
+    """``RegistryError`` (a refusal: exit code 1, HTTP 409) unless ``value`` keeps ``rule``;
+    ``given_as`` names where it came from (a command line option), for the message."""
+    problem = rule.problem(value)
+    if problem is not None:
+        where = f" ({given_as})" if given_as else ""
+        raise RegistryError(f"{rule.what}{where} {problem}")
+
+
+class Rule:
+    """A rule for one kind of value: ``what`` names it in a sentence, ``problem`` says what
+    is wrong with a value and what to give instead, or None."""
+
+    what: str
+
+    def problem(self, value: object) -> str | None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Text(Rule):
+    """One line of text, ``min_length`` to ``max_length`` characters, with no control
+    character; never blank unless ``blank`` allows it (a password of spaces is one)."""
+
+    what: str
+    max_length: int
+    min_length: int = 1
+    blank: bool = False
+
+    @property
+    def pattern(self) -> str:
+        return LINE_PATTERN if self.blank else TEXT_PATTERN
+
+    @property
+    def constraints(self) -> StringConstraints:
+        return StringConstraints(
+            min_length=self.min_length, max_length=self.max_length, pattern=self.pattern
+        )
+
+    def _sizes(self) -> str:
+        return f"{self.min_length} to {self.max_length} characters on one line"
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str):
+            return f"must be text: give {self._sizes()}"
+        if not value:
+            return f"is empty: give {self._sizes()}"
+        if CONTROL_CHARACTER.search(value):
+            return (
+                "holds a line break or a control character: give one line of printable text, "
+                f"up to {self.max_length} characters"
+            )
+        if len(value) < self.min_length:
+            return f"has {len(value)} characters: give at least {self.min_length}"
+        if len(value) > self.max_length:
+            return f"is {len(value)} characters long: give at most {self.max_length}"
+        if not self.blank and not value.strip():
+            return f"is blank: give {self._sizes()}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Matching(Rule):
+    """A value written one way (``regex``, matched whole), described by ``allowed``."""
+
+    what: str
+    regex: str
+    allowed: str
+
+    @property
+    def constraints(self) -> StringConstraints:
+        return StringConstraints(pattern=f"^(?:{self.regex})$")
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str) or not value:
+            return f"is empty: it {self.allowed}"
+        if re.fullmatch(self.regex, value) is None:
+            return self.allowed
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Address(Rule):
+    """An http or https URL (``URL_PATTERN``) of at most ``max_length`` characters, with no
+    credentials in it: lists and the audit log show addresses, never secrets. ``example``
+    shows the form; ``credentials`` says where the credentials go instead."""
+
+    what: str
+    example: str
+    credentials: str
+    max_length: int = 500
+
+    @property
+    def constraints(self) -> StringConstraints:
+        return StringConstraints(max_length=self.max_length, pattern=URL_PATTERN)
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str) or not value:
+            return f"is empty: give an https URL such as {self.example}"
+        if len(value) > self.max_length:
+            return f"is {len(value)} characters long: give at most {self.max_length}"
+        scheme, separator, rest = value.partition("://")
+        if not separator or scheme.lower() not in ("http", "https"):
+            return f"is not an http or https URL: give one such as {self.example}"
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if "@" in authority:
+            return (
+                "holds credentials (user:password@), which lists and the audit log would show: "
+                f"give the URL without them, and them as {self.credentials}"
+            )
+        if not authority:
+            return f"names no host: give a URL such as {self.example}"
+        if re.fullmatch(URL_PATTERN, value) is None:
+            return (
+                "holds spaces or characters other than printable ASCII: give the URL "
+                f"percent-encoded, such as {self.example}"
+            )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Secret(Rule):
+    """A secret: 1 to ``max_length`` characters, several lines allowed (a PEM key), no other
+    control character. Never echoed in a message."""
+
+    what: str
+    max_length: int = 16384
+
+    @property
+    def constraints(self) -> StringConstraints:
+        return StringConstraints(min_length=1, max_length=self.max_length, pattern=SECRET_PATTERN)
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str) or not value:
+            return "is empty"
+        if len(value) > self.max_length:
+            return f"is {len(value)} characters long: give at most {self.max_length}"
+        if re.fullmatch(SECRET_PATTERN, value) is None:
+            return "holds a control character other than a line break or a tab"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateKey(Rule):
+    """The private key a ``private_key_jwt`` vendor signs its assertions with: unencrypted
+    RSA in PEM (authlib signs with RS256)."""
+
+    what: str
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str) or re.search(PEM_PRIVATE_KEY_PATTERN, value) is None:
+            return (
+                "is not a PEM private key (-----BEGIN PRIVATE KEY----- …): private_key_jwt "
+                "signs with the vendor's RSA private key"
+            )
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(value.encode(), password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            return (
+                "cannot be read as a PEM private key: give the vendor's RSA private key, "
+                "unencrypted"
+            )
+        if not isinstance(key, RSAPrivateKey):
+            return "is not an RSA key: private_key_jwt signs with RS256, an RSA private key"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Bounded(Rule):
+    """A number from ``low`` to ``high`` (a whole one when ``whole``), finite; ``unit`` and
+    ``meaning`` finish the sentence."""
+
+    what: str
+    low: int | float
+    high: int | float
+    whole: bool = True
+    unit: str = ""
+    meaning: str = ""
+
+    @property
+    def range(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"from {self.low} to {self.high}{unit}{self.meaning}"
+
+    def problem(self, value: object) -> str | None:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if (
+            not number
+            or (self.whole and not isinstance(value, int))
+            or not math.isfinite(value)  # type: ignore[arg-type]
+            or not self.low <= value <= self.high  # type: ignore[operator]
+        ):
+            kind = "a whole number" if self.whole else "a number"
+            return f"must be {kind} {self.range}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor(Rule):
+    """Who the audit log records: one line of printable characters (no control, format or
+    separator character but the space), at most ``max_length``. The audit table prints one
+    line an entry: a line break in a name would forge entries."""
+
+    what: str
+    max_length: int
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str) or not value:
+            return f"is empty: give a name of 1 to {self.max_length} printable characters"
+        if len(value) > self.max_length:
+            return f"is {len(value)} characters long: give at most {self.max_length}"
+        if not value.isprintable() or not value.strip():
+            return (
+                "must be one line of printable characters (no line break, control or "
+                "invisible character)"
+            )
+        return None
+
+
+# -- the registry's values -------------------------------------------------------------------
+
+#: Row ids: PostgreSQL's INTEGER.
+MAX_ID: Final = 2**31 - 1
+#: How many entries a list returns at most.
+MAX_LIMIT: Final = 1000
+#: The longest grace or overlap an operator may give (ten years).
+MAX_SECONDS: Final = 10 * 366 * 86400.0
+#: The audit log's actor column; a command line's actor is ``cli:NAME``.
+MAX_ACTOR: Final = 100
+
+ID: Final = Bounded("an id", 1, MAX_ID)
+LIMIT: Final = Bounded("the number of entries", 1, MAX_LIMIT)
+SECONDS: Final = Bounded(
+    "a time", 0, int(MAX_SECONDS), whole=False, unit="seconds", meaning=" (ten years)"
+)
+
+VENDOR_NAME: Final = Text("the vendor's name", 100)
+TOKEN_URL: Final = Address(
+    "SIMS ID's token URL",
+    example="https://simsid.example/connect/token",
+    credentials="the vendor's client id and secret",
+)
+CLIENT_ID: Final = Text("the vendor's client id", 200)
+CLIENT_SECRET: Final = Secret("the vendor's secret")
+PRIVATE_KEY: Final = PrivateKey("the vendor's private key")
+
+SCHOOL_NAME: Final = Text("the school's name", 200)
+DATABASE_NAME: Final = Text("the database's name", 100)
+
+USERNAME: Final = Matching(
+    "the account's user name",
+    r"[A-Za-z0-9._@+-]{1,100}",
+    "must be 1 to 100 ASCII letters, digits and . _ @ + - (no space)",
+)
+ACCOUNT_PASSWORD: Final = Text("the account's password", 256, min_length=12, blank=True)
+SYSTEM_IDENTIFIER: Final = Text("a payment system identifier", 100)
+#: The most payment systems one grant names.
+MAX_SYSTEMS: Final = 100
+
+PORTAL_NAME: Final = Matching(
+    "the portal's name", r"[a-z0-9-]{1,40}", "must be 1 to 40 lower-case letters, digits or hyphens"
+)
+PORTAL_URL: Final = Address(
+    "the portal's URL",
+    example="https://portal.example/EProcurementService.asmx",
+    credentials="the portal's username and password",
+)
+PORTAL_USERNAME: Final = Text("the portal's username", 50)
+PORTAL_PASSWORD: Final = Text("the portal's password", 256, blank=True)
+POLL_SECONDS: Final = Bounded(
+    "the portal's poll interval",
+    10,
+    7 * 86400,
+    unit="seconds",
+    meaning=": a portal is polled at least 10 seconds apart, and at least once a week",
+)
+PASSWORD_DAYS: Final = Bounded(
+    "the portal password's life",
+    60,
+    3660,
+    unit="days",
+    meaning=" (the standard: at least 60; at most ten years)",
+)
+
+AUDIT_SUBJECT: Final = Text("the audit subject", 200)
+#: An operator's token name: the admin API's actor is ``admin:NAME``, within MAX_ACTOR.
+TOKEN_NAME: Final = Text("an operator's name", MAX_ACTOR - len("admin:"))
+#: The name a command records as ``cli:NAME``.
+CLI_ACTOR: Final = Actor("the name recorded in the audit log", MAX_ACTOR - len("cli:"))

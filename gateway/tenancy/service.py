@@ -32,7 +32,33 @@ from gateway.store.tables import (
     schools,
     vendors,
 )
-from gateway.tenancy.identifiers import CURRENCY, DUNS, ESTABLISHMENT_NUMBER, LA_NUMBER, LANGUAGE
+from gateway.tenancy.identifiers import (
+    ACCOUNT_PASSWORD,
+    AUDIT_SUBJECT,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CURRENCY,
+    DATABASE_NAME,
+    DUNS,
+    ESTABLISHMENT_NUMBER,
+    LA_NUMBER,
+    LANGUAGE,
+    LIMIT,
+    MAX_SYSTEMS,
+    PASSWORD_DAYS,
+    POLL_SECONDS,
+    PORTAL_NAME,
+    PORTAL_PASSWORD,
+    PORTAL_URL,
+    PORTAL_USERNAME,
+    PRIVATE_KEY,
+    SCHOOL_NAME,
+    SYSTEM_IDENTIFIER,
+    TOKEN_URL,
+    USERNAME,
+    VENDOR_NAME,
+    check,
+)
 from gateway.tenancy.keys import new_key, normalise_key
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface, KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
@@ -61,7 +87,6 @@ _TABLES: Final = {
     "portal": portals,
 }
 
-_PORTAL_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 #: The most suppliers one portal serves (a price-comparison portal serves several).
 MAX_PORTAL_SUPPLIERS = 500
 
@@ -77,6 +102,12 @@ def portal_url_problem(url: str, allow_http: bool) -> str | None:
             "plain http only where the portal allows it (allow-http), for a sandbox or a test"
         )
     return None
+
+
+def without_credentials(url: str) -> str:
+    """A stored address as lists show it: a ``user:password@`` in it (refused since, but
+    perhaps stored before) is masked."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", url)
 
 
 def duns_problem(numbers: Collection[str]) -> str | None:
@@ -125,6 +156,10 @@ class TenancyAdmin:
         credential: str,
         auth_method: AuthMethod = AuthMethod.CLIENT_SECRET_BASIC,
     ) -> int:
+        check(VENDOR_NAME, name)
+        check(TOKEN_URL, token_url)
+        check(CLIENT_ID, client_id)
+        _check_credential(credential, auth_method)
         async with self._store.write() as conn:
             vendor_id = await insert_unique(
                 conn,
@@ -161,6 +196,7 @@ class TenancyAdmin:
     ) -> int:
         """A school; its DUNS, language and currency are what its suppliers' documents must
         match."""
+        check(SCHOOL_NAME, name)
         if not LA_NUMBER.fullmatch(la_number):
             raise RegistryError("the LA number must be 3 digits")
         if not ESTABLISHMENT_NUMBER.fullmatch(establishment_number):
@@ -208,6 +244,7 @@ class TenancyAdmin:
         partner_key: str | None = None,
     ) -> CreatedDatabase:
         """A school's FNG database, with FNG's key for it and our active partner key."""
+        check(DATABASE_NAME, name)
         fng = normalise_key(fng_key)
         if fng is None:
             raise RegistryError("the FNG key must be a GUID")
@@ -251,6 +288,9 @@ class TenancyAdmin:
         return CreatedDatabase(database_id=database_id, partner_key=key)
 
     async def add_account(self, username: str, password: str | None = None) -> CreatedAccount:
+        check(USERNAME, username)
+        if password is not None:
+            check(ACCOUNT_PASSWORD, password)
         password = password or generate_password()
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self._store.write() as conn:
@@ -274,10 +314,42 @@ class TenancyAdmin:
         interfaces: list[Interface],
         system_identifiers: Sequence[str] = (),
     ) -> None:
+        """Let the account use the database's ``interfaces`` and post for the payment systems
+        ``system_identifiers`` (an account's systems hold for every database it may use).
+        What it already has is left as it is; a grant that adds nothing is refused."""
+        if len(system_identifiers) > MAX_SYSTEMS:
+            raise RegistryError(f"a grant names at most {MAX_SYSTEMS} payment systems")
+        for system in system_identifiers:
+            check(SYSTEM_IDENTIFIER, system)
         async with self._store.write() as conn:
             await require(conn, accounts, account_id, "account")
             await require(conn, databases, database_id, "database")
-            for interface in interfaces:
+            granted = set(
+                await conn.scalars(
+                    sa.select(grants.c.interface).where(
+                        grants.c.account_id == account_id, grants.c.database_id == database_id
+                    )
+                )
+            )
+            systems = set(
+                await conn.scalars(
+                    sa.select(account_systems.c.system_identifier).where(
+                        account_systems.c.account_id == account_id
+                    )
+                )
+            )
+            new_interfaces = [i for i in dict.fromkeys(interfaces) if i.value not in granted]
+            new_systems = [s for s in dict.fromkeys(system_identifiers) if s not in systems]
+            if not new_interfaces and not new_systems:
+                asked = [i.value for i in interfaces] + [
+                    f"payment system {s}" for s in system_identifiers
+                ]
+                raise RegistryError(
+                    f"account {await _username(conn, account_id)!r} already has "
+                    f"{', '.join(asked) if asked else 'every grant asked for'} on database "
+                    f"{database_id}: nothing to grant"
+                )
+            for interface in new_interfaces:
                 await insert_unique(
                     conn,
                     grants.insert().values(
@@ -285,29 +357,18 @@ class TenancyAdmin:
                     ),
                     f"a grant of {interface.value}",
                 )
-            for system in system_identifiers:
-                exists = await conn.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(account_systems)
-                    .where(
-                        account_systems.c.account_id == account_id,
-                        account_systems.c.system_identifier == system,
-                    )
+            for system in new_systems:
+                await conn.execute(
+                    account_systems.insert().values(account_id=account_id, system_identifier=system)
                 )
-                if not exists:
-                    await conn.execute(
-                        account_systems.insert().values(
-                            account_id=account_id, system_identifier=system
-                        )
-                    )
             await audit(
                 conn,
                 self.actor,
                 "account.grant",
                 f"account:{account_id}",
                 database_id=database_id,
-                interfaces=[interface.value for interface in interfaces],
-                system_identifiers=list(system_identifiers),
+                interfaces=[interface.value for interface in new_interfaces],
+                system_identifiers=new_systems,
             )
 
     async def add_portal(
@@ -330,19 +391,18 @@ class TenancyAdmin:
         ``supplier_duns`` names. ``allow_http`` lets its address be plain http (a sandbox, a
         test); ``require_handshake_codes`` and ``checksum_policy`` (None: the gateway's
         setting) are how its content orders are checked."""
-        if not _PORTAL_NAME.fullmatch(name):
-            raise RegistryError("a portal name is 1 to 40 lower-case letters, digits or hyphens")
+        check(PORTAL_NAME, name)
+        check(PORTAL_URL, url)
         if isinstance(supplier_duns, str):  # one supplier's number, not its characters
             supplier_duns = [supplier_duns]
         problem = portal_url_problem(url, allow_http) or duns_problem(supplier_duns)
         if problem is not None:
             raise RegistryError(problem)
-        if not 1 <= len(username) <= 50 or not 1 <= len(password) <= 256:
-            raise RegistryError("a portal username has up to 50 characters, a password 256")
-        if poll_seconds < 10:
-            raise RegistryError("a portal is polled at most every 10 seconds")
-        if password_days is not None and password_days < 60:
-            raise RegistryError("a portal password lives at least 60 days")
+        check(PORTAL_USERNAME, username)
+        check(PORTAL_PASSWORD, password)
+        check(POLL_SECONDS, poll_seconds)
+        if password_days is not None:
+            check(PASSWORD_DAYS, password_days)
         now = datetime.now(UTC)
         async with self._store.write() as conn:
             await require(conn, databases, database_id, "database")
@@ -424,7 +484,7 @@ class TenancyAdmin:
             ]
 
     async def vendors(self) -> list[dict[str, Any]]:
-        return await self._rows(
+        listed = await self._rows(
             sa.select(
                 vendors.c.id,
                 vendors.c.name,
@@ -434,6 +494,9 @@ class TenancyAdmin:
                 vendors.c.created_at,
             ).order_by(vendors.c.id)
         )
+        for vendor in listed:
+            vendor["token_url"] = without_credentials(vendor["token_url"])
+        return listed
 
     async def schools(self) -> list[dict[str, Any]]:
         return await self._rows(
@@ -506,6 +569,7 @@ class TenancyAdmin:
         )
         suppliers = await self._rows(sa.select(portal_suppliers).order_by(portal_suppliers.c.duns))
         for portal in listed:
+            portal["url"] = without_credentials(portal["url"])
             portal["supplier_duns"] = [
                 s["duns"] for s in suppliers if s["portal_id"] == portal["id"]
             ]
@@ -514,6 +578,11 @@ class TenancyAdmin:
     async def audit_entries(
         self, *, subject: str | None = None, since: datetime | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
+        check(LIMIT, limit)
+        if subject is not None:
+            check(AUDIT_SUBJECT, subject)
+        if since is not None and since.tzinfo is None:
+            raise RegistryError("the time to list the audit log from must name its time zone")
         statement = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if subject is not None:
             statement = statement.where(audit_log.c.subject == subject)
@@ -528,7 +597,14 @@ class TenancyAdmin:
 
     async def set_vendor_credential(self, vendor_id: int, credential: str) -> None:
         """A vendor's new client secret (or private key), as SIMS ID now knows it."""
+        check(CLIENT_SECRET, credential)
         async with self._store.write() as conn:
+            method = await conn.scalar(
+                sa.select(vendors.c.auth_method).where(vendors.c.id == vendor_id)
+            )
+            if method is None:
+                raise NotFound(f"there is no vendor {vendor_id}")
+            _check_credential(credential, AuthMethod(method))
             changed = await conn.execute(
                 vendors.update()
                 .where(vendors.c.id == vendor_id)
@@ -540,8 +616,7 @@ class TenancyAdmin:
 
     async def set_portal_password(self, portal_id: int, password: str) -> None:
         """A portal's password changed by other means (the supplier reset it)."""
-        if not 1 <= len(password) <= 256:
-            raise RegistryError("a portal password has 1 to 256 characters")
+        check(PORTAL_PASSWORD, password)
         async with self._store.write() as conn:
             changed = await conn.execute(
                 portals.update()
@@ -555,13 +630,25 @@ class TenancyAdmin:
                 raise NotFound(f"there is no portal {portal_id}")
             await audit(conn, self.actor, "portal.password", f"portal:{portal_id}")
 
-    async def set_portal_enabled(self, portal_id: int, enabled: bool) -> None:
+    async def set_portal_enabled(
+        self, portal_id: int, enabled: bool, *, strict: bool = False
+    ) -> None:
+        """Poll the portal again, or stop polling it. ``strict`` refuses a portal already so,
+        as cancelling a next key that is not there is refused, so that a mistaken id does not
+        pass as done (the command line; the admin API answers 200 until its document says
+        409 there)."""
         async with self._store.write() as conn:
-            changed = await conn.execute(
+            current = await conn.scalar(
+                sa.select(portals.c.enabled).where(portals.c.id == portal_id)
+            )
+            if current is None:
+                raise NotFound(f"there is no portal {portal_id}")
+            if strict and bool(current) == enabled:
+                state = "enabled" if enabled else "disabled"
+                raise RegistryError(f"portal {portal_id} is already {state}")
+            await conn.execute(
                 portals.update().where(portals.c.id == portal_id).values(enabled=enabled)
             )
-            if changed.rowcount != 1:
-                raise NotFound(f"there is no portal {portal_id}")
             await audit(
                 conn,
                 self.actor,
@@ -569,10 +656,32 @@ class TenancyAdmin:
                 f"portal:{portal_id}",
             )
 
-    async def revoke(self, account_id: int, database_id: int, interfaces: list[Interface]) -> None:
+    async def revoke(
+        self,
+        account_id: int,
+        database_id: int,
+        interfaces: list[Interface],
+        *,
+        strict: bool = False,
+    ) -> None:
+        """Stop the account using the database's ``interfaces``. ``strict`` refuses an
+        interface it was never granted, revoking nothing (see ``set_portal_enabled``)."""
         async with self._store.write() as conn:
             await require(conn, accounts, account_id, "account")
             await require(conn, databases, database_id, "database")
+            granted = set(
+                await conn.scalars(
+                    sa.select(grants.c.interface).where(
+                        grants.c.account_id == account_id, grants.c.database_id == database_id
+                    )
+                )
+            )
+            missing = [i.value for i in dict.fromkeys(interfaces) if i.value not in granted]
+            if strict and missing:
+                raise RegistryError(
+                    f"account {await _username(conn, account_id)!r} has no grant of "
+                    f"{', '.join(missing)} on database {database_id}: nothing was revoked"
+                )
             for interface in interfaces:
                 await conn.execute(
                     grants.delete().where(
@@ -590,9 +699,16 @@ class TenancyAdmin:
                 interfaces=[interface.value for interface in interfaces],
             )
 
-    async def set_account_enabled(self, username: str, enabled: bool) -> None:
+    async def set_account_enabled(
+        self, username: str, enabled: bool, *, strict: bool = False
+    ) -> None:
+        """Let the account call again, or refuse its calls. ``strict`` refuses an account
+        already so (see ``set_portal_enabled``)."""
         await self._update_account(
-            username, "account.enable" if enabled else "account.disable", enabled=enabled
+            username,
+            "account.enable" if enabled else "account.disable",
+            already=("enabled" if enabled else "disabled") if strict else None,
+            enabled=enabled,
         )
 
     async def unlock_account(self, username: str) -> None:
@@ -600,12 +716,35 @@ class TenancyAdmin:
         until now no longer count (see ``gateway.tenancy.lockout``)."""
         await self._update_account(username, "account.unlock", unlocked_at=datetime.now(UTC))
 
-    async def _update_account(self, username: str, action: str, **values: Any) -> None:
+    async def _update_account(
+        self,
+        username: str,
+        action: str,
+        *,
+        already: str | None = None,
+        **values: Any,
+    ) -> None:
+        """Change the account's ``values``. With ``already`` (the word for the state they
+        put it in), an account already holding them is refused: "already enabled"."""
         async with self._store.write() as conn:
-            account_id = await conn.scalar(
-                sa.select(accounts.c.id).where(accounts.c.username == username)
-            )
-            if account_id is None:
+            row = (
+                await conn.execute(sa.select(accounts).where(accounts.c.username == username))
+            ).first()
+            if row is None:
                 raise NotFound(f"there is no account named {username!r}")
+            account_id = row.id
+            if already is not None and all(row._mapping[k] == v for k, v in values.items()):
+                raise RegistryError(f"account {username!r} is already {already}")
             await conn.execute(accounts.update().where(accounts.c.id == account_id).values(values))
             await audit(conn, self.actor, action, f"account:{account_id}")
+
+
+def _check_credential(credential: str, auth_method: AuthMethod) -> None:
+    """A vendor's secret; for private_key_jwt, a private key it can sign with."""
+    check(CLIENT_SECRET, credential)
+    if auth_method is AuthMethod.PRIVATE_KEY_JWT:
+        check(PRIVATE_KEY, credential)
+
+
+async def _username(conn: AsyncConnection, account_id: int) -> str:
+    return str(await conn.scalar(sa.select(accounts.c.username).where(accounts.c.id == account_id)))

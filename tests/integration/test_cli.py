@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import parser
+from gateway.tenancy.keys import key_digest
 from tests.support import COMMAND, cli_environment
 
 
@@ -281,7 +282,10 @@ class TestTruthfulCli:
         keys = {**env, "PARTNER": partner_key, "NOT_A_KEY": "not-a-guid"}
         common = ("databases", "add", school, "--vendor", vendor, "--fng-key-stdin")
         added = ok(keys, *common, "--name", "Given", "--partner-key-env", "PARTNER", stdin=fng_key)
-        assert added["partner_key"] == partner_key
+        # A key the operator gave is never printed back: that it was stored, and its fingerprint.
+        assert added["partner_key"] == "the key given, stored"
+        assert partner_key not in str(added)
+        assert added["partner_key_fingerprint"] == key_digest(partner_key.lower())[:12]
         for extra, message in (
             (("--partner-key-env", "NOT_A_KEY"), "the partner key must be a GUID"),
             (

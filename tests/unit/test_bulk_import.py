@@ -68,7 +68,10 @@ class TestGoodFiles:
             f"{line(name=chr(34) + 'Hill' + chr(10) + 'Primary' + chr(34))}\n"
             f"{line(la_number='12', establishment_number='0001')}\n"
         )
-        assert problems(text) == [(4, "the LA number '12' is not 3 digits")]
+        assert problems(text) == [
+            (2, "the name is blank or holds a control character: give one line"),
+            (4, "the LA number '12' is not 3 digits"),
+        ]
 
     def test_the_command_line_help_names_the_same_columns(self) -> None:
         assert cli_bulk.COLUMNS == COLUMNS
@@ -97,6 +100,10 @@ class TestBadFiles:
         [
             ({"name": ""}, "name is empty"),
             ({"name": "x" * 201}, "the name is longer than 200 characters"),
+            (
+                {"name": "Hill\x1bSchool"},
+                "the name is blank or holds a control character: give one line",
+            ),
             ({"la_number": "1234"}, "the LA number '1234' is not 3 digits"),
             ({"la_number": "١٢٣"}, "the LA number '١٢٣' is not 3 digits"),
             ({"establishment_number": "456"}, "the establishment number '456' is not 4 digits"),

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gateway.errors import RegistryError
-from gateway.tenancy.identifiers import CURRENCY, DUNS, ESTABLISHMENT_NUMBER, LA_NUMBER, LANGUAGE
+from gateway.tenancy.identifiers import (
+    CONTROL_CHARACTER,
+    CURRENCY,
+    DATABASE_NAME,
+    DUNS,
+    ESTABLISHMENT_NUMBER,
+    LA_NUMBER,
+    LANGUAGE,
+    SCHOOL_NAME,
+)
 from gateway.tenancy.keys import normalise_key
 
 #: The file's columns, as its header names them.
@@ -176,10 +185,13 @@ def _row(line: int, values: dict[str, str]) -> tuple[SchoolRow | None, list[str]
         f"{column} is empty" for column in COLUMNS if column not in OPTIONAL and not values[column]
     ]
     name, database, vendor = values["name"], values["database"], values["vendor"]
-    if len(name) > 200:
-        problems.append("the name is longer than 200 characters")
-    if len(database) > 100:
-        problems.append("the database name is longer than 100 characters")
+    if len(name) > SCHOOL_NAME.max_length:
+        problems.append(f"the name is longer than {SCHOOL_NAME.max_length} characters")
+    if len(database) > DATABASE_NAME.max_length:
+        problems.append(f"the database name is longer than {DATABASE_NAME.max_length} characters")
+    for label, value in (("the name", name), ("the database name", database)):
+        if CONTROL_CHARACTER.search(value) or (value and not value.strip()):
+            problems.append(f"{label} is blank or holds a control character: give one line")
     la, establishment = values["la_number"], values["establishment_number"]
     if la and not LA_NUMBER.fullmatch(la):
         problems.append(f"the LA number {la!r} is not 3 digits")

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway.cli.common import REFUSED, show, with_actor, with_json, with_store
-from gateway.cli.registry import operator
+from gateway.cli.common import REFUSED, actor, show, with_actor, with_json, with_store
 from gateway.errors import CallerError, NotFound
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ def _write_keys(descriptor: int, keys: Sequence[GeneratedKey]) -> None:
 async def schools_import(args: argparse.Namespace) -> int:
     from gateway.tenancy.bulk import BulkImportError, import_schools
 
-    who = operator(args)  # before the keys file is made: a refused actor leaves none
+    who = actor(args)  # before the keys file is made: a refused actor leaves none
     text = await asyncio.to_thread(_read, args.file)
     keys_out: Path | None = args.keys_out
     descriptor = (

@@ -21,6 +21,7 @@ from gateway.errors import (
     ConfigurationError,
     GatewayError,
     NotFound,
+    RegistryError,
     StoreUnavailable,
 )
 
@@ -118,15 +119,26 @@ def with_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def actor(args: argparse.Namespace) -> str:
-    """Who the audit log records: ``--actor``, else the user running the command (by its
-    login name, or its uid's name where no login name is set, as under ``kubectl exec``)."""
+    """Who the audit log records, ``cli:NAME``: ``--actor``, else the user running the
+    command (by its login name, or its uid's name where no login name is set, as under
+    ``kubectl exec``); one line of printable characters, bounded, so that no name can forge
+    lines in the audit table."""
+    from gateway.tenancy.identifiers import CLI_ACTOR, check
+
     given = getattr(args, "actor", None)
-    if given:
+    if given is not None:
+        check(CLI_ACTOR, given, given_as="--actor")
         return f"cli:{given}"
     try:
         name = getpass.getuser()
     except (KeyError, OSError):  # a uid with no name in the password database
         name = f"uid-{os.getuid()}"
+    problem = CLI_ACTOR.problem(name)
+    if problem is not None:
+        raise RegistryError(
+            f"the login name this command runs as {problem}: give the name to record in the "
+            "audit log with --actor NAME"
+        )
     return f"cli:{name}"
 
 

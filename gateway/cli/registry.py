@@ -21,7 +21,6 @@ from gateway.errors import CallerError, NotFound, RegistryError
 from gateway.tenancy.identifiers import (
     ACCOUNT_PASSWORD,
     AUDIT_SUBJECT,
-    CLI_ACTOR,
     CLIENT_ID,
     CLIENT_SECRET,
     DATABASE_NAME,
@@ -110,22 +109,6 @@ def _since(text: str) -> datetime:
         ) from None
 
 
-def operator(args: Namespace) -> str:
-    """The audit log's actor, ``cli:NAME``: one line of printable characters, bounded, so
-    that no name can forge lines in the audit table."""
-    given = getattr(args, "actor", None)
-    if given is not None:
-        check(CLI_ACTOR, given, given_as="--actor")
-    name = actor(args)
-    problem = CLI_ACTOR.problem(name.removeprefix("cli:"))
-    if problem is not None:
-        raise RegistryError(
-            f"the login name this command runs as {problem}: give the name to record in the "
-            "audit log with --actor NAME"
-        )
-    return name
-
-
 def _stdin_or_env(what: str) -> str:
     flag = what.replace(" ", "-")
     return f"--{flag}-stdin or --{flag}-env"
@@ -134,14 +117,14 @@ def _stdin_or_env(what: str) -> str:
 async def _store(action: Callable[[Store, SecretBox], Awaitable[Any]], args: Namespace) -> int:
     """``with_store``, once the actor is known to be one the audit log can record."""
     if hasattr(args, "actor"):
-        operator(args)
+        actor(args)
     return await with_store(action, args)
 
 
 def _admin(store: Store, box: SecretBox, args: Namespace) -> TenancyAdmin:
     from gateway.tenancy.service import TenancyAdmin
 
-    return TenancyAdmin(store, box, actor=operator(args))
+    return TenancyAdmin(store, box, actor=actor(args))
 
 
 def _fingerprint(key: str) -> str:
@@ -274,7 +257,7 @@ async def keys(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> Any:
         from gateway.tenancy.rotation import KeyRotation
 
-        rotation = KeyRotation(store, box, operator(args))
+        rotation = KeyRotation(store, box, actor(args))
         if args.action == "list":
             return await rotation.partner_keys(args.database)
         if args.action == "rotate":
@@ -321,7 +304,7 @@ async def fng_key(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.rotation import KeyRotation
 
-        rotation = KeyRotation(store, box, operator(args))
+        rotation = KeyRotation(store, box, actor(args))
         if key is not None:
             await rotation.set_next_fng_key(args.database, key)
             return {
@@ -391,7 +374,7 @@ async def accounts_password(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.rotation import KeyRotation
 
-        new = await KeyRotation(store, box, operator(args)).change_password(
+        new = await KeyRotation(store, box, actor(args)).change_password(
             args.username, overlap, password
         )
         result: dict[str, Any] = {
@@ -474,7 +457,7 @@ async def eproc(args: Namespace) -> int:
     async def action(store: Store, _box: SecretBox) -> Any:
         from gateway.eproc.admin import EprocAdmin
 
-        admin = EprocAdmin(store, operator(args))
+        admin = EprocAdmin(store, actor(args))
         if args.action == "quarantine":
             return [item.as_dict() for item in await admin.quarantined()]
         if args.action == "orders":
@@ -504,7 +487,7 @@ async def secrets_reencrypt(args: Namespace) -> int:
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.reencrypt import reencrypt
 
-        return {"reencrypted": await reencrypt(store, box, operator(args))}
+        return {"reencrypted": await reencrypt(store, box, actor(args))}
 
     return await _store(action, args)
 
@@ -528,7 +511,7 @@ async def admin_tokens(args: Namespace) -> int:
     async def action(store: Store, _box: SecretBox) -> Any:
         from gateway.admin.tokens import AdminTokens
 
-        tokens = AdminTokens(store, operator(args))
+        tokens = AdminTokens(store, actor(args))
         if args.action == "create":
             return {
                 "name": args.name,

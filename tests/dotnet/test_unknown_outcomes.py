@@ -102,6 +102,25 @@ class TestLastAttemptDoesNotHideAnEarlierOne:
         await resent_once(dotnet, gateway, path)
 
 
+async def answered_from_the_ledger_on_the_second_send(
+    dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path, action: str
+) -> None:
+    """The relay does ``action`` to the first PostJournals; the library sends the journal
+    again and is answered from the ledger, the journal posted once."""
+    async with Relay(gateway.url, actions=(action,)) as relay:
+        post = (
+            await dotnet.scenario(
+                "post", f"file={journal(tmp_path)}", *gateway.account(relay.url), *QUICK
+            )
+        ).step
+        assert len(relay.requests) == 2
+
+    assert post.get("exception") is None, post
+    assert post["isSuccess"] == "true"
+    assert post["replayed"] == "true"
+    assert await gateway.submissions() == ["0071"]
+
+
 class TestUnreadableAnswersAreLostAnswers:
     @pytest.mark.parametrize("action", ["truncate", "garble", "empty", "bad_gzip"])
     async def test_a_journal_whose_answer_is_cut_or_garbled_is_sent_again(
@@ -110,18 +129,7 @@ class TestUnreadableAnswersAreLostAnswers:
         """200 OK, then less than Content-Length, half a SOAP message, nothing, or a
         compressed body that does not decompress: the journal was handled and its answer
         lost. The library sends it again and gets the ledger's answer."""
-        async with Relay(gateway.url, actions=(action,)) as relay:
-            post = (
-                await dotnet.scenario(
-                    "post", f"file={journal(tmp_path)}", *gateway.account(relay.url), *QUICK
-                )
-            ).step
-            assert len(relay.requests) == 2
-
-        assert post.get("exception") is None, post
-        assert post["isSuccess"] == "true"
-        assert post["replayed"] == "true"
-        assert await gateway.submissions() == ["0071"]
+        await answered_from_the_ledger_on_the_second_send(dotnet, gateway, tmp_path, action)
 
     async def test_get_banks_whose_answer_is_garbled_is_sent_again(
         self, dotnet: DotNet, gateway: GatewayProcess
@@ -140,18 +148,9 @@ class TestServerFaultsAreResent:
     ) -> None:
         """The gateway failed after FNG posted the journal: sent again, the journal is
         answered from the ledger, not posted twice."""
-        async with Relay(gateway.url, actions=(f"fault_after:{code}",)) as relay:
-            post = (
-                await dotnet.scenario(
-                    "post", f"file={journal(tmp_path)}", *gateway.account(relay.url), *QUICK
-                )
-            ).step
-            assert len(relay.requests) == 2
-
-        assert post.get("exception") is None, post
-        assert post["isSuccess"] == "true"
-        assert post["replayed"] == "true"
-        assert await gateway.submissions() == ["0071"]
+        await answered_from_the_ledger_on_the_second_send(
+            dotnet, gateway, tmp_path, f"fault_after:{code}"
+        )
 
     async def test_get_banks_answered_with_a_server_fault_is_sent_again(
         self, dotnet: DotNet, gateway: GatewayProcess

@@ -99,27 +99,13 @@ def actions(env: dict[str, str]) -> list[str]:
     return [entry["action"] for entry in ok(env, "audit", "--limit", "1000")]
 
 
-# -- 1. the admin API's rules, on the command line ---------------------------------------------
-
-
 def add_portal(env: dict[str, str], database: str) -> None:
-    """A portal "acme" of ``database``, as an operator adds one."""
-    ok(
-        env,
-        "portals",
-        "add",
-        database,
-        "--name",
-        "acme",
-        "--url",
-        "https://p.example/ws",
-        "--username",
-        "u",
-        "--supplier-duns",
-        "987654321",
-        "--password-stdin",
-        stdin="pw",
-    )
+    """The portal of ``portal``, which must be taken."""
+    added = portal(env, database)
+    assert added.returncode == 0, added.stderr
+
+
+# -- 1. the admin API's rules, on the command line ---------------------------------------------
 
 
 class TestNames:

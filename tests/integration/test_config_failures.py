@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 
 from gateway.store.cache import create_cache
 from tests.conftest import POSTGRES_URL, require_service
-from tests.integration.test_cli_failures import closed_port, refused, run
+from tests.integration.test_cli_failures import closed_port, refused, run, serve_starts
 from tests.support import COMMAND, cli_environment
 
 
@@ -43,35 +42,6 @@ def without(env: dict[str, str], *names: str) -> dict[str, str]:
 def succeeded(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
-
-
-def serve_starts(env: dict[str, str]) -> list[str]:
-    """``serve`` reaches "listening on" and stops on SIGTERM; what it wrote."""
-    process = subprocess.Popen(
-        [COMMAND, "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        lines.append(line)
-        if not line or "listening on" in line:
-            break
-    # The signal handlers are installed just after "listening on" is printed: a SIGTERM in
-    # between ends the process by the signal, which is not what is tested here.
-    time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
-    _, rest = process.communicate(timeout=60)
-    lines.extend(rest.splitlines())
-    assert any("listening on" in line for line in lines), lines
-    assert process.returncode in (0, -signal.SIGTERM), lines
-    assert not any("Traceback" in line for line in lines), lines
-    return lines
 
 
 def sqlite_url(path: Path) -> str:

@@ -7,6 +7,8 @@ count their calls, and the ledger, its store and its leases are real.
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gateway.errors import OutcomeUnknown, SubmissionInProgress, UpstreamError
 from gateway.store import Store, create_store
+from gateway.store.engine import driver_execute
 from gateway.store.ledger import (
     Ledger,
     LedgerKey,
@@ -350,6 +353,95 @@ class TestGroupCommit:
             sqlite_store.transact(level),
         )
         assert (alone, shared) == (full, [full, full])
+
+
+class TestDriverStatements:
+    """On a SQLite file the ledger writes its claims and outcomes through the driver."""
+
+    async def test_rows_written_through_the_driver_read_as_sqlalchemy_writes_them(
+        self, sqlite_store: Store
+    ) -> None:
+        fng = Fng()
+        before = datetime.now(UTC)
+        key = LedgerKey(1, "ejournal", "TPPCS", "D1")
+        ledger_ = make_ledger(sqlite_store)
+        assert await ledger_.submit(key, "h", "{}", fng.post, fng.reconcile) == OK
+        # A row as SQLAlchemy writes one, beside it.
+        await sqlite_store.transact(
+            lambda conn: conn.execute(
+                ledger.insert(),
+                {
+                    "database_id": 1,
+                    "interface": "ejournal",
+                    "scope": "TPPCS",
+                    "submission_id": "SA",
+                    "payload_hash": "h",
+                    "state": "open",
+                    "owner": "test",
+                    "lease_until": before,
+                    "attempts": 1,
+                    "expectations": "{}",
+                    "created_at": before,
+                    "updated_at": before,
+                },
+            )
+        )
+        async with sqlite_store.read() as conn:
+            row = (
+                await conn.execute(sa.select(ledger).where(ledger.c.submission_id == "D1"))
+            ).one()
+            stored = (
+                await conn.exec_driver_sql(
+                    "SELECT submission_id, created_at, lease_until, updated_at FROM ledger"
+                )
+            ).all()
+        assert (row.state, row.owner, row.attempts, bytes(row.result)) == (
+            "posted",
+            ledger_.owner,
+            1,
+            b"<ok/>",
+        )
+        assert before <= row.created_at <= row.updated_at <= datetime.now(UTC)
+        assert row.created_at.tzinfo is UTC
+        # The outcome's time is its lease's end: the entry is no longer held.
+        assert row.lease_until == row.updated_at
+        shapes = {
+            submission_id: [re.sub(r"\d", "9", value) for value in values]
+            for submission_id, *values in stored
+        }
+        assert shapes["D1"] == shapes["SA"] == ["9999-99-99 99:99:99.999999"] * 3
+
+    async def test_a_taken_submission_id_is_sqlalchemys_integrity_error(
+        self, sqlite_store: Store
+    ) -> None:
+        stamp = "'2026-01-01 00:00:00.000000'"
+        insert = (
+            "INSERT INTO ledger (id, database_id, interface, scope, submission_id, payload_hash,"
+            " state, owner, lease_until, attempts, expectations, created_at, updated_at)"
+            f" VALUES (7, 1, 'ejournal', 'TPPCS', ?, 'h', 'open', 'o', {stamp}, 1, '{{}}',"
+            f" {stamp}, {stamp})"
+        )
+        await sqlite_store.transact(
+            lambda conn: driver_execute(conn, insert, ("X",)), single_statement=True
+        )
+        with pytest.raises(IntegrityError) as raised:
+            await sqlite_store.transact(
+                lambda conn: driver_execute(conn, insert, ("Y",)), single_statement=True
+            )
+        assert isinstance(raised.value.orig, sqlite3.IntegrityError)
+
+    async def test_a_failed_transaction_leaves_the_store_writing(self, sqlite_store: Store) -> None:
+        def broken(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+
+        with pytest.raises(OperationalError):
+            await sqlite_store.transact(broken, single_statement=True)
+        fng = Fng()
+        key = LedgerKey(1, "ejournal", "TPPCS", "AFTER")
+        assert await make_ledger(sqlite_store).submit(key, "h", "{}", fng.post, fng.reconcile) == OK
+        async with sqlite_store.read() as conn:
+            ids = (await conn.execute(sa.select(ledger.c.submission_id))).scalars().all()
+        assert ids == ["AFTER"]
 
 
 @pytest.fixture

@@ -50,6 +50,10 @@ SEND_AGAIN: Final = (
 )
 
 
+#: What the sender of different content under a submission id already taken should do.
+NEW_ID: Final = "different content needs a submission id of its own"
+
+
 class EntryState(StrEnum):
     IN_PROGRESS = "in_progress"
     POSTED = "posted"
@@ -280,7 +284,7 @@ class Ledger:
                     if not same:
                         raise SubmissionConflict(
                             f"submission {key.submission_id} was already posted with "
-                            "different content",
+                            f"different content; {NEW_ID}",
                             posted=True,
                         )
                     return Submitted(found.result, replay=True)
@@ -435,7 +439,8 @@ class Ledger:
         if state is EntryState.POSTED:
             if not same:
                 raise SubmissionConflict(
-                    f"submission {key.submission_id} was already posted with different content",
+                    f"submission {key.submission_id} was already posted with different "
+                    f"content; {NEW_ID}",
                     posted=True,
                 )
             assert row.result is not None
@@ -444,7 +449,8 @@ class Ledger:
         if leased:
             if not same:
                 raise SubmissionConflict(
-                    f"submission {key.submission_id} is being posted with different content",
+                    f"submission {key.submission_id} is being posted with different content; "
+                    f"{NEW_ID}",
                     posted=False,
                 )
             return None

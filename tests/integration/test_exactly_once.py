@@ -50,6 +50,7 @@ class TestReplays:
         assert result.get("isSuccess") == "false"
         (error,) = errors_of(result)
         assert error["code"] == "SUBMISSION_CONFLICT" and "different content" in error["message"]
+        assert error["message"].endswith("different content needs a submission id of its own")
         assert (await sandbox.stats())["requests"]["PostJournals"] == 1
 
     async def test_a_refused_submission_may_be_corrected(

@@ -104,6 +104,27 @@ class TestTls:
         assert relay.tls_failures == ["UNSUPPORTED_PROTOCOL"] * 4
         assert len(relay.requests) == 2
 
+    async def test_a_host_name_alone_at_a_plain_http_gateway_is_told_to_write_http(
+        self, dotnet: DotNet, gateway: GatewayProcess
+    ) -> None:
+        """A host name alone means https; the sandbox serves plain http, so the handshake
+        fails, and the message says what to write."""
+        authority = gateway.url.removeprefix("http://").rstrip("/")
+        implied, written = [
+            (await dotnet.scenario("banks", *gateway.account(server), *QUICK)).step
+            for server in (authority, f"https://{authority}")
+        ]
+        for failed in (implied, written):
+            assert failed["code"] == "TLS_FAILED", failed
+            assert failed["httpStatus"] == 0
+        assert implied["message"].endswith(
+            "The server address was given without a scheme, which means https: if the gateway"
+            f" at {authority} serves plain http, as the sandbox does, write http:// before it."
+        ), implied
+        # Written out, https is what was meant: no such hint.
+        assert "without a scheme" not in written["message"], written
+        assert await gateway.submissions() == []
+
 
 class TestConnections:
     async def test_threads_sharing_a_processor_are_not_queued(

@@ -73,6 +73,8 @@ namespace CSFMSEJournalInterface
         private static readonly Random Jitter = new Random();
 
         private readonly Uri _service;
+        /// <summary>Whether https was implied (a host name alone), not written out.</summary>
+        private readonly bool _httpsImplied;
         private readonly string _database;
         private readonly string _username;
         private readonly string _password;
@@ -110,6 +112,7 @@ namespace CSFMSEJournalInterface
         public FmsGeneralLedgerProcessor(string server, string database, string username, string password)
         {
             _service = ServiceAddress.Parse(server);
+            _httpsImplied = ServiceAddress.HttpsImplied(server);
             if (database == null)
             {
                 throw new ArgumentNullException("database");
@@ -528,12 +531,12 @@ namespace CSFMSEJournalInterface
                     code = GatewayException.TlsFailed;
                     text = "The TLS connection to " + _service.Authority + " could not be set up after " + tries + " ("
                         + attempt.Problem + "); make sure this machine has TLS 1.2 enabled and that nothing between it and the gateway interferes, then "
-                        + again + ".";
+                        + again + "." + PlainHttpHint();
                     break;
                 case AttemptOutcome.TlsFailed:
                     code = GatewayException.TlsFailed;
                     text = "The TLS connection to " + _service.Authority + " could not be set up ("
-                        + attempt.Problem + "); make sure this machine trusts the gateway's certificate and has TLS 1.2 enabled.";
+                        + attempt.Problem + "); make sure this machine trusts the gateway's certificate and has TLS 1.2 enabled." + PlainHttpHint();
                     break;
                 default:
                     code = GatewayException.UnexpectedResponse;
@@ -542,6 +545,18 @@ namespace CSFMSEJournalInterface
                     break;
             }
             return new GatewayException(text, code, id, exceptionType, attempt.HttpStatus, attempts, attempt.Error);
+        }
+
+        /// <summary>
+        /// For a TLS failure at an address given without a scheme: that means https, and a
+        /// gateway serving plain http (the sandbox, a local test) fails the handshake.
+        /// </summary>
+        private string PlainHttpHint()
+        {
+            return _httpsImplied
+                ? " The server address was given without a scheme, which means https: if the gateway at "
+                    + _service.Authority + " serves plain http, as the sandbox does, write http:// before it."
+                : string.Empty;
         }
 
         private static void CheckTimeout(TimeSpan value, string name)

@@ -14,6 +14,13 @@ namespace CSFMSEJournalInterface
             "server must be the gateway's address, https://host[:port][/prefix] "
             + "(for example https://gateway.example.org); the value given ";
 
+        /// <summary>Whether <paramref name="server"/> (accepted by <see cref="Parse"/>) means
+        /// https without saying so: a host name alone.</summary>
+        internal static bool HttpsImplied(string server)
+        {
+            return server.Trim().IndexOf("://", StringComparison.Ordinal) < 0;
+        }
+
         /// <summary>
         /// The service URL for <paramref name="server"/>. A bare host name means https;
         /// <c>http://</c> only when written out. The full service URL, with or without

@@ -501,11 +501,29 @@ class Ledger:
     async def _finish(self, entry_id: int, state: EntryState, result: bytes | None) -> None:
         outcome = _Outcome(entry_id, state, result)
         done = await (self._record_one if self._outcomes is None else self._outcomes)(outcome)
-        if done != 1:
+        if done != 1 and not await self._holds(outcome):
             log.error(
                 "a ledger entry's lease was lost before its outcome was recorded",
                 extra={"ledger_id": entry_id, "state": state.value},
             )
+
+    async def _holds(self, outcome: _Outcome) -> bool:
+        """Whether the entry already holds this outcome, recorded by this process: a
+        statement whose answer was lost had been committed, and was sent again."""
+        async with self._store.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(ledger.c.state, ledger.c.owner, ledger.c.result).where(
+                        ledger.c.id == outcome.entry_id
+                    )
+                )
+            ).one_or_none()
+        return (
+            row is not None
+            and row.owner == self.owner
+            and row.state == outcome.state.value
+            and (None if row.result is None else bytes(row.result)) == outcome.result
+        )
 
     async def _record_one(self, outcome: _Outcome) -> int:
         """An entry's outcome recorded; 0 if its lease was lost."""

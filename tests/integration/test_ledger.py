@@ -7,6 +7,7 @@ count their calls, and the ledger, its store and its leases are real.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from gateway.errors import OutcomeUnknown, SubmissionInProgress, UpstreamError
 from gateway.store import Store, create_store
 from gateway.store.engine import driver_execute
 from gateway.store.ledger import (
+    EntryState,
     Ledger,
     LedgerKey,
     Outcome,
@@ -210,6 +212,24 @@ class TestUnknownOutcomes:
         )
         assert result == Submitted(b"<landed/>", replay=True)
         assert (survivor.posts, survivor.reconciliations) == (0, 1)
+
+    async def test_an_outcome_found_recorded_is_not_reported_as_a_lost_lease(
+        self, store: Store, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A statement whose answer was lost is sent again and changes nothing: the entry
+        holding that very outcome is no lost lease. Another outcome there is."""
+        ledger_ = make_ledger(store)
+        fng = Fng()
+        assert await ledger_.submit(KEY, "h", "{}", fng.post, fng.reconcile) == OK
+        async with store.read() as conn:
+            entry_id = (await conn.execute(sa.select(ledger.c.id))).scalar_one()
+        with caplog.at_level(logging.ERROR, logger="gateway.store.ledger"):
+            await ledger_._finish(entry_id, EntryState.POSTED, b"<ok/>")
+            assert caplog.records == []
+            await ledger_._finish(entry_id, EntryState.OPEN, None)
+        assert [record.getMessage() for record in caplog.records] == [
+            "a ledger entry's lease was lost before its outcome was recorded"
+        ]
 
     async def test_not_sent_leaves_the_entry_open(self, store: Store) -> None:
         fng = Fng(fail_with=UpstreamError("refused; nothing was sent"))

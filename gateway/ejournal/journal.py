@@ -12,7 +12,7 @@ from lxml import etree
 
 from gateway.ejournal.results import JournalProblem
 from gateway.store.tables import SUBMISSION_ID_LENGTH
-from gateway.xmlsafe import PARSER_OPTIONS, Limits, SchemaRegistry, parse
+from gateway.xmlsafe import PARSER_OPTIONS, Limits, SchemaRegistry, parse, unqualified
 
 SCHEMA: Final = "ejournal/ControlAccounts.xsd"
 
@@ -80,12 +80,7 @@ class Journal:
 def strip_namespaces(element: etree._Element) -> etree._Element:
     """The journal without namespaces, for clients whose serializer let the SOAP body's
     default namespace leak onto a journal that has none. Renames in place."""
-    for item in element.iter():
-        tag = item.tag
-        if isinstance(tag, str) and tag[0] == "{":
-            item.tag = tag[tag.index("}") + 1 :]
-    etree.cleanup_namespaces(element)
-    return element
+    return unqualified(element)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,17 @@ every other number is read by the declared separator.
 
 :func:`read_numbers` gives the document as FMS read it: each number rewritten with ``.`` and
 money with exactly two decimals. That copy is what the import rules check and, where it
-differs from the portal's bytes, what FNG is given.
+differs from the portal's bytes, what FNG is given. Since that copy declares ``.``, every
+other element whose whole text is a number written with the declared ``,`` (a tax total, a
+freight charge) is rewritten with ``.`` too, as written otherwise; texts that are not wholly
+such a number, and the elements the standard gives as text (codes, references,
+descriptions), are left as they are.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -55,6 +60,52 @@ INVOICE_NUMBERS: Final[Mapping[str, Kind]] = {
 }
 
 
+#: Elements the standard gives as text (codes, references, names, descriptions, addresses):
+#: never read as numbers, whatever they hold ("12,5" may be a part number).
+TEXTS: Final = frozenset(
+    {
+        "Action",
+        "AddresLine",
+        "AddressLine",
+        "Addressline",
+        "BuyersCodeForSupplier",
+        "BuyersOrderNumber",
+        "BuyersProductCode",
+        "CommodityClass",
+        "ContractOrderReference",
+        "DUNS",
+        "Description",
+        "Email",
+        "ExtendedDescription",
+        "Fax",
+        "GLN",
+        "GloballyUniqueID",
+        "InvoiceGloballyUniqueID",
+        "InvoiceNumber",
+        "Language",
+        "Name",
+        "Narrative",
+        "Party",
+        "PostCode",
+        "ProjectCode",
+        "SoftwareManufacturer",
+        "SoftwareProduct",
+        "SoftwareVersion",
+        "SuppliersCodeForBuyer",
+        "SuppliersInvoiceNumber",
+        "SuppliersProductCode",
+        "SwitchBoard",
+        "Switchboard",
+        "TaxNumber",
+        "TermConditions",
+        "UOMCode",
+        "Version",
+    }
+)
+#: A whole text that is a number written with ``,`` ("7,20", "-1,5", ",5", "7,").
+_COMMA_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+,[0-9]*|,[0-9]+)")
+
+
 def pence(value: Decimal) -> Decimal:
     """Money as FMS holds it: two decimals, rounded half up (7.005 -> 7.01, 7.5 -> 7.50)."""
     return value.quantize(PENCE, rounding=ROUND_HALF_UP)
@@ -71,6 +122,16 @@ def number(text: str, separator: str) -> Decimal | None:
     except InvalidOperation:
         return None
     return result if result.is_finite() else None
+
+
+def _other_number(element: etree._Element, text: str) -> bool:
+    """Whether ``element`` (not one of the numbers FMS read) holds, as its whole text, a number
+    written with ``,``: a leaf, not one the standard gives as text."""
+    return (
+        len(element) == 0
+        and etree.QName(element).localname not in TEXTS
+        and _COMMA_NUMBER.fullmatch(text.strip()) is not None
+    )
 
 
 def _written(value: Decimal, kind: Kind) -> str:
@@ -128,8 +189,14 @@ def read_numbers(
         return Reading(None, document, False, ())
     changed = False
     unreadable: list[str] = []
-    for element in document.iter(*numbers):
+    for element in document.iter(etree.Element):
         text = element.text or ""
+        if element.tag not in numbers:
+            if separator == "," and _other_number(element, text):
+                # Under the "." this copy declares, as written but for the separator.
+                element.text = text.replace(separator, ".")
+                changed = True
+            continue
         value = number(text, separator)
         if value is None:
             if not lenient:

@@ -15,12 +15,13 @@ retry a quarantined document (it goes back to ``fetched`` and is checked again) 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import Final
 
 import sqlalchemy as sa
+from lxml import etree
 
 from gateway.eproc.job import (
     PortalJob,
@@ -37,6 +38,7 @@ from gateway.eproc.rules import (
     check_content_order,
     check_invoice,
 )
+from gateway.eproc.verdicts import ebis_document
 from gateway.errors import GatewayError, PortalDocumentMissing, UpstreamError, XmlRejected
 from gateway.fng import FngDeclined
 from gateway.store.tables import eproc_documents
@@ -328,19 +330,26 @@ class Documents(Step):
     def check(self, job: PortalJob, doc_type: str, content: bytes) -> Verdict:
         """FMS's import rules for one document; no problem means it may go to FNG."""
         try:
-            root = parse(content, self._limits)
+            sent = parse(content, self._limits)
         except XmlRejected as exc:
             return Verdict((Problem("not_xml", f"the document is not usable XML: {exc.message}"),))
+        root = ebis_document(sent)
         expect = supplier_of(job, root)
         if doc_type == "order":
-            return check_content_order(
+            verdict = check_content_order(
                 root,
                 expect,
                 self._schemas,
                 require_handshake_codes=self._require_handshake_codes(job),
                 checksum_policy=self._checksum_policy(job),
             )
-        return check_invoice(root, expect, self._schemas)
+        else:
+            verdict = check_invoice(root, expect, self._schemas, sent=sent)
+        if root is not sent and verdict.body is None:
+            # FNG gets every document in one form: the profiles', without a namespace.
+            body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+            verdict = replace(verdict, body=body)
+        return verdict
 
     async def _deliver(
         self, job: PortalJob, target: DatabaseTarget, row: _Doc, verdict: Verdict

@@ -31,21 +31,20 @@ from gateway.eproc.verdicts import (
     Expectations,
     Problem,
     Verdict,
+    action,
     code_list,
     decimal,
     test_mode,
     text,
 )
 from gateway.tenancy.model import ChecksumPolicy
-from gateway.xmlsafe import SchemaRegistry
+from gateway.xmlsafe import SchemaRegistry, qualified
 
 #: FMS names a party by its DUNS (nine digits) or its GLN (thirteen), as its "GLN | DUNs"
 #: companion attribute says; the gateway knows which by the length of the number it holds.
 GLN_LENGTH: Final = 13
 #: The currency code list as FMS wrote it; seed 002 spells it "UKGov -CurrencyCode".
 CURRENCY_CODE_LISTS: Final = ("UKGov-CurrencyCode", "UKGov -CurrencyCode")
-#: BASDA's CommodityClass: up to four pairs of digits separated by single spaces.
-_COMMODITY_CLASS: Final = re.compile(r"\d{2}( \d{2}){0,3}")
 #: "<LedgerCode>-<Fund>", e.g. 1001-01.
 _LEDGER_FUND: Final = re.compile(r"[^\s-]+-[^\s-]+")
 _DATE: Final = re.compile(r"(\d{4}-\d{2}-\d{2})(Z|[+-]\d{2}:\d{2})?")
@@ -131,9 +130,11 @@ INVOICE_CURRENCY: Final = Constant(
 )
 #: The constants of each OrderLine.
 LINE_CONSTANTS: Final = (
+    # Whatever class the line holds (a content order's own, UNSPSC or other, "returned in
+    # a confirmed order XML file"), or the constant: present, in any form.
     Constant(
         "Product/CommodityClass",
-        lambda value: _COMMODITY_CLASS.fullmatch(value) is not None,
+        _present,
         'Order Line Details | Commodity class, if available otherwise constant = "00 00 00 00"',
     ),
     Constant(
@@ -313,7 +314,7 @@ def _lines(order: etree._Element, *, original_only: bool) -> tuple[dict[str, _Li
     lines: dict[str, _Line] = {}
     repeated: list[str] = []
     for line in order.iterfind("OrderLine"):
-        if original_only and text(line, "Action") != "Original":
+        if original_only and action(line) != "Original":
             continue
         number = text(line, "LineNumber") or "?"
         if number in lines:
@@ -369,6 +370,14 @@ def order_edits(order: etree._Element, content_order: etree._Element) -> Iterato
         )
 
 
+def official_form(order: etree._Element, schemas: SchemaRegistry) -> etree._Element:
+    """The order as it goes to the portal. "The Authorised Order exported from FMS is schema
+    valid": when the operator's official Order schema puts its documents in a namespace
+    (BASDA's do), the order is sent in it; else as the gateway's profile has it."""
+    namespace = schemas.target_namespace(EBIS_ORDER) if EBIS_ORDER in schemas else None
+    return order if namespace is None else qualified(order, namespace)
+
+
 def check_authorised_order(
     order: etree._Element,
     expect: Expectations,
@@ -384,7 +393,7 @@ def check_authorised_order(
     if order.tag != "Order":
         return Verdict((Problem("document_type", f"an order was expected, not {order.tag}"),))
     problems = profile_problems(order, schemas, ORDER_PROFILE) + official_problems(
-        order, schemas, EBIS_ORDER
+        official_form(order, schemas), schemas, EBIS_ORDER
     )
     if problems:
         return Verdict(tuple(problems))
@@ -404,7 +413,7 @@ def check_authorised_order(
     problems.extend(export_fields(order))
     problems.extend(export_numbers(order))
     lines = order.findall("OrderLine")
-    if not lines or any(text(line, "Action") != "Original" for line in lines):
+    if not lines or any(action(line) != "Original" for line in lines):
         problems.append(Problem("no_lines", "an authorised order's lines are all Original"))
     if checksum_policy is not ChecksumPolicy.OFF:
         by_policy(list(checksum_problems(order, lines)), checksum_policy, problems, warnings)

@@ -30,11 +30,12 @@ from typing import Any
 import sqlalchemy as sa
 from lxml import etree
 
-from gateway.eproc.exports import check_authorised_order
+from gateway.eproc.exports import check_authorised_order, official_form
 from gateway.eproc.job import PortalJob, Step, insert_once, now, set_aside, supplier_of
 from gateway.eproc.origins import Origin, content_order, origin_of, portal_names
 from gateway.eproc.portal import Portal
 from gateway.eproc.rules import Problem, Verdict
+from gateway.eproc.verdicts import code_list, ebis_document
 from gateway.errors import (
     GatewayError,
     PortalError,
@@ -62,7 +63,7 @@ class OrderState(StrEnum):
 
 def stamped(order: etree._Element, sends: int) -> etree._Element:
     """The order as its next file: ``Function`` Code "original" for the first, "copy" for
-    every later one (CodeList UKGov-DocStatus, Preserve true, as FMS exported it)."""
+    every later one (Codelist UKGov-DocStatus, Preserve true, as FMS exported it)."""
     order = copy.deepcopy(order)
     head = order.find("OrderHead")
     if head is not None:
@@ -75,8 +76,8 @@ def stamped(order: etree._Element, sends: int) -> etree._Element:
             else:
                 head.append(function)
         function.set("Code", "original" if sends == 0 else "copy")
-        if function.get("CodeList") is None:
-            function.set("CodeList", "UKGov-DocStatus")
+        if code_list(function) is None:  # however FNG spelt it, never a second one
+            function.set("Codelist", "UKGov-DocStatus")
         if function.get("Preserve") is None:
             function.set("Preserve", "true")
     return order
@@ -134,6 +135,7 @@ class Orders(Step):
     ) -> None:
         """An order FNG lists as waiting to be sent (``item``: FNG's entry for it)."""
         order_id, origin = item.get("id", ""), origin_of(item)
+        order = ebis_document(order)
         existing = await self._existing(job.database_id, order_id)
         if existing is None:
             row_id = await self._claim(job, order_id, etree.tostring(order, encoding="utf-8"))
@@ -179,7 +181,7 @@ class Orders(Step):
         ledger queued, whose first send was checked against it)."""
         order = stamped(order, sends)
         verdict = await self._check(job, order, origin)
-        content = etree.tostring(order, encoding="utf-8")
+        content = etree.tostring(official_form(order, self._schemas), encoding="utf-8")
         if verdict.problems:
             await self._quarantine(job, row_id, order_id, *verdict.problems)
             return

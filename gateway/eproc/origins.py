@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from lxml import etree
 
+from gateway.eproc.verdicts import ebis_document
 from gateway.errors import XmlRejected
 from gateway.store import Store
 from gateway.store.tables import eproc_documents, portals
@@ -56,7 +57,7 @@ async def content_order(
     if content is None:
         return None
     try:
-        root = parse(bytes(content), limits)
+        root = ebis_document(parse(bytes(content), limits))
     except XmlRejected:
         return None
     return root if root.tag == "Order" else None

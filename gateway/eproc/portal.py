@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -47,6 +48,10 @@ BINDING: Final = f"{{{ns.OTS}}}EProcurementServiceSoap"
 INDEX_SCHEMA: Final = "eproc/FetchIndex.xsd"
 #: What an index may list, and the longest id it may give one.
 INDEX_TYPES: Final = ("order", "invoice", "creditnote", "quote")
+#: The attributes of an index entry the gateway reads. Any other (FetchIndexFromDate gives
+#: "the name, type and create date"; the standard's schema "may not be the latest version")
+#: is ignored.
+INDEX_ATTRIBUTES: Final = ("uuid", "type", "date")
 MAX_DOCUMENT_ID: Final = 100
 #: How the ledger knows an entry whose id is too long to keep (or missing).
 DIGEST_PREFIX: Final = "sha256:"
@@ -166,6 +171,18 @@ def _entry(item: etree._Element) -> IndexEntry:
     return IndexEntry(document_id, doc_type, created, problem, listed)
 
 
+def _known(item: etree._Element) -> etree._Element:
+    """A copy of an index entry with only the attributes the gateway reads."""
+    known = etree.Element(str(item.tag))
+    for key in INDEX_ATTRIBUTES:
+        value = item.get(key)
+        if value is not None:
+            known.set(key, value)
+    known.text = item.text
+    known.extend(copy.deepcopy(child) for child in item)
+    return known
+
+
 @dataclass(slots=True)
 class Portal:
     """One supplier portal, as the client calls it."""
@@ -226,7 +243,8 @@ class PortalClient:
 
     def _index(self, xml: str | None) -> list[IndexEntry]:
         """The index's entries, each with its own problem if it has one. Only an index that
-        is not a doclist at all fails the call."""
+        is not a doclist at all fails the call; attributes the gateway does not read, on the
+        list or an entry, are ignored."""
         if not xml:
             return []
         try:
@@ -235,11 +253,27 @@ class PortalClient:
             raise PortalGarbage(f"the index is not XML: {exc.message}") from None
         if root.tag != "doclist":
             raise PortalGarbage(f"the index is not a doclist but a <{str(root.tag)[:40]}>")
-        entries = [_entry(item) for item in root if isinstance(item.tag, str)]
-        if not any(entry.problem for entry in entries):
-            issues = self._schemas.issues(INDEX_SCHEMA, root)
-            if issues:
-                raise PortalGarbage(f"the index is not a doclist: {issues[0]}")
+        items = [item for item in root if isinstance(item.tag, str)]
+        entries = [_entry(item) for item in items]
+        # The list itself, without its entries (or any attribute): text between the entries
+        # makes it no doclist.
+        shell = etree.Element("doclist")
+        shell.text = "".join([root.text or "", *(node.tail or "" for node in root)])
+        issues = self._schemas.issues(INDEX_SCHEMA, shell)
+        if issues:
+            raise PortalGarbage(f"the index is not a doclist: {issues[0].message}")
+        # Then the entries the checks above found usable, by the attributes the gateway
+        # reads: together first, and only if they fail, each on its own, so that one the
+        # schema refuses is set aside alone.
+        usable = [number for number, entry in enumerate(entries) if entry.problem is None]
+        shell.text = None
+        shell.extend(_known(items[number]) for number in usable)
+        if self._schemas.issues(INDEX_SCHEMA, shell):
+            for number in usable:
+                issues = self._schemas.issues(INDEX_SCHEMA, _known(items[number]))
+                if issues:
+                    problem = f"the entry is not what the index describes: {issues[0].message}"
+                    entries[number] = replace(entries[number], problem=problem[:300])
         return entries
 
     async def fetch_index(self, portal: Portal) -> list[IndexEntry]:

@@ -32,6 +32,7 @@ from gateway.eproc.verdicts import (
     Expectations,
     Problem,
     Verdict,
+    action,
     code_list,
     decimal,
     test_mode,
@@ -136,7 +137,7 @@ def fms_reads(order: etree._Element) -> etree._Element:
         for element in order.iterfind(path):
             read(element)
     for line in order.iterfind("OrderLine"):
-        if text(line, "Action") == "Original":
+        if action(line) == "Original":
             keep.add(line)
             for path in CONTENT_ORDER_LINE_READS:
                 for element in line.iterfind(path):
@@ -316,17 +317,26 @@ def check_content_order(
     return Verdict(tuple(problems), tuple(warnings), "order", whole.body())
 
 
-def check_invoice(root: etree._Element, expect: Expectations, schemas: SchemaRegistry) -> Verdict:
+def check_invoice(
+    root: etree._Element,
+    expect: Expectations,
+    schemas: SchemaRegistry,
+    *,
+    sent: etree._Element | None = None,
+) -> Verdict:
     """An invoice or credit note from a portal, as FMS imported it. Its InvoiceType Code
     "Determines whether the message is treated as an Invoice ("INV") or as a Credit Note
-    ("CRN")", whatever the portal's index calls it; FNG is told that type."""
+    ("CRN")", whatever the portal's index calls it; FNG is told that type.
+
+    ``root`` is read without its namespace (:func:`~gateway.eproc.verdicts.ebis_document`);
+    ``sent``, the document as the portal sent it, when that had one."""
     if root.tag != "Invoice":
         return Verdict(
             (Problem("document_type", f"an invoice or credit note was expected, not {root.tag}"),)
         )
     # "the file is validated against the schema and must therefore be schema compliant":
     # the official schema, if configured, judges the file as the portal sent it.
-    reading = official_problems(root, schemas, EBIS_INVOICE) or _as_read(
+    reading = official_problems(root if sent is None else sent, schemas, EBIS_INVOICE) or _as_read(
         root, schemas, INVOICE_PROFILE
     )
     if isinstance(reading, list):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from lxml import etree
+
+from gateway.xmlsafe import unqualified
 
 #: How a live (not test) document writes its test flag.
 LIVE: Final = ("0", "false")
@@ -67,6 +70,24 @@ def decimal(value: str | None) -> Decimal | None:
         return Decimal(value)
     except InvalidOperation:
         return None
+
+
+def ebis_document(root: etree._Element) -> etree._Element:
+    """The document as the rules read it. BASDA's schemas put an eBIS-XML Order or Invoice
+    in a namespace of their own (``urn:schemas-basda-org:2000:purchaseOrder:xdr:3.01``,
+    ``…:salesInvoice:…``); the gateway's profiles and rules name its elements without one.
+    A copy, with the root's namespace taken off, when it has one; else the document."""
+    namespace = etree.QName(root).namespace
+    if namespace is None:
+        return root
+    return unqualified(copy.deepcopy(root), namespace)
+
+
+def action(line: etree._Element) -> str | None:
+    """A line's Action: an attribute in eBIS-XML (``<OrderLine Action="Original">``), read
+    as a child element too."""
+    value = first(line.get("Action"), text(line, "Action"))
+    return None if value is None else value.strip()
 
 
 def code_list(element: etree._Element | None) -> str | None:

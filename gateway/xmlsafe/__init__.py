@@ -6,7 +6,9 @@ from gateway.xmlsafe.parser import (
     as_utf8_document,
     parse,
     parse_text,
+    qualified,
     screen,
+    unqualified,
     utf8_document,
 )
 from gateway.xmlsafe.schemas import SchemaIssue, SchemaRegistry, shipped_schemas_dir
@@ -19,7 +21,9 @@ __all__ = [
     "as_utf8_document",
     "parse",
     "parse_text",
+    "qualified",
     "screen",
     "shipped_schemas_dir",
+    "unqualified",
     "utf8_document",
 ]

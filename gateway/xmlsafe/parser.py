@@ -16,6 +16,7 @@ bounds every node; the depth limit is ours, checked on the tree.
 from __future__ import annotations
 
 import codecs
+import copy
 import functools
 import re
 from dataclasses import dataclass
@@ -174,6 +175,37 @@ def check_shape(root: etree._Element, limits: Limits) -> None:
         raise XmlRejected(f"the document is nested deeper than {limits.max_depth} levels")
     if float(_COUNT_ELEMENTS(root)) > limits.max_elements:  # type: ignore[arg-type]
         raise XmlRejected(f"the document has more than {limits.max_elements} elements")
+
+
+def unqualified(element: etree._Element, namespace: str | None = None) -> etree._Element:
+    """``element`` with its elements of ``namespace`` (of every namespace when None) renamed,
+    in place, to their local names, and the declarations no longer used dropped."""
+    for item in element.iter():
+        tag = item.tag
+        if (
+            isinstance(tag, str)
+            and tag[0] == "{"
+            and (namespace is None or tag[1 : tag.index("}")] == namespace)
+        ):
+            item.tag = tag[tag.index("}") + 1 :]
+    etree.cleanup_namespaces(element)
+    return element
+
+
+def qualified(element: etree._Element, namespace: str) -> etree._Element:
+    """A copy of ``element`` with every element of no namespace put in ``namespace``,
+    declared as the default namespace at the root."""
+    default: dict[Any, str] = {None: namespace}  # lxml's stubs want no None prefix
+    root = etree.Element(f"{{{namespace}}}{etree.QName(element).localname}", nsmap=default)
+    root.attrib.update(element.attrib)
+    root.text = element.text
+    for child in element:
+        root.append(copy.deepcopy(child))
+    for item in root.iterdescendants():
+        tag = item.tag
+        if isinstance(tag, str) and tag[0] != "{":
+            item.tag = f"{{{namespace}}}{tag}"
+    return root
 
 
 def as_utf8_document(text: str) -> bytes:

@@ -38,16 +38,23 @@ class SchemaRegistry:
         """``overrides`` replace shipped schemas by name (an operator's official XSDs)."""
         self._root = root
         self._schemas: dict[str, etree.XMLSchema] = {}
+        self._namespaces: dict[str, str | None] = {}
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
         for name in names:
             path = overrides.get(name) or root / name
             try:
-                self._schemas[name] = etree.XMLSchema(etree.parse(str(path), parser))
+                document = etree.parse(str(path), parser)
+                self._schemas[name] = etree.XMLSchema(document)
             except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
                 raise ConfigurationError(f"schema {name} could not be loaded: {exc}") from None
+            self._namespaces[name] = document.getroot().get("targetNamespace") or None
 
     def __contains__(self, name: str) -> bool:
         return name in self._schemas
+
+    def target_namespace(self, name: str) -> str | None:
+        """The namespace the schema's documents are in (its ``targetNamespace``), if any."""
+        return self._namespaces[name]
 
     def schema(self, name: str) -> etree.XMLSchema:
         """The compiled schema, for validating while a document is streamed."""

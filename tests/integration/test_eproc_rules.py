@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import sqlalchemy as sa
 from lxml import etree
 
@@ -133,6 +135,23 @@ async def authorise(sandbox: Sandbox, order: etree._Element, **options: Any) -> 
         order_xml=ebis.to_text(order),
         **options,
     )
+
+
+async def received_order(
+    sandbox: Sandbox, number: str, namespace: str | None = None
+) -> etree._Element:
+    """The order the demo portal received with BuyersOrderNumber ``number``."""
+    q = "" if namespace is None else f"{{{namespace}}}"
+    received = [
+        etree.fromstring(item["xml"].encode())
+        for item in (await sandbox.state.portals.describe(sandbox.demo.portal_name))["orders"]
+    ]
+    (sent,) = [
+        order
+        for order in received
+        if order.findtext(f"{q}OrderReferences/{q}BuyersOrderNumber") == number
+    ]
+    return sent
 
 
 async def orders(gateway: Gateway) -> dict[str, tuple[str, str | None, str | None]]:
@@ -744,3 +763,179 @@ class TestEditsOfAContentOrder:
         state, rule, reason = (await orders(gateway))[order_id]
         assert (state, rule) == ("quarantined", "content_order")
         assert "no-such-document" in (reason or "")
+
+    async def test_a_content_orders_own_commodity_class_goes_back_in_any_form(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "Order Line Details | Commodity class, if available otherwise constant": a class
+        the supplier gave (here UNSPSC's eight digits) is returned as it came, and sent."""
+        classified = (replace(LINES[0], commodity_class="43211503"), LINES[1])
+        uuid = await self._collected(
+            gateway, sandbox, content_order(sandbox, "WEB-E5", lines=classified)
+        )
+        order = set_text(
+            authorised_order(sandbox, "PO-E5"), "OrderLine[1]/Product/CommodityClass", "43211503"
+        )
+        order_id = await authorise(sandbox, order, content_order=(sandbox.demo.portal_name, uuid))
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+
+
+#: The namespaces BASDA's eBIS-XML schemas give an Order and an Invoice.
+BASDA_ORDER = "urn:schemas-basda-org:2000:purchaseOrder:xdr:3.01"
+BASDA_INVOICE = "urn:schemas-basda-org:2000:salesInvoice:xdr:3.01"
+
+
+def in_namespace(document: etree._Element, namespace: str) -> etree._Element:
+    """The document with every element in ``namespace``, declared as the default."""
+    qualified = etree.Element(f"{{{namespace}}}{document.tag}", nsmap={None: namespace})
+    qualified.attrib.update(document.attrib)
+    qualified.text = document.text
+    for child in document:
+        qualified.append(child)
+    for element in qualified.iterdescendants():
+        if isinstance(element.tag, str):
+            element.tag = f"{{{namespace}}}{element.tag}"
+    return etree.fromstring(etree.tostring(qualified))
+
+
+def actions_as_attributes(order: etree._Element) -> etree._Element:
+    """Each line's Action written as eBIS-XML writes it: an attribute of OrderLine."""
+    for line in order.iterfind("OrderLine"):
+        element = line.find("Action")
+        assert element is not None
+        line.set("Action", element.text or "")
+        line.remove(element)
+    return order
+
+
+class TestEbisForms:
+    """Documents written as BASDA's schemas have them: in their namespace, with attributes
+    where eBIS-XML puts them."""
+
+    async def test_documents_in_basdas_namespace_import_and_reach_fng_without_it(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        order = await queue(
+            sandbox, "order", in_namespace(content_order(sandbox, "WEB-N1"), BASDA_ORDER)
+        )
+        credit = await queue(
+            sandbox,
+            "invoice",
+            in_namespace(invoice(sandbox, "INV-N1", invoice_type="CRN"), BASDA_INVOICE),
+        )
+        await poll(gateway)
+        assert (await ledger(gateway))[order] == ("acknowledged", None)
+        assert (await ledger(gateway))[credit] == ("acknowledged", None)
+        for uuid, tag in ((order, "Order"), (credit, "Invoice")):
+            delivered = etree.fromstring((await in_fng(sandbox, uuid))["body"].encode())
+            # One form for FNG, the profiles': every element without a namespace.
+            assert delivered.tag == tag
+            assert {element.tag for element in delivered.iter()} >= {f"{tag}Head"}
+            assert not [e.tag for e in delivered.iter() if etree.QName(e).namespace], uuid
+        assert (await in_fng(sandbox, credit))["type"] == "creditnote"
+
+    async def test_a_document_in_basdas_namespace_still_breaks_fmss_rules(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        wrong = set_text(content_order(sandbox, "WEB-N2"), "OrderHead/OrderType", "x")
+        wrong.find("OrderHead/OrderType").set("Code", "PUO")  # type: ignore[union-attr]
+        uuid = await queue(sandbox, "order", in_namespace(wrong, BASDA_ORDER))
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "order_type")
+
+    async def test_line_actions_written_as_attributes_are_read(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """OrderLine/Action, "If = "Original" add line to order otherwise ignore line", is
+        an attribute in eBIS-XML: a content order so written imports, and an authorised
+        order so written is sent, each line read."""
+        uuid = await queue(
+            sandbox, "order", actions_as_attributes(content_order(sandbox, "WEB-A1"))
+        )
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+        order_id = await authorise(
+            sandbox,
+            actions_as_attributes(authorised_order(sandbox, "PO-A1")),
+            content_order=(sandbox.demo.portal_name, uuid),
+        )
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+
+    async def test_a_function_code_list_as_basda_spells_it_is_not_written_twice(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        order = authorised_order(sandbox, "PO-C1")
+        function = order.find("OrderHead/Function")
+        assert function is not None
+        del function.attrib["CodeList"]
+        function.set("Codelist", "UKGov-DocStatus")
+        order_id = await authorise(sandbox, order)
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+        sent = await received_order(sandbox, "PO-C1")
+        sent_function = sent.find("OrderHead/Function")
+        assert sent_function is not None
+        assert dict(sent_function.attrib) == {
+            "Code": "original",
+            "Codelist": "UKGov-DocStatus",
+            "Preserve": "true",
+        }
+
+
+def official_schema(root: str, namespace: str) -> str:
+    """A stand-in for BASDA's schema of ``root`` (which may not be redistributed): any
+    content, in BASDA's namespace."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="{namespace}"
+           xmlns="{namespace}" elementFormDefault="qualified">
+  <xs:element name="{root}">
+    <xs:complexType>
+      <xs:sequence>
+        <xs:any processContents="skip" minOccurs="0" maxOccurs="unbounded"
+                namespace="##targetNamespace"/>
+      </xs:sequence>
+      <xs:anyAttribute processContents="skip"/>
+    </xs:complexType>
+  </xs:element>
+</xs:schema>
+"""
+
+
+class TestOfficialSchemas:
+    """With the operator's official schemas, which put documents in BASDA's namespaces."""
+
+    @pytest.fixture
+    async def gateway(self, gateway_with: GatewayWith, tmp_path: Path) -> Gateway:
+        schemas = tmp_path / "ebis"
+        schemas.mkdir()
+        (schemas / "Order-v3.xsd").write_text(official_schema("Order", BASDA_ORDER))
+        (schemas / "Invoice-v3.xsd").write_text(official_schema("Invoice", BASDA_INVOICE))
+        return await gateway_with(eproc={"ebis_schema_dir": str(schemas)})
+
+    async def test_an_authorised_order_is_sent_in_the_schemas_namespace(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "The Authorised Order exported from FMS is schema valid"."""
+        order_id = await authorise(sandbox, authorised_order(sandbox, "PO-O1"))
+        await poll(gateway)
+        assert (await orders(gateway))[order_id][:2] == ("sent", None)
+        sent = await received_order(sandbox, "PO-O1", BASDA_ORDER)
+        assert sent.tag == f"{{{BASDA_ORDER}}}Order"
+        assert sent.nsmap == {None: BASDA_ORDER}
+        assert all(etree.QName(e).namespace == BASDA_ORDER for e in sent.iter())
+
+    async def test_an_invoice_is_judged_by_the_official_schema_as_the_portal_sent_it(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """ "The file is validated against the schema and must therefore be schema
+        compliant": in BASDA's namespace it imports; without it, it breaks the schema."""
+        valid = await queue(
+            sandbox, "invoice", in_namespace(invoice(sandbox, "INV-O1"), BASDA_INVOICE)
+        )
+        plain = await queue(sandbox, "invoice", invoice(sandbox, "INV-O2"))
+        await poll(gateway)
+        documents = await ledger(gateway)
+        assert documents[valid] == ("acknowledged", None)
+        assert documents[plain] == ("quarantined", "ebis_schema")

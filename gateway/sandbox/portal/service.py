@@ -156,6 +156,11 @@ async def send_order(call: PortalCall) -> str | bool:
         root = read_xml_text(text.strip(), ebis.LIMITS)
     except DocumentRefused as exc:
         raise InvalidXml(exc.message) from None
+    if etree.QName(root).namespace is not None:
+        # In the namespace of its official schema (BASDA's): read by local names.
+        for element in root.iter():
+            if isinstance(element.tag, str):
+                element.tag = etree.QName(element).localname
     if root.tag != "Order":
         raise InvalidXml(f"the document is not an eBIS-XML Order but {root.tag!r}")
     order_type = root.find("OrderHead/OrderType")

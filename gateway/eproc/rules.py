@@ -164,8 +164,18 @@ def _as_read(
     return reading
 
 
-def _duns(root: etree._Element, expect: Expectations) -> Iterator[Problem]:
-    """The web services handshake: both DUNS numbers present and the ones FMS holds."""
+#: Where an invoice names the school: its Buyer, or (BASDA's Invoice makes Buyer optional)
+#: the party it is addressed to.
+INVOICE_BUYER: Final = ("Buyer/BuyerReferences/DUNS", "InvoiceTo/InvoiceToReferences/DUNS")
+
+
+def _duns(
+    root: etree._Element,
+    expect: Expectations,
+    buyer_paths: tuple[str, ...] = ("Buyer/BuyerReferences/DUNS",),
+) -> Iterator[Problem]:
+    """The web services handshake: both DUNS numbers present and the ones FMS holds (the
+    school's at the first of ``buyer_paths`` the document has)."""
     supplier = text(root, "Supplier/SupplierReferences/DUNS")
     if supplier != expect.supplier_duns:
         yield Problem(
@@ -173,7 +183,7 @@ def _duns(root: etree._Element, expect: Expectations) -> Iterator[Problem]:
             f"the supplier's DUNS is {supplier or 'missing'}; the portal's supplier is "
             f"{expect.supplier_duns}",
         )
-    buyer = text(root, "Buyer/BuyerReferences/DUNS")
+    buyer = next((found for path in buyer_paths if (found := text(root, path))), None)
     if expect.school_duns is None:
         yield Problem("buyer_duns", "the school has no DUNS number to match the buyer's against")
     elif buyer != expect.school_duns:
@@ -365,6 +375,6 @@ def check_invoice(
         problems.append(
             Problem("code_list", f"the code list is {listed or 'missing'}; BASDA is required")
         )
-    problems.extend(_duns(invoice, expect))
+    problems.extend(_duns(invoice, expect, INVOICE_BUYER))
     doc_type = "creditnote" if code == "CRN" else "invoice"
     return Verdict(tuple(problems), (), doc_type, reading.body())

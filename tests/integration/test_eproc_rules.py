@@ -355,6 +355,24 @@ class TestInvoices:
         await poll(gateway)
         assert (await ledger(gateway))[uuid] == ("quarantined", "buyer_duns")
 
+    async def test_a_school_named_as_the_party_invoiced_is_the_buyer(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """BASDA's Invoice makes Buyer optional: an invoice naming the school by the DUNS of
+        InvoiceTo imports; naming another school there, it does not."""
+        uuids = {}
+        for number, duns in (("INV-B2", sandbox.demo.school_duns), ("INV-B3", "111111111")):
+            document = invoice(sandbox, number, buyer_duns=None)
+            references = etree.SubElement(
+                etree.SubElement(document, "InvoiceTo"), "InvoiceToReferences"
+            )
+            etree.SubElement(references, "DUNS").text = duns
+            uuids[number] = await queue(sandbox, "invoice", document)
+        await poll(gateway)
+        entries = await ledger(gateway)
+        assert entries[uuids["INV-B2"]] == ("acknowledged", None)
+        assert entries[uuids["INV-B3"]] == ("quarantined", "buyer_duns")
+
     async def test_a_credit_note_listed_as_an_invoice_reaches_fng_as_a_credit_note(
         self, gateway: Gateway, sandbox: Sandbox
     ) -> None:

@@ -17,12 +17,17 @@ from typing import Final, TextIO, cast
 INTERRUPTED: Final = 130
 OUTPUT_CLOSED: Final = 141
 
+#: The standard streams (0, 1, 2) that were closed when the command started and are now
+#: open on the null device: a command that shows a secret once refuses when 1 is among them.
+reopened: set[int] = set()
+
 
 def _reopen_closed_streams() -> None:
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
         except OSError:
+            reopened.add(fd)
             opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
             if opened != fd:
                 os.dup2(opened, fd)

@@ -149,6 +149,38 @@ class XmlLimits(_Section):
     stream_above_bytes: int = Field(_MIB, ge=0, le=_GIB)
 
 
+#: An HTTP header's name: a token (RFC 9110), letters, digits and ``!#$%&'*+-.^_`|~``.
+_HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def check_http_url(value: str) -> str:
+    """An upstream's base URL: http:// or https://, naming a host, with no user or password
+    in it (the messages never quote it, as it might hold one)."""
+    text = value.strip()
+    forms = "write http://host:port/path or https://host/path"
+    if not text:
+        raise ValueError(f"it is empty: {forms}")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or "://" not in text:
+        raise ValueError(f"it is not an http:// or https:// URL: {forms}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            "it holds a user name or password (user:password@), which the gateway would not "
+            "send and which would show in logs: remove it from the URL"
+        )
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        raise ValueError(f"its port is not a port number (1 to 65535): {forms}")
+    if not parts.hostname:
+        raise ValueError(f"it names no host: {forms}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"it has a query or fragment (? or #), which a base URL cannot: {forms}")
+    return text.rstrip("/")
+
+
 class FngPaths(_Section):
     get_banks: str = "/api/JournalInterface/GetBanks"
     post_journals: str = "/api/JournalInterface/PostJournals"
@@ -160,12 +192,34 @@ class FngPaths(_Section):
     authorised_orders: str = "/api/EProcurement/AuthorisedOrders"
     mark_order_sent: str = "/api/EProcurement/AuthorisedOrders/{id}/Sent"
 
+    @field_validator("*")
+    @classmethod
+    def _a_path(cls, value: str) -> str:
+        text = value.strip()
+        if not text.startswith("/") or any(c.isspace() for c in text):
+            raise ValueError(
+                "not a path: write one starting with '/' (such as /api/JournalInterface/GetBanks)"
+                ", with no spaces, or unset it for the default"
+            )
+        return text
+
 
 class FngHeaders(_Section):
     psk: str = "X-PSK"
     client_id: str = "X-Client-Id"
     scope: str = "scope"
     request_id: str = "X-Request-Id"
+
+    @field_validator("*")
+    @classmethod
+    def _a_header_name(cls, value: str) -> str:
+        text = value.strip()
+        if not _HEADER_NAME.match(text):
+            raise ValueError(
+                "not an HTTP header name: write letters, digits and - (such as X-PSK), with no "
+                "spaces or colon, or unset it for the default"
+            )
+        return text
 
 
 class FngSettings(_Section):
@@ -180,12 +234,22 @@ class FngSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+        return check_http_url(value)
 
 
 class SimsIdSettings(_Section):
     scope: str = "fngapi"
     timeout_seconds: float = Field(10.0, gt=0, le=_MINUTE * 5, allow_inf_nan=False)
+
+    @field_validator("scope")
+    @classmethod
+    def _a_scope(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "it is empty: write the scope SIMS ID grants FNG's API (fngapi), or unset it"
+            )
+        return value.strip()
+
     refresh_before_seconds: float = Field(120.0, ge=0, le=_DAY, allow_inf_nan=False)
     refresh_jitter_seconds: float = Field(30.0, ge=0, le=_HOUR, allow_inf_nan=False)
     retry_seconds: float = Field(5.0, gt=0, le=_HOUR, allow_inf_nan=False)
@@ -296,6 +360,18 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        """An empty address would listen on every interface: refused, not taken so."""
+        if not value.strip():
+            raise ValueError(
+                "an empty address, which would listen on every interface: give one, such as "
+                "127.0.0.1, or 0.0.0.0 for every interface on purpose; or unset it"
+            )
+        return value.strip()
+
     #: Processes of ``serve`` sharing its listening socket (``serve --workers``).
     workers: int = Field(1, ge=1, le=256)
 
@@ -529,6 +605,12 @@ def _check_sqlite_url(
             "this is an in-memory SQLite database, which lasts only as long as one process, "
             "and the gateway needs a store that outlives it: give the path of a file "
             "(sqlite:///path/to/fng-gateway.db), or a PostgreSQL URL"
+        )
+    if query:
+        options = ", ".join(f"{name}=" for name in sorted(query))
+        raise ValueError(
+            f"a SQLite URL takes no options, and the gateway would ignore {options}: remove "
+            "everything from the '?' (sqlite:///path/to/fng-gateway.db)"
         )
 
 

@@ -10,9 +10,10 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from gateway.errors import NotFound, RegistryError
+from gateway.errors import NotFound
 from gateway.store import Store
 from gateway.store.tables import admin_tokens
+from gateway.tenancy.identifiers import TOKEN_NAME, check
 from gateway.tenancy.records import audit
 from gateway.tenancy.service import insert_unique
 
@@ -30,8 +31,7 @@ class AdminTokens:
 
     async def create(self, name: str) -> str:
         """A new token for operator ``name``; this is the only time it is seen."""
-        if not 1 <= len(name) <= 100:
-            raise RegistryError("a token's name has 1 to 100 characters")
+        check(TOKEN_NAME, name)  # the --actor rule: it names the operator in the audit log
         token = PREFIX + secrets.token_urlsafe(32)
         async with self._store.write() as conn:
             await insert_unique(

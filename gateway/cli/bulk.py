@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import csv
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from gateway.cli.common import REFUSED, actor, show, with_actor, with_json, with_store
@@ -56,6 +58,39 @@ header is line 1) and nothing is written (exit code 1). Otherwise everything is 
 one transaction. Generated partner keys are shown once: in the --keys-out file, which the
 import then requires.
 """
+
+
+INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """Ctrl-C, acted on at a point where the import's transaction rolls back cleanly."""
+
+
+class Interrupts:
+    """SIGINT during an import, noted rather than raised: the import stops at its next check
+    while its transaction is open (so it rolls back: nothing imported, no keys file); once
+    the generated keys are saved the transaction commits whatever comes (so no key is
+    stored that is not in the keys file), and the interrupt is reported after."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.committing = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Interrupts:
+        self._previous = signal.signal(signal.SIGINT, self._noted)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _noted(self, _signal: int, _frame: FrameType | None) -> None:
+        self.count += 1
+
+    def check(self) -> None:
+        if self.count and not self.committing:
+            raise Interrupted
 
 
 class ProgressBar:
@@ -133,9 +168,15 @@ def _write_keys(descriptor: int, keys: Sequence[GeneratedKey]) -> None:
 
 
 async def schools_import(args: argparse.Namespace) -> int:
-    from gateway.tenancy.bulk import BulkImportError, import_schools
 
     who = actor(args)  # before the keys file is made: a refused actor leaves none
+    with Interrupts() as interrupts:
+        return await _import(args, who, interrupts)
+
+
+async def _import(args: argparse.Namespace, who: str, interrupts: Interrupts) -> int:
+    from gateway.tenancy.bulk import BulkImportError, import_schools
+
     text = await asyncio.to_thread(_read, args.file)
     keys_out: Path | None = args.keys_out
     descriptor = (
@@ -144,21 +185,36 @@ async def schools_import(args: argparse.Namespace) -> int:
     drawn = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = ProgressBar(sys.stderr) if drawn else None
     summary: dict[str, Any] = {}
+    committed = False
+
+    def progress(phase: str, done: int, total: int) -> None:
+        interrupts.check()  # in the transaction: an interrupt rolls it back
+        if bar is not None:
+            bar(phase, done, total)
 
     async def save_keys(keys: Sequence[GeneratedKey]) -> None:
         assert descriptor is not None
+        interrupts.check()
         await asyncio.to_thread(_write_keys, descriptor, keys)
+        # The keys are on disk: from here the transaction commits, interrupted or not.
+        interrupts.committing = True
 
     async def action(store: Store, box: SecretBox) -> Any:
-        report = await import_schools(
-            store,
-            box,
-            who,
-            text,
-            progress=bar,
-            generate_keys=descriptor is not None,
-            save_keys=save_keys if descriptor is not None else None,
-        )
+        nonlocal committed
+        interrupts.check()
+        try:
+            report = await import_schools(
+                store,
+                box,
+                who,
+                text,
+                progress=progress,
+                generate_keys=descriptor is not None,
+                save_keys=save_keys if descriptor is not None else None,
+            )
+        finally:
+            interrupts.committing = False
+        committed = True
         summary.update(report.summary())
         if bar is not None:
             bar.close()
@@ -170,6 +226,9 @@ async def schools_import(args: argparse.Namespace) -> int:
 
     try:
         code = await with_store(action, args)
+    except Interrupted:
+        print("fng-gateway: interrupted: nothing was imported", file=sys.stderr)
+        return INTERRUPTED
     except BulkImportError as exc:
         if args.json:
             problems = [{"line": line, "message": message} for line, message in exc.problems]
@@ -187,11 +246,19 @@ async def schools_import(args: argparse.Namespace) -> int:
             bar.close()
         if descriptor is not None:
             os.close(descriptor)
-            if keys_out is not None and not summary.get("generated_keys"):
-                await asyncio.to_thread(_discard, keys_out)  # refused, or no key to keep
+            # Removed only when the import did not commit (refused, failed, interrupted), or
+            # committed without generating a key; never when it committed generated keys.
+            if keys_out is not None and not (committed and summary.get("generated_keys")):
+                _discard(keys_out)
     if not args.json:
         generated = summary["generated_keys"]
         print(f"generated partner keys: {generated}" + (f", in {keys_out}" if generated else ""))
+    if interrupts.count:
+        kept = f"; the generated keys are in {keys_out}" if summary.get("generated_keys") else ""
+        print(
+            f"fng-gateway: interrupted too late to stop it: the import was committed{kept}",
+            file=sys.stderr,
+        )
     return code
 
 

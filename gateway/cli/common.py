@@ -38,7 +38,22 @@ UNAVAILABLE: Final = 4  # the store, a setting, a port or a master key is missin
 INTERNAL: Final = 5  # an unexpected failure: a bug
 
 
+def usage_error(message: str) -> CallerError:
+    """A refusal of the command line that argparse cannot see: exit code 2."""
+    error = CallerError(message)
+    error.cli_exit_code = USAGE  # type: ignore[attr-defined]
+    return error
+
+
+#: ``raise UsageError("…")``: a usage refusal, exit code 2. A factory, not a class: every
+#: GatewayError class is drawn in gateway.errors, and this is a CallerError marked for the CLI.
+UsageError = usage_error
+
+
 def exit_code(error: GatewayError) -> int:
+    given = getattr(error, "cli_exit_code", None)
+    if isinstance(given, int):
+        return given
     if isinstance(error, NotFound):
         return NOT_FOUND
     if isinstance(error, (ConfigurationError, StoreUnavailable)):
@@ -82,6 +97,13 @@ def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str
     """A secret from ``--{what}-stdin`` or ``--{what}-env VAR``; never from an argument."""
     option = what.replace(" ", "_")
     variable = getattr(args, f"{option}_env", None)
+    from_stdin = getattr(args, f"{option}_stdin", False)
+    if variable and from_stdin:
+        flag = what.replace(" ", "-")
+        raise usage_error(
+            f"--{flag}-stdin and --{flag}-env both give the {what.replace('fng', 'FNG')}: "
+            "give one of them"
+        )
     if variable:
         if variable not in os.environ:
             flag = what.replace(" ", "-")
@@ -93,9 +115,14 @@ def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str
         if not value:
             raise ConfigurationError(f"the environment variable {variable} is empty")
         return value
-    if getattr(args, f"{option}_stdin", False):
+    if from_stdin:
         try:
-            value = sys.stdin.buffer.read().decode("utf-8").strip()
+            if sys.stdin.isatty():  # typed: not echoed, and asked for
+                value = getpass.getpass(
+                    f"{what.replace('fng', 'FNG')} (not echoed): ", stream=sys.stderr
+                ).strip()
+            else:
+                value = sys.stdin.buffer.read().decode("utf-8").strip()
         except UnicodeDecodeError:
             raise CallerError(f"the {what} on standard input is not UTF-8 text") from None
         if not value:
@@ -151,10 +178,31 @@ def with_actor(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def require_output(shown: str) -> None:
+    """Refuse, before anything changes, a command that shows ``shown`` once when standard
+    output was closed when the command started (it is then the null device)."""
+    from gateway.command import reopened
+
+    if 1 in reopened:
+        raise usage_error(
+            f"standard output is closed: the {shown} would be shown to nobody; run the "
+            "command with standard output open (to a terminal or a file)"
+        )
+
+
 async def with_store(
-    action: Callable[[Store, SecretBox], Awaitable[Any]], args: argparse.Namespace
+    action: Callable[[Store, SecretBox], Awaitable[Any]],
+    args: argparse.Namespace,
+    *,
+    shown_once: tuple[str, str] | None = None,
 ) -> int:
-    """Open the store (migrated first, unless turned off), run ``action``, print its result."""
+    """Open the store (migrated first, unless turned off), run ``action``, print its result.
+
+    ``shown_once`` (what the result shows once, what to do if it is lost) is for a command
+    whose result holds a secret shown once: it is refused when standard output is closed,
+    and a failure to write its result says so, with what to do."""
+    if shown_once is not None:
+        require_output(shown_once[0])
     from gateway.store import create_store
     from gateway.store.engine import sqlite_file_problem
     from gateway.store.migrate import make_ready
@@ -172,8 +220,32 @@ async def with_store(
         result = await action(store, box)
     finally:
         await store.close()
-    show(result, getattr(args, "json", False))
+    try:
+        show(result, getattr(args, "json", False))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if shown_once is None:
+            raise
+        _lost(shown_once, "the reader of standard output went away")
+    except OSError as exc:
+        if shown_once is None:
+            raise StoreUnavailable(
+                f"standard output cannot be written ({exc.strerror or exc})"
+            ) from None
+        _lost(shown_once, exc.strerror or str(exc))
     return DONE
+
+
+def _lost(shown_once: tuple[str, str], why: str) -> None:
+    # Nothing more can be written to standard output, not even when Python flushes it.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    shown, remedy = shown_once
+    raise StoreUnavailable(
+        f"the change was made, but the {shown} could not be written to standard output "
+        f"({why}): it is lost; {remedy}"
+    )
 
 
 def new_sqlite_file(url: str) -> Path | None:

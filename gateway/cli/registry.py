@@ -23,10 +23,17 @@ from gateway.tenancy.identifiers import (
     AUDIT_SUBJECT,
     CLIENT_ID,
     CLIENT_SECRET,
+    CURRENCY_CODE,
     DATABASE_NAME,
+    DUNS_NUMBER,
+    ESTABLISHMENT,
+    FNG_KEY,
     ID,
+    LA,
+    LANGUAGE_CODE,
     LIMIT,
     MAX_SYSTEMS,
+    PARTNER_KEY,
     PASSWORD_DAYS,
     POLL_SECONDS,
     PORTAL_NAME,
@@ -42,6 +49,7 @@ from gateway.tenancy.identifiers import (
     USERNAME,
     VENDOR_NAME,
     Bounded,
+    Text,
     check,
 )
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface
@@ -114,11 +122,16 @@ def _stdin_or_env(what: str) -> str:
     return f"--{flag}-stdin or --{flag}-env"
 
 
-async def _store(action: Callable[[Store, SecretBox], Awaitable[Any]], args: Namespace) -> int:
-    """``with_store``, once the actor is known to be one the audit log can record."""
+async def _store(
+    action: Callable[[Store, SecretBox], Awaitable[Any]],
+    args: Namespace,
+    shown_once: tuple[str, str] | None = None,
+) -> int:
+    """``with_store``, once the actor is known to be one the audit log can record;
+    ``shown_once`` for a command whose result shows a secret once."""
     if hasattr(args, "actor"):
         actor(args)
-    return await with_store(action, args)
+    return await with_store(action, args, shown_once=shown_once)
 
 
 def _admin(store: Store, box: SecretBox, args: Namespace) -> TenancyAdmin:
@@ -188,6 +201,12 @@ async def vendors_set_secret(args: Namespace) -> int:
 
 async def schools_add(args: Namespace) -> int:
     check(SCHOOL_NAME, args.name, given_as="NAME")
+    check(LA, args.la, given_as="--la")
+    check(ESTABLISHMENT, args.establishment, given_as="--establishment")
+    if args.duns is not None:
+        check(DUNS_NUMBER, args.duns, given_as="--duns")
+    check(LANGUAGE_CODE, args.language, given_as="--language")
+    check(CURRENCY_CODE, args.currency, given_as="--currency")
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         school_id = await _admin(store, box, args).add_school(
@@ -217,6 +236,9 @@ async def databases_add(args: Namespace) -> int:
     assert fng_key is not None
     partner_key = secret(args, "partner key", required=False)
     check(DATABASE_NAME, args.name, given_as="--name")
+    check(FNG_KEY, fng_key, given_as=_stdin_or_env("fng key"))
+    if partner_key is not None:
+        check(PARTNER_KEY, partner_key, given_as=_stdin_or_env("partner key"))
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         created = await _admin(store, box, args).add_database(
@@ -236,7 +258,12 @@ async def databases_add(args: Namespace) -> int:
             "partner_key_fingerprint": _fingerprint(created.partner_key),
         }
 
-    return await _store(action, args)
+    shown = (
+        ("generated partner key", "rotate it with 'fng-gateway keys rotate' (then promote)")
+        if partner_key is None
+        else None
+    )
+    return await _store(action, args, shown)
 
 
 async def databases_list(args: Namespace) -> int:
@@ -253,6 +280,16 @@ async def keys(args: Namespace) -> int:
         else settings().keys.retire_grace_seconds
     )
     given = secret(args, "key", required=False) if args.action == "rotate" else None
+    if given is not None:
+        check(PARTNER_KEY, given, given_as=_stdin_or_env("key"))
+    shown = (
+        (
+            "next partner key",
+            f"cancel it with 'fng-gateway keys cancel {args.database}' and rotate again",
+        )
+        if args.action == "rotate" and given is None
+        else None
+    )
 
     async def action(store: Store, box: SecretBox) -> Any:
         from gateway.tenancy.rotation import KeyRotation
@@ -295,18 +332,20 @@ async def keys(args: Namespace) -> int:
             await rotation.retire_now(args.database)
         return {"database_id": args.database, "done": args.action}
 
-    return await _store(action, args)
+    return await _store(action, args, shown)
 
 
 async def fng_key(args: Namespace) -> int:
     key = secret(args, "key") if args.action == "set" else None
+    if key is not None:
+        check(FNG_KEY, key, given_as=_stdin_or_env("key"))
 
     async def action(store: Store, box: SecretBox) -> dict[str, Any]:
         from gateway.tenancy.rotation import KeyRotation
 
         rotation = KeyRotation(store, box, actor(args))
         if key is not None:
-            await rotation.set_next_fng_key(args.database, key)
+            await _admin(store, box, args).set_next_fng_key(args.database, key)
             return {
                 "database_id": args.database,
                 "next_fng_key": "stored",
@@ -334,7 +373,15 @@ async def accounts_add(args: Namespace) -> int:
             result["password"] = created.password
         return result
 
-    return await _store(action, args)
+    shown = (
+        (
+            "generated password",
+            f"set a new one with 'fng-gateway accounts password {args.username}'",
+        )
+        if password is None
+        else None
+    )
+    return await _store(action, args, shown)
 
 
 async def accounts_list(args: Namespace) -> int:
@@ -385,7 +432,15 @@ async def accounts_password(args: Namespace) -> int:
             result["password"] = new
         return result
 
-    return await _store(action, args)
+    shown = (
+        (
+            "generated password",
+            f"run 'fng-gateway accounts password {args.username}' again",
+        )
+        if password is None
+        else None
+    )
+    return await _store(action, args, shown)
 
 
 async def accounts_access(args: Namespace) -> int:
@@ -505,8 +560,10 @@ async def audit(args: Namespace) -> int:
 
 
 async def admin_tokens(args: Namespace) -> int:
-    if args.action in ("create", "revoke"):
+    if args.action == "create":
         check(TOKEN_NAME, args.name, given_as="NAME")
+    elif args.action == "revoke":  # a token named before the rule was tightened, too
+        check(Text(TOKEN_NAME.what, TOKEN_NAME.max_length), args.name, given_as="NAME")
 
     async def action(store: Store, _box: SecretBox) -> Any:
         from gateway.admin.tokens import AdminTokens
@@ -523,7 +580,15 @@ async def admin_tokens(args: Namespace) -> int:
             return {"name": args.name, "revoked": True}
         return await tokens.list()
 
-    return await _store(action, args)
+    shown = (
+        (
+            "token",
+            f"revoke it with 'fng-gateway admin-tokens revoke {args.name}' and create another",
+        )
+        if args.action == "create"
+        else None
+    )
+    return await _store(action, args, shown)
 
 
 # -- the parsers -----------------------------------------------------------------------------------

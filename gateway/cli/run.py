@@ -13,11 +13,11 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import DONE, INTERNAL, new_sqlite_file, settings
+from gateway.cli.common import DONE, INTERNAL, UsageError, new_sqlite_file, settings
 from gateway.errors import ConfigurationError, StoreUnavailable
 
 log = logging.getLogger("gateway.cli")
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gateway.config import Settings
+    from gateway.store import Store
+    from gateway.tenancy.secrets import SecretBox
 
 # The application is imported by the commands that run it, so that the command line starts
 # quickly.
@@ -49,9 +51,14 @@ async def _serve_until_stopped(
             await runner.cleanup()
 
 
-async def _runner(app: web.Application, grace_seconds: float) -> web.AppRunner:
+async def _runner(
+    app: web.Application,
+    grace_seconds: float,
+    ready: Callable[[], Awaitable[None]] | None = None,
+) -> web.AppRunner:
     """``app`` set up to serve (our access log, our signal handling, calls in flight given
-    ``grace_seconds`` at shutdown), not yet listening."""
+    ``grace_seconds`` at shutdown), not yet listening. ``ready``, when given, runs once the
+    app is set up (its store up) and may refuse."""
     from aiohttp import web
 
     from gateway.observability.logging import AccessLogger
@@ -60,6 +67,12 @@ async def _runner(app: web.Application, grace_seconds: float) -> web.AppRunner:
         app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=grace_seconds
     )
     await runner.setup()
+    if ready is not None:
+        try:
+            await ready()
+        except BaseException:
+            await runner.cleanup()
+            raise
     return runner
 
 
@@ -70,23 +83,28 @@ async def _start(
     grace_seconds: float = 25.0,
     *,
     option: str = "--port",
+    host_option: str = "--host",
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[web.AppRunner, int]:
     """Start ``app`` listening on ``host:port``; ``option`` is how the user chooses the port,
-    named when it cannot be used."""
+    named when it cannot be used, and ``host_option`` the address. ``ready``, when given,
+    runs once the app is set up (its store up) and before it listens, and may refuse."""
     from aiohttp import web
 
-    runner = await _runner(app, grace_seconds)
+    runner = await _runner(app, grace_seconds, ready)
     try:
         # A burst of callers (a payment provider posting for many schools at once) waits in
         # the listen queue rather than being refused: 1024, not 128.
         await web.TCPSite(runner, host, port, backlog=1024).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigurationError(_listen_failure(exc, host, port, option)) from None
+        raise ConfigurationError(_listen_failure(exc, host, port, option, host_option)) from None
     return runner, int(runner.addresses[0][1])  # the bound port, when 0 was asked for
 
 
-def _listen_failure(exc: OSError, host: str, port: int, option: str) -> str:
+def _listen_failure(
+    exc: OSError, host: str, port: int, option: str, host_option: str = "--host"
+) -> str:
     if exc.errno == errno.EADDRINUSE:
         return (
             f"port {port} on {host} is already in use (another fng-gateway?): stop what holds "
@@ -95,8 +113,13 @@ def _listen_failure(exc: OSError, host: str, port: int, option: str) -> str:
     if exc.errno == errno.EACCES:
         return f"this user may not listen on port {port}: choose a port above 1023 with {option}"
     if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
-        return f"cannot listen on {host!r}: it is not an address of this machine; correct --host"
-    return f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host and {option}"
+        return (
+            f"cannot listen on {host!r}: it is not an address of this machine; correct "
+            f"{host_option}"
+        )
+    return (
+        f"cannot listen on {host}:{port} ({exc.strerror or exc}): check {host_option} and {option}"
+    )
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -130,20 +153,81 @@ async def serve(args: argparse.Namespace) -> int:
         if config.workers > 1:
             return await _supervise(config)
     app = create_app(config, box=box)
+
+    async def keys_open_secrets() -> None:
+        from gateway.app import STORE
+
+        await _check_master_keys(app[STORE], box)
+
     if args.listen_fd is not None:
-        runner = await _start_on(app, args.listen_fd, config.shutdown.grace_seconds)
+        runner = await _start_on(
+            app, args.listen_fd, config.shutdown.grace_seconds, ready=keys_open_secrets
+        )
     else:
-        runner, port = await _start(app, config.host, config.port, config.shutdown.grace_seconds)
+        runner, port = await _start(
+            app,
+            config.host,
+            config.port,
+            config.shutdown.grace_seconds,
+            option=_chosen("--port", "port", args),
+            host_option=_chosen("--host", "host", args),
+            ready=keys_open_secrets,
+        )
         print(f"fng-gateway listening on http://{config.host}:{port}", file=sys.stderr)
     await _serve_until_stopped([runner], lambda: begin_draining(app), config.shutdown.drain_seconds)
     return DONE
 
 
-async def _start_on(app: web.Application, fd: int, grace_seconds: float) -> web.AppRunner:
+def _chosen(option: str, name: str, args: argparse.Namespace) -> str:
+    """How the user chose a setting: the option, or FNG_GATEWAY_… (environment or file)."""
+    if getattr(args, name, None) is not None:
+        return option
+    variable = f"FNG_GATEWAY_{name.upper()}"
+    config_file = os.environ.get("FNG_GATEWAY_CONFIG_FILE")
+    if variable not in os.environ and config_file:
+        return f"{name} in {config_file} (or {option})"
+    return f"{variable} (or {option})"
+
+
+async def _check_master_keys(store: Store, box: SecretBox) -> None:
+    """Refuse to start when the store holds encrypted secrets and the master keys decrypt
+    none of them (the wrong keys). Stops at the first secret they decrypt, which is the
+    first one tried when the keys are right; when some decrypt and others do not, each
+    unusable one is warned of when it is used."""
+    import sqlalchemy as sa
+
+    from gateway.tenancy.reencrypt import ENCRYPTED
+
+    tried = 0
+    async with store.read() as conn:
+        for table, columns, _kind in ENCRYPTED:
+            for column in columns:
+                query = sa.select(table.c[column]).where(table.c[column].is_not(None))
+                for (token,) in (await conn.execute(query)).all():
+                    tried += 1
+                    try:
+                        box.decrypt(token)
+                    except ConfigurationError:
+                        continue
+                    return
+    if tried:
+        raise ConfigurationError(
+            f"the master keys decrypt none of the {tried} stored secret(s): give "
+            "FNG_GATEWAY_MASTER_KEYS (or FNG_GATEWAY_MASTER_KEYS_FILE) the master key they "
+            "were stored under (a new key goes first, the old one after it)"
+        )
+
+
+async def _start_on(
+    app: web.Application,
+    fd: int,
+    grace_seconds: float,
+    ready: Callable[[], Awaitable[None]] | None = None,
+) -> web.AppRunner:
     """Start ``app`` on the listening socket a supervisor handed down."""
     from aiohttp import web
 
-    runner = await _runner(app, grace_seconds)
+    runner = await _runner(app, grace_seconds, ready)
     await web.SockSite(runner, socket.socket(fileno=fd)).start()
     return runner
 
@@ -160,7 +244,9 @@ async def _supervise(config: Settings) -> int:
     try:
         listener = socket.create_server((config.host, config.port), backlog=1024)
     except OSError as exc:
-        raise ConfigurationError(_listen_failure(exc, config.host, config.port, "--port")) from None
+        raise ConfigurationError(
+            _listen_failure(exc, config.host, config.port, "--port", "--host or FNG_GATEWAY_HOST")
+        ) from None
     with listener:
         store = create_store(config.database_url)
         try:
@@ -223,6 +309,8 @@ async def migrate(_args: argparse.Namespace) -> int:
 async def new_key(_args: argparse.Namespace) -> int:
     from gateway.tenancy.secrets import SecretBox
 
+    # As every command: a mistyped FNG_GATEWAY_ variable or a missing config file stops it.
+    settings()
     print(SecretBox.new_key())
     return DONE
 
@@ -236,13 +324,20 @@ async def sandbox(args: argparse.Namespace) -> int:
     from gateway.tenancy.secrets import SecretBox
     from gateway.tenancy.service import TenancyAdmin
 
-    if args.sandbox_port is None and args.port == 65535:
-        raise ConfigurationError(
-            "the sandbox's port would be the gateway's plus one, 65536: choose it with "
-            "--sandbox-port"
-        )
+    # What the command line gave, before the settings fill in what it did not.
+    args.given = argparse.Namespace(host=args.host, port=args.port)
     with tempfile.TemporaryDirectory(prefix="fng-gateway-sandbox-") as data:
         data_dir = Path(data)
+        store_url = f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}"
+        if args.upstreams_only:  # the gateway runs apart: its FNG_GATEWAY_HOST/PORT are its own
+            args.host = args.host or "127.0.0.1"
+            args.port = 8080 if args.port is None else args.port
+        else:  # --host and --port, else FNG_GATEWAY_HOST and FNG_GATEWAY_PORT, as serve does
+            given = {name: getattr(args, name) for name in ("host", "port")}
+            given = {name: value for name, value in given.items() if value is not None}
+            chosen = settings(**given, database_url=store_url, admin={"enabled": True})
+            args.host, args.port = chosen.host, chosen.port
+        _check_sandbox_ports(args)
         state = await SandboxState.open(f"sqlite+aiosqlite:///{data_dir / 'sandbox.db'}")
         sandbox_port = (
             args.sandbox_port
@@ -267,7 +362,7 @@ async def sandbox(args: argparse.Namespace) -> int:
         config = settings(
             host=args.host,
             port=args.port,
-            database_url=f"sqlite+aiosqlite:///{data_dir / 'gateway.db'}",
+            database_url=store_url,
             fng={"base_url": f"{sandbox_url}/fng"},
             admin={"enabled": True},
             # A person reads this console: plain text, unless asked otherwise.
@@ -277,7 +372,13 @@ async def sandbox(args: argparse.Namespace) -> int:
         box = SecretBox([SecretBox.new_key().encode()])
         app = create_app(config, box=box)
         try:
-            runner, port = await _start(app, args.host, args.port)
+            runner, port = await _start(
+                app,
+                args.host,
+                args.port,
+                option=_chosen("--port", "port", args.given),
+                host_option=_chosen("--host", "host", args.given),
+            )
         except BaseException:
             await sandbox_runner.cleanup()
             await state.close()
@@ -304,13 +405,38 @@ async def sandbox(args: argparse.Namespace) -> int:
             "admin": {"url": f"{gateway_url}/admin/", "token": admin_token},
         }
         if args.info_file:
-            await asyncio.to_thread(_write_private, args.info_file, json.dumps(info, indent=2))
+            await _write_info(args.info_file, info)
         _print_welcome(info)
         try:
             await _serve_until_stopped([sandbox_runner, runner], lambda: begin_draining(app), 0)
         finally:
             await state.close()
     return DONE
+
+
+def _check_sandbox_ports(args: argparse.Namespace) -> None:
+    """The gateway's port and the sandbox's, once chosen: two, and both ports."""
+    if args.sandbox_port is None and args.port == 65535:
+        raise ConfigurationError(
+            "the sandbox's port would be the gateway's plus one, 65536: choose it with "
+            "--sandbox-port"
+        )
+    if args.sandbox_port is not None and args.sandbox_port == args.port != 0:
+        where = "--port" if args.given.port is not None else "FNG_GATEWAY_PORT"
+        raise UsageError(
+            f"{where} and --sandbox-port are both {args.port}, and the gateway and its sandbox "
+            "each need a port of their own: give them two different ports"
+        )
+
+
+async def _write_info(path: Path, info: dict[str, Any]) -> None:
+    try:
+        await asyncio.to_thread(_write_private, path, json.dumps(info, indent=2))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the --info-file {path} ({exc.strerror or type(exc).__name__}): give "
+            "the path of a file this user may write"
+        ) from None
 
 
 async def _upstreams_only(
@@ -323,7 +449,7 @@ async def _upstreams_only(
     config = settings(log_format=os.environ.get("FNG_GATEWAY_LOG_FORMAT", "text"))
     configure_logging(config.log_level, config.log_format)
     if args.info_file:
-        await asyncio.to_thread(_write_private, args.info_file, json.dumps(info, indent=2))
+        await _write_info(args.info_file, info)
     _print_upstreams(info)
     await _serve_until_stopped([runner], lambda: None, 0)
 
@@ -359,6 +485,8 @@ def _workers(text: str) -> int:
 
 def _writable(path: str) -> Path:
     """A file a command will write: its directory must exist, and it must not be one."""
+    if not path.strip():
+        raise argparse.ArgumentTypeError("the file name is empty: give the path of a file")
     file = Path(path)
     if file.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a directory: give a file's path")
@@ -366,6 +494,8 @@ def _writable(path: str) -> Path:
         raise argparse.ArgumentTypeError(f"the directory of {path} does not exist")
     if not os.access(file.parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"this user may not write in the directory of {path}")
+    if file.exists() and not os.access(file, os.W_OK):
+        raise argparse.ArgumentTypeError(f"this user may not write the file {path}")
     return file
 
 
@@ -469,9 +599,15 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
         ),
     )
     parser.add_argument(
-        "--host", type=_host, default="127.0.0.1", help="the address both listen on"
+        "--host",
+        type=_host,
+        help="the address both listen on (default FNG_GATEWAY_HOST, or 127.0.0.1)",
     )
-    parser.add_argument("--port", type=_port, default=8080, help="the gateway's port (0: any free)")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        help="the gateway's port (default FNG_GATEWAY_PORT, or 8080; 0: any free)",
+    )
     parser.add_argument(
         "--sandbox-port",
         type=_port,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
 import logging
 import os
 import socket
@@ -121,7 +122,33 @@ def sqlite_file_problem(url: str | URL) -> str | None:
     ):
         return None
     fix = "or set FNG_GATEWAY_DATABASE_URL to another"
-    path = Path(database).resolve()
+    try:
+        return _sqlite_path_problem(Path(database), fix)
+    except RuntimeError:  # Python before 3.13: a symlink loop, as resolve() finds it
+        return _looping(database, fix)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _looping(database, fix)
+        if exc.errno == errno.ENAMETOOLONG:
+            return (
+                f"the SQLite path in FNG_GATEWAY_DATABASE_URL has a name too long for this "
+                f"system ({len(database)} characters): give a shorter path, {fix}"
+            )
+        return (
+            f"the SQLite path {database} cannot be used ({exc.strerror or exc}): give the path "
+            f"of a file this user may read and write, {fix}"
+        )
+
+
+def _looping(database: str, fix: str) -> str:
+    return (
+        f"the SQLite path {database} is a symbolic link that leads back to itself: give the "
+        f"path of a file, {fix}"
+    )
+
+
+def _sqlite_path_problem(given: Path, fix: str) -> str | None:
+    path = given.resolve(strict=False)
     if path.is_dir():
         return (
             f"the SQLite store {path} is a directory: give FNG_GATEWAY_DATABASE_URL the path of "

@@ -58,6 +58,17 @@ URL_PATTERN: Final = (
 PEM_PRIVATE_KEY_PATTERN: Final = r"-----BEGIN (RSA )?PRIVATE KEY-----"
 
 CONTROL_CHARACTER: Final = re.compile(f"[{_CONTROL}]")
+#: Invisible and bidirectional-control characters (soft hyphen, zero-width, LRM/RLM, the
+#: embeddings, overrides and isolates, word joiners, BOM) and spaces other than the space:
+#: a name shown in the audit log holds none, so that none displays as another.
+_INVISIBLE: Final = (
+    r"\u00a0\u00ad\u061c\u115f\u1160\u1680\u180e\u2000-\u200f\u202a-\u202f"
+    r"\u205f-\u206f\u3000\u3164\ufeff\ufff9-\ufffb"
+)
+#: An actor's name: one line of printable characters, none invisible, not blank.
+ACTOR_PATTERN: Final = (
+    rf"^[^{_CONTROL}{_INVISIBLE}]*[^\s{_CONTROL}{_INVISIBLE}][^{_CONTROL}{_INVISIBLE}]*$"
+)
 
 
 def check(rule: Rule, value: object, *, given_as: str | None = None) -> None:
@@ -210,6 +221,13 @@ class PrivateKey(Rule):
     what: str
 
     def problem(self, value: object) -> str | None:
+        if isinstance(value, str) and (
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----" in value or "Proc-Type: 4,ENCRYPTED" in value
+        ):
+            return (
+                "is encrypted (protected by a passphrase): give the vendor's RSA private key "
+                "unencrypted (openssl pkey -in KEY.pem -out PLAIN.pem decrypts it)"
+            )
         if not isinstance(value, str) or re.search(PEM_PRIVATE_KEY_PATTERN, value) is None:
             return (
                 "is not a PEM private key (-----BEGIN PRIVATE KEY----- …): private_key_jwt "
@@ -269,6 +287,10 @@ class Actor(Rule):
 
     what: str
     max_length: int
+
+    @property
+    def constraints(self) -> StringConstraints:
+        return StringConstraints(min_length=1, max_length=self.max_length, pattern=ACTOR_PATTERN)
 
     def problem(self, value: object) -> str | None:
         if not isinstance(value, str) or not value:
@@ -350,6 +372,39 @@ PASSWORD_DAYS: Final = Bounded(
 
 AUDIT_SUBJECT: Final = Text("the audit subject", 200)
 #: An operator's token name: the admin API's actor is ``admin:NAME``, within MAX_ACTOR.
-TOKEN_NAME: Final = Text("an operator's name", MAX_ACTOR - len("admin:"))
+TOKEN_NAME: Final = Actor("an operator's name", MAX_ACTOR - len("admin:"))
 #: The name a command records as ``cli:NAME``.
 CLI_ACTOR: Final = Actor("the name recorded in the audit log", MAX_ACTOR - len("cli:"))
+
+# -- schools' codes and keys, as rules (the same patterns, for messages that name an option) ----
+
+LA: Final = Matching("the LA number", LA_NUMBER.pattern, "must be 3 digits")
+ESTABLISHMENT: Final = Matching(
+    "the establishment number", ESTABLISHMENT_NUMBER.pattern, "must be 4 digits"
+)
+DUNS_NUMBER: Final = Matching("the DUNS number", DUNS.pattern, "must be 9 digits (or a GLN, 13)")
+LANGUAGE_CODE: Final = Matching(
+    "the language", LANGUAGE.pattern, "must be a code such as en or en-GB"
+)
+CURRENCY_CODE: Final = Matching(
+    "the currency", CURRENCY.pattern, "must be a three-letter code such as GBP"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Guid(Rule):
+    """A key: a GUID, such as 0f8fad5b-d9cb-469f-a165-70867728950e (any case, braces
+    allowed)."""
+
+    what: str
+
+    def problem(self, value: object) -> str | None:
+        from gateway.tenancy.keys import normalise_key
+
+        if not isinstance(value, str) or normalise_key(value) is None:
+            return "must be a GUID, such as 0f8fad5b-d9cb-469f-a165-70867728950e"
+        return None
+
+
+FNG_KEY: Final = Guid("the FNG key")
+PARTNER_KEY: Final = Guid("the partner key")

@@ -32,7 +32,7 @@ from gateway.tenancy.model import KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
 from gateway.tenancy.records import audit, partner_key_row
 from gateway.tenancy.secrets import SecretBox
-from gateway.tenancy.service import insert_unique, require
+from gateway.tenancy.service import TenancyAdmin, insert_unique, require
 
 
 def _now() -> datetime:
@@ -172,18 +172,9 @@ class KeyRotation:
     # -- FNG keys ----------------------------------------------------------------------------
 
     async def set_next_fng_key(self, database_id: int, key: str) -> None:
-        value = normalise_key(key)
-        if value is None:
-            raise RegistryError("an FNG key must be a GUID")
-        async with self._store.write() as conn:
-            updated = await conn.execute(
-                databases.update()
-                .where(databases.c.id == database_id)
-                .values(fng_key_next_enc=self._box.encrypt(value))
-            )
-            if updated.rowcount != 1:
-                raise NotFound(f"there is no database {database_id}")
-            await audit(conn, self.actor, "fng_key.next", f"database:{database_id}")
+        """FNG's next key for a database, checked as every FNG key is (see
+        :meth:`TenancyAdmin.set_next_fng_key`)."""
+        await TenancyAdmin(self._store, self._box, self.actor).set_next_fng_key(database_id, key)
 
     async def promote_fng_key(self, database_id: int) -> None:
         async with self._store.write() as conn:

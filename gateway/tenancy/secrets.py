@@ -8,6 +8,9 @@ symlink the file's path goes through.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +30,22 @@ def parse_master_keys(text: str) -> list[bytes]:
     return keys
 
 
+#: A Fernet key as Fernet.generate_key writes it: 32 bytes in URL-safe base64, 44 characters.
+_FERNET_KEY = re.compile(rb"^[A-Za-z0-9_-]{43}=$")
+
+
+def _is_fernet_key(key: bytes) -> bool:
+    """Exactly a Fernet key: base64 decoding alone would drop what follows the 44th
+    character, or bits a key never has, and take a mistyped key in silence."""
+    if not _FERNET_KEY.match(key):
+        return False
+    try:
+        raw = base64.b64decode(key, altchars=b"-_", validate=True)
+    except binascii.Error:
+        return False
+    return len(raw) == 32 and base64.urlsafe_b64encode(raw) == key
+
+
 def _fernet(keys: Sequence[bytes]) -> MultiFernet:
     if not keys:
         raise ConfigurationError(
@@ -35,13 +54,23 @@ def _fernet(keys: Sequence[bytes]) -> MultiFernet:
         )
     fernets = []
     for number, key in enumerate(keys, 1):
+        valid = _is_fernet_key(key)
         try:
-            fernets.append(Fernet(key))
+            fernet = Fernet(key) if valid else None
         except ValueError:
+            fernet = None
+        if fernet is None:
+            hint = (
+                " (separate keys with commas, spaces or newlines; ';' is no separator)"
+                if b";" in key
+                else ""
+            )
             raise ConfigurationError(
-                f"master key {number} of {len(keys)} is not a Fernet key (44 characters of "
-                "URL-safe base64): generate one with `fng-gateway secrets new-key`"
-            ) from None
+                f"master key {number} of {len(keys)} is not a Fernet key (exactly 44 characters "
+                f"of URL-safe base64, ending in '='){hint}: generate one with "
+                "`fng-gateway secrets new-key`"
+            )
+        fernets.append(fernet)
     return MultiFernet(fernets)
 
 

@@ -37,14 +37,17 @@ from gateway.tenancy.identifiers import (
     AUDIT_SUBJECT,
     CLIENT_ID,
     CLIENT_SECRET,
-    CURRENCY,
+    CURRENCY_CODE,
     DATABASE_NAME,
     DUNS,
-    ESTABLISHMENT_NUMBER,
-    LA_NUMBER,
-    LANGUAGE,
+    DUNS_NUMBER,
+    ESTABLISHMENT,
+    FNG_KEY,
+    LA,
+    LANGUAGE_CODE,
     LIMIT,
     MAX_SYSTEMS,
+    PARTNER_KEY,
     PASSWORD_DAYS,
     POLL_SECONDS,
     PORTAL_NAME,
@@ -59,7 +62,7 @@ from gateway.tenancy.identifiers import (
     VENDOR_NAME,
     check,
 )
-from gateway.tenancy.keys import new_key, normalise_key
+from gateway.tenancy.keys import key_digest, new_key, normalise_key
 from gateway.tenancy.model import AuthMethod, ChecksumPolicy, Interface, KeyState
 from gateway.tenancy.passwords import generate_password, hash_password
 from gateway.tenancy.records import audit, database_row, partner_key_row, school_row
@@ -197,16 +200,12 @@ class TenancyAdmin:
         """A school; its DUNS, language and currency are what its suppliers' documents must
         match."""
         check(SCHOOL_NAME, name)
-        if not LA_NUMBER.fullmatch(la_number):
-            raise RegistryError("the LA number must be 3 digits")
-        if not ESTABLISHMENT_NUMBER.fullmatch(establishment_number):
-            raise RegistryError("the establishment number must be 4 digits")
-        if duns is not None and not DUNS.fullmatch(duns):
-            raise RegistryError("a DUNS number has 9 digits (or a GLN 13)")
-        if not LANGUAGE.fullmatch(language):
-            raise RegistryError("the language is a code such as en or en-GB")
-        if not CURRENCY.fullmatch(currency):
-            raise RegistryError("the currency is a three-letter code such as GBP")
+        check(LA, la_number)
+        check(ESTABLISHMENT, establishment_number)
+        if duns is not None:
+            check(DUNS_NUMBER, duns)
+        check(LANGUAGE_CODE, language)
+        check(CURRENCY_CODE, currency)
         async with self._store.write() as conn:
             school_id = await insert_unique(
                 conn,
@@ -245,15 +244,23 @@ class TenancyAdmin:
     ) -> CreatedDatabase:
         """A school's FNG database, with FNG's key for it and our active partner key."""
         check(DATABASE_NAME, name)
+        check(FNG_KEY, fng_key)
         fng = normalise_key(fng_key)
-        if fng is None:
-            raise RegistryError("the FNG key must be a GUID")
+        assert fng is not None
+        if partner_key is not None:
+            check(PARTNER_KEY, partner_key)
         key = normalise_key(partner_key) if partner_key is not None else new_key()
-        if key is None:
-            raise RegistryError("the partner key must be a GUID")
+        assert key is not None
+        if key == fng:
+            raise RegistryError(
+                "the partner key is the FNG key: they are two different keys (FNG's for the "
+                "database, ours for its callers): give another partner key, or none to have "
+                "one generated"
+            )
         async with self._store.write() as conn:
             await require(conn, schools, school_id, "school")
             await require(conn, vendors, vendor_id, "vendor")
+            await self._fng_key_unused(conn, fng, database_id=None)
             now = datetime.now(UTC)
             database_id = await insert_unique(
                 conn,
@@ -286,6 +293,77 @@ class TenancyAdmin:
                 name=name,
             )
         return CreatedDatabase(database_id=database_id, partner_key=key)
+
+    async def set_next_fng_key(self, database_id: int, key: str) -> None:
+        """Store FNG's next key for a database, as the import and ``add_database`` check an
+        FNG key: a GUID, no other database's, and a change (not its current or next key)."""
+        check(FNG_KEY, key)
+        value = normalise_key(key)
+        assert value is not None
+        async with self._store.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(databases.c.fng_key_enc, databases.c.fng_key_next_enc).where(
+                        databases.c.id == database_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"there is no database {database_id}")
+            if self._box.decrypt(row.fng_key_enc).get_secret_value() == value:
+                raise RegistryError(
+                    f"the key is database {database_id}'s current FNG key: nothing would "
+                    "change; give FNG's new key"
+                )
+            if (
+                row.fng_key_next_enc is not None
+                and self._box.decrypt(row.fng_key_next_enc).get_secret_value() == value
+            ):
+                raise RegistryError(
+                    f"the key is already database {database_id}'s next FNG key: nothing would "
+                    "change"
+                )
+            await self._fng_key_unused(conn, value, database_id=database_id)
+            await conn.execute(
+                databases.update()
+                .where(databases.c.id == database_id)
+                .values(fng_key_next_enc=self._box.encrypt(value))
+            )
+            await audit(conn, self.actor, "fng_key.next", f"database:{database_id}")
+
+    async def _fng_key_unused(
+        self, conn: AsyncConnection, key: str, *, database_id: int | None
+    ) -> None:
+        """RegistryError when ``key`` (normalised) is another database's FNG key, current or
+        next, or any database's partner key: an FNG key belongs to one database only."""
+        found = await conn.execute(
+            sa.select(
+                databases.c.id,
+                databases.c.name,
+                databases.c.fng_key_enc,
+                databases.c.fng_key_next_enc,
+                schools.c.la_number,
+                schools.c.establishment_number,
+            ).join_from(databases, schools, databases.c.school_id == schools.c.id)
+        )
+        for database in found:
+            if database.id == database_id:
+                continue
+            for encrypted in (database.fng_key_enc, database.fng_key_next_enc):
+                if encrypted is not None and self._box.decrypt(encrypted).get_secret_value() == key:
+                    raise RegistryError(
+                        f"the FNG key is already database {database.name!r} of school "
+                        f"{database.la_number}/{database.establishment_number}'s: an FNG key "
+                        "belongs to one database only"
+                    )
+        holder = await conn.scalar(
+            sa.select(partner_keys.c.database_id).where(partner_keys.c.digest == key_digest(key))
+        )
+        if holder is not None:
+            raise RegistryError(
+                f"the FNG key is a partner key of database {holder}: FNG's key and ours are "
+                "two different keys"
+            )
 
     async def add_account(self, username: str, password: str | None = None) -> CreatedAccount:
         check(USERNAME, username)

@@ -90,7 +90,7 @@ class TestRegistration:
     def test_mistakes_are_refused_with_meaningful_exit_codes(self, env: dict[str, str]) -> None:
         """1: refused; 3: not found (2 is argparse's, for usage)."""
         bad_la = run(env, "schools", "add", "X", "--la", "12", "--establishment", "0456")
-        assert bad_la.returncode == 1 and "LA number must be 3 digits" in bad_la.stderr
+        assert bad_la.returncode == 1 and "LA number (--la) must be 3 digits" in bad_la.stderr
         ok(env, "schools", "add", "X", "--la", "123", "--establishment", "0456")
         twice = run(env, "schools", "add", "Y", "--la", "123", "--establishment", "0456")
         assert twice.returncode == 1 and "already exists" in twice.stderr
@@ -275,8 +275,8 @@ class TestTruthfulCli:
     def test_a_database_takes_the_partner_key_fng_already_has(self, env: dict[str, str]) -> None:
         ids = registered(env)
         school, vendor = str(ids["school_id"]), str(ids["vendor_id"])
-        fng_key, partner_key = (
-            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        fng_key, partner_key = (  # an FNG key of its own: one database's only
+            "3d813cbb-47fb-32ba-91df-831e1593ac29",
             "7c9e6679-7425-40de-944b-e07fc1f90ae7",
         )
         keys = {**env, "PARTNER": partner_key, "NOT_A_KEY": "not-a-guid"}
@@ -287,7 +287,11 @@ class TestTruthfulCli:
         assert partner_key not in str(added)
         assert added["partner_key_fingerprint"] == key_digest(partner_key.lower())[:12]
         for extra, message in (
-            (("--partner-key-env", "NOT_A_KEY"), "the partner key must be a GUID"),
+            (
+                ("--partner-key-env", "NOT_A_KEY"),
+                "the partner key (--partner-key-stdin or --partner-key-env) must be a GUID, "
+                "such as 0f8fad5b-d9cb-469f-a165-70867728950e",
+            ),
             (
                 ("--partner-key-stdin",),
                 "only one key can come from stdin: give the other with --fng-key-env VAR "

@@ -267,7 +267,15 @@ async def retire_partner_key(ctx: Context, path: DatabaseRef) -> Done:
     return Done(subject=f"database:{path.database_id}", done="partner_key.retire")
 
 
-@route("PUT", "/databases/{database_id}/fng-key/next", tag="keys")
+@route(
+    "PUT",
+    "/databases/{database_id}/fng-key/next",
+    tag="keys",
+    errors={
+        409: "The key is another database's FNG key or a partner key, or already this "
+        "database's current or next key."
+    },
+)
 async def set_next_fng_key(ctx: Context, path: DatabaseRef, body: FngKey) -> Done:
     """Store FNG's new key for the database as next.
 

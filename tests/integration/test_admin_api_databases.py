@@ -61,3 +61,23 @@ class TestKeys:
         assert listed[database_id]["fng_key_pending"] is False
         await admin.put("/databases/999999/fng-key/next", {"key": GUID}, expect=404)
         await admin.post("/databases/999999/fng-key/promote", expect=404)
+
+    async def test_an_fng_key_that_is_no_change_or_anothers_is_a_conflict(
+        self, admin: Admin
+    ) -> None:
+        """As the CLI and the import: the next key twice, or another database's key."""
+        first = (await new_database(admin))["id"]
+        (listed,) = [item for item in await admin.get("/databases") if item["id"] == first]
+        other = {
+            "school_id": listed["school_id"],
+            "vendor_id": listed["vendor_id"],
+            "name": "Private funds",
+            "fng_key": str(uuid.uuid4()),
+        }
+        second = (await admin.post("/databases", other, expect=201))["id"]
+        key = str(uuid.uuid4())
+        await admin.put(f"/databases/{first}/fng-key/next", {"key": key})
+        again = await admin.put(f"/databases/{first}/fng-key/next", {"key": key}, expect=409)
+        assert "nothing would change" in again["title"], again
+        taken = await admin.put(f"/databases/{second}/fng-key/next", {"key": key}, expect=409)
+        assert "belongs to one database" in taken["title"], taken

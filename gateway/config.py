@@ -153,6 +153,18 @@ class XmlLimits(_Section):
 _HEADER_NAME: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
+def _check_authority(parts: SplitResult, forms: str) -> None:
+    """A URL's host and port usable, or a ValueError ending with ``forms`` (what to write)."""
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        raise ValueError(f"its port is not a port number (1 to 65535): {forms}")
+    if not parts.hostname:
+        raise ValueError(f"it names no host: {forms}")
+
+
 def check_http_url(value: str) -> str:
     """An upstream's base URL: http:// or https://, naming a host, with no user or password
     in it (the messages never quote it, as it might hold one)."""
@@ -168,14 +180,7 @@ def check_http_url(value: str) -> str:
             "it holds a user name or password (user:password@), which the gateway would not "
             "send and which would show in logs: remove it from the URL"
         )
-    try:
-        port = parts.port
-    except ValueError:  # not a number, or above 65535
-        port = 0
-    if port == 0:
-        raise ValueError(f"its port is not a port number (1 to 65535): {forms}")
-    if not parts.hostname:
-        raise ValueError(f"it names no host: {forms}")
+    _check_authority(parts, forms)
     if parts.query or parts.fragment:
         raise ValueError(f"it has a query or fragment (? or #), which a base URL cannot: {forms}")
     return text.rstrip("/")
@@ -701,14 +706,7 @@ def check_redis_url(value: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss"):
         raise ValueError(f"{parts.scheme}:// is not Redis: {_REDIS_FORMS}")
-    try:
-        port = parts.port
-    except ValueError:  # not a number, or above 65535
-        port = 0
-    if port == 0:
-        raise ValueError(f"its port is not a port number (1 to 65535): {_REDIS_FORMS}")
-    if not parts.hostname:
-        raise ValueError(f"it names no host: {_REDIS_FORMS}")
+    _check_authority(parts, _REDIS_FORMS)
     database = parts.path.strip("/")
     if database and not database.isdigit():
         raise ValueError(

@@ -28,6 +28,7 @@ faults in the caller's SOAP version or into HTTP problems.
     │   ├── RegistryError                an operator's change the registry cannot carry out
     │   │   └── BulkImportError ‡        a CSV import refused, with every problem by line
     │   ├── Conflict *                   a RegistryError, as the admin API answers it (409)
+    │   ├── UsageRefused §               a command line the CLI refuses past argparse (exit 2)
     │   └── HttpError *                  an admin API route or method that does not exist
     ├── InternalError †                  an unexpected exception, as the outer middleware
     │                                    reports it (logged with its traceback there)
@@ -71,6 +72,7 @@ and answers them and are in the tree by inheritance:
   on as the ``UpstreamError`` it is).
 ‡ ``gateway.tenancy.bulk``: its message is made from the import's own rules (lines told
   as ranges, rows without a key told once).
+§ ``gateway.cli.common``: raised by the commands alone, and answered by their exit code.
 
 The sandbox's errors (``gateway.sandbox.errors``) stand apart: the sandbox is a witness of
 FNG, SIMS ID and the portals, not a part of the gateway, and writes its own faults. Result

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from gateway.cli.common import REFUSED, actor, show, with_actor, with_json, with_store
+from gateway.command import INTERRUPTED
 from gateway.errors import CallerError, NotFound
 
 if TYPE_CHECKING:
@@ -58,9 +59,6 @@ header is line 1) and nothing is written (exit code 1). Otherwise everything is 
 one transaction. Generated partner keys are shown once: in the --keys-out file, which the
 import then requires.
 """
-
-
-INTERRUPTED = 130
 
 
 class Interrupted(Exception):

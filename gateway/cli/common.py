@@ -38,22 +38,14 @@ UNAVAILABLE: Final = 4  # the store, a setting, a port or a master key is missin
 INTERNAL: Final = 5  # an unexpected failure: a bug
 
 
-def usage_error(message: str) -> CallerError:
-    """A refusal of the command line that argparse cannot see: exit code 2."""
-    error = CallerError(message)
-    error.cli_exit_code = USAGE  # type: ignore[attr-defined]
-    return error
-
-
-#: ``raise UsageError("…")``: a usage refusal, exit code 2. A factory, not a class: every
-#: GatewayError class is drawn in gateway.errors, and this is a CallerError marked for the CLI.
-UsageError = usage_error
+class UsageRefused(CallerError):
+    """A command line the CLI refuses where argparse cannot see it (two options that
+    conflict, a stream the command needs closed): exit code 2."""
 
 
 def exit_code(error: GatewayError) -> int:
-    given = getattr(error, "cli_exit_code", None)
-    if isinstance(given, int):
-        return given
+    if isinstance(error, UsageRefused):
+        return USAGE
     if isinstance(error, NotFound):
         return NOT_FOUND
     if isinstance(error, (ConfigurationError, StoreUnavailable)):
@@ -100,7 +92,7 @@ def secret(args: argparse.Namespace, what: str, *, required: bool = True) -> str
     from_stdin = getattr(args, f"{option}_stdin", False)
     if variable and from_stdin:
         flag = what.replace(" ", "-")
-        raise usage_error(
+        raise UsageRefused(
             f"--{flag}-stdin and --{flag}-env both give the {what.replace('fng', 'FNG')}: "
             "give one of them"
         )
@@ -184,7 +176,7 @@ def require_output(shown: str) -> None:
     from gateway.command import reopened
 
     if 1 in reopened:
-        raise usage_error(
+        raise UsageRefused(
             f"standard output is closed: the {shown} would be shown to nobody; run the "
             "command with standard output open (to a terminal or a file)"
         )

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import DONE, INTERNAL, UsageError, new_sqlite_file, settings
+from gateway.cli.common import DONE, INTERNAL, UsageRefused, new_sqlite_file, settings
 from gateway.errors import ConfigurationError, StoreUnavailable
 
 log = logging.getLogger("gateway.cli")
@@ -423,7 +423,7 @@ def _check_sandbox_ports(args: argparse.Namespace) -> None:
         )
     if args.sandbox_port is not None and args.sandbox_port == args.port != 0:
         where = "--port" if args.given.port is not None else "FNG_GATEWAY_PORT"
-        raise UsageError(
+        raise UsageRefused(
             f"{where} and --sandbox-port are both {args.port}, and the gateway and its sandbox "
             "each need a port of their own: give them two different ports"
         )
@@ -433,7 +433,7 @@ async def _write_info(path: Path, info: dict[str, Any]) -> None:
     try:
         await asyncio.to_thread(_write_private, path, json.dumps(info, indent=2))
     except OSError as exc:
-        raise UsageError(
+        raise UsageRefused(
             f"cannot write the --info-file {path} ({exc.strerror or type(exc).__name__}): give "
             "the path of a file this user may write"
         ) from None

@@ -22,7 +22,10 @@ tolerance from the XML File, if not fail import").
 **Inputs as FMS read them.** GoodsValue is read by the document's declared decimal
 separator and held in pence, rounded half up (the Precision rule), before its whole pounds
 are taken: ``12,995`` with separator ``,`` is 13.00, so TotalValue is 13, not 12. Quantities
-are whole numbers (FMS requires integers), so they need no rounding.
+enter as whole numbers, as the 64-bit integers hold them: FMS imports only lines whose
+quantity is written as an integer, and a line it ignores (its Action is not Original) whose
+quantity has a fraction (``2.5``) gives no checksum FMS could have computed, so the order's
+checksum cannot be checked (a checksum problem, under the policy); ``2.0`` counts as 2.
 
 **64 bits.** Every term is checked to stay within signed 64-bit integers; an order whose
 figures do not is refused rather than given a checksum FMS could not have computed.
@@ -90,9 +93,10 @@ def order_checksum(
 
 
 def within_tolerance(sent: int, computed: int) -> bool:
-    """FMS's ±1, on the five digits (so 99999 and 0 are neighbours). A checksum is five
-    digits at most: a longer number whose last five match is not the order's checksum."""
-    return 0 <= sent < MODULUS and (sent - computed) % MODULUS in (0, 1, MODULUS - 1)
+    """FMS's "+-1 tolerance", on the numbers as written: 0 and 99999 are two apart, not
+    neighbours. A checksum is five digits at most: a longer number whose last five match is
+    not the order's checksum."""
+    return 0 <= sent < MODULUS and abs(sent - computed) <= 1
 
 
 @dataclass(frozen=True, slots=True)

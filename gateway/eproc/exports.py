@@ -2,9 +2,10 @@
 "Export - Authorised Order" mapping), or is quarantined naming what is wrong.
 
 The constants FMS wrote are checked field by field (rule ``export_constant``); the
-supplier and the school are named by DUNS or GLN as their "GLN | DUNs" attribute says
-(``supplier_id``, ``buyer_id``); and an order made from a content order differs from it only
-as FMS let a user edit one (``order_edits``).
+supplier and the school (as buyer and as the party invoiced) are named by DUNS or GLN as
+their "GLN | DUNs" attribute says (``supplier_id``, ``buyer_id``, ``invoice_to_id``); and an
+order made from a content order differs from it only as FMS let a user edit one
+(``order_edits``).
 """
 
 from __future__ import annotations
@@ -268,22 +269,31 @@ def export_numbers(order: etree._Element) -> Iterator[Problem]:
         yield Problem("export_totals", f"GrossValue {gross} is below GoodsValue {goods}")
 
 
-def _party(
-    order: etree._Element, party: str, references: str, number: str | None
-) -> Iterator[Problem]:
+#: The parties FMS named in an authorised order, and the rule that checks each.
+PARTY_RULES: Final = {"Supplier": "supplier_id", "Buyer": "buyer_id", "InvoiceTo": "invoice_to_id"}
+
+
+def _party(order: etree._Element, party: str, number: str | None) -> Iterator[Problem]:
     """A party named as FMS named it: by DUNS when its "GLN | DUNs" attribute is DUNs, by
-    GLN when it is GLN. The supplier's number itself is the portal's to judge (a portal
-    refuses an order for another supplier); the buyer's must be the school's."""
+    GLN when it is GLN, and by that alone. The supplier's number itself is the portal's to
+    judge (a portal refuses an order for another supplier); the school's parties (the buyer,
+    the party invoiced) must carry the school's number and no other."""
     if number is None:
         return
-    tag = "GLN" if len(number) == GLN_LENGTH else "DUNS"
-    path = f"{party.capitalize()}/{references}/{tag}"
+    tag, other = ("GLN", "DUNS") if len(number) == GLN_LENGTH else ("DUNS", "GLN")
+    path = f"{party}/{party}References/{tag}"
     found = text(order, path)
-    rule = f"{party}_id"
+    rule = PARTY_RULES[party]
     if not found:
         yield Problem(rule, f"{path} is missing; the {party} is identified by its {tag}")
-    elif party == "buyer" and found != number:
+        return
+    if party == "Supplier":
+        return
+    if found != number:
         yield Problem(rule, f"{path} is {found}; the school's {tag} is {number}")
+    elsewhere = f"{party}/{party}References/{other}"
+    if another := text(order, elsewhere):
+        yield Problem(rule, f"{elsewhere} is {another}; FMS names the school by its {tag} alone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,8 +427,10 @@ def check_authorised_order(
         problems.append(Problem("no_lines", "an authorised order's lines are all Original"))
     if checksum_policy is not ChecksumPolicy.OFF:
         by_policy(list(checksum_problems(order, lines)), checksum_policy, problems, warnings)
-    problems.extend(_party(order, "supplier", "SupplierReferences", expect.supplier_duns))
-    problems.extend(_party(order, "buyer", "BuyerReferences", expect.school_duns))
+    problems.extend(_party(order, "Supplier", expect.supplier_duns))
+    problems.extend(_party(order, "Buyer", expect.school_duns))
+    if order.find("InvoiceTo") is not None:
+        problems.extend(_party(order, "InvoiceTo", expect.school_duns))
     if content_order is not None:
         problems.extend(order_edits(order, content_order))
     return Verdict(tuple(problems), tuple(warnings), "order")

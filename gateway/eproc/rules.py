@@ -16,12 +16,14 @@ import copy
 import re
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from typing import Final
 
 from lxml import etree
 
 from gateway.eproc.amounts import INVOICE_NUMBERS, ORDER_NUMBERS, Reading, read_numbers
 from gateway.eproc.checksum import (
+    INT64_MAX,
     ChecksumOverflow,
     order_checksum,
     whole_pounds,
@@ -193,6 +195,23 @@ def _duns(
         )
 
 
+def _fractional(lines: list[etree._Element], *, required: bool = True) -> Iterator[Problem]:
+    """FMS "will only accept an integer for line quantity": each line's Quantity/Amount as
+    the document wrote it (``3.`` and ``3,0`` are not integers, whatever the separator).
+    ``required``: a line with no quantity is refused too."""
+    found = [
+        text(line, "LineNumber") or "?"
+        for line in lines
+        if (amount := text(line, "Quantity/Amount")) is not None or required
+        if not _INTEGER.fullmatch(amount or "")
+    ]
+    if found:
+        yield Problem(
+            "quantity",
+            f"line(s) {', '.join(found)} have quantities that are not written as whole numbers",
+        )
+
+
 def _handshake_codes(root: etree._Element) -> Iterator[Problem]:
     missing = [path.rsplit("/", 1)[1] for path in HANDSHAKE_CODES if not text(root, path)]
     if missing:
@@ -214,14 +233,26 @@ def checksum_problems(root: etree._Element, lines: list[etree._Element]) -> Iter
     if order_date is None or goods is None:
         yield Problem("checksum", "the checksum needs the order date and the goods value")
         return
+    quantities = [decimal(text(line, "Quantity/Amount")) or Decimal(0) for line in lines]
+    fractions = [
+        f"{text(line, 'LineNumber') or '?'} ({quantity})"
+        for line, quantity in zip(lines, quantities, strict=True)
+        if not quantity.is_finite() or quantity != quantity.to_integral_value()
+    ]
+    if fractions:
+        yield Problem(
+            "checksum",
+            f"the quantity of line(s) {', '.join(fractions)} is not a whole number, and the "
+            "checksum is computed in whole numbers",
+        )
+        return
     try:
         day = date.fromisoformat(order_date[:10])
+        if any(abs(quantity) > INT64_MAX for quantity in quantities):
+            raise ChecksumOverflow("the order's numbers exceed 64-bit integers")
         numbers = [
-            (
-                int(text(line, "LineNumber") or 0),
-                int(decimal(text(line, "Quantity/Amount")) or 0),
-            )
-            for line in lines
+            (int(text(line, "LineNumber") or 0), int(quantity))
+            for line, quantity in zip(lines, quantities, strict=True)
         ]
         computed = order_checksum(day.year, day.month, day.day, numbers, whole_pounds(goods))
     except ChecksumOverflow as exc:
@@ -258,7 +289,8 @@ def check_content_order(
     """
     if root.tag != "Order":
         return Verdict((Problem("document_type", f"an order was expected, not {root.tag}"),))
-    reading = _as_read(fms_reads(root), schemas, ORDER_PROFILE)
+    read = fms_reads(root)
+    reading = _as_read(read, schemas, ORDER_PROFILE)
     if isinstance(reading, list):
         return Verdict(tuple(reading))
     order = reading.document
@@ -302,20 +334,9 @@ def check_content_order(
             )
         )
     lines = order.findall("OrderLine")  # the Original ones
-    fractional = [
-        text(line, "LineNumber") or "?"
-        for line in lines
-        if not _INTEGER.fullmatch(text(line, "Quantity/Amount") or "")
-    ]
-    if fractional:
-        problems.append(
-            Problem(
-                "quantity",
-                f"line(s) {', '.join(fractional)} have quantities that are not written as "
-                "whole numbers",
-            )
-        )
-    elif checksum_policy is not ChecksumPolicy.OFF:
+    fractional = list(_fractional(read.findall("OrderLine")))  # as the portal wrote them
+    problems.extend(fractional)
+    if not fractional and checksum_policy is not ChecksumPolicy.OFF:
         every_line = whole.document.findall("OrderLine")
         found = list(checksum_problems(whole.document, every_line))
         by_policy(found, checksum_policy, problems, warnings)
@@ -375,6 +396,7 @@ def check_invoice(
         problems.append(
             Problem("code_list", f"the code list is {listed or 'missing'}; BASDA is required")
         )
+    problems.extend(_fractional(root.findall("InvoiceLine"), required=False))
     problems.extend(_duns(invoice, expect, INVOICE_BUYER))
     doc_type = "creditnote" if code == "CRN" else "invoice"
     return Verdict(tuple(problems), (), doc_type, reading.body())

@@ -99,18 +99,21 @@ def code_list(element: etree._Element | None) -> str | None:
 
 def test_mode(head: etree._Element | None) -> str | None:
     """The test flag, however the document spells it (attribute or element, with or without
-    the Test level)."""
+    the Test level). A flag written more than one way is as live as its least live form: the
+    first form that is not live, else the first form."""
     if head is None:
         return None
     flag = head.find("TestFlag")
     if flag is None:
         return None
     test = flag.find("Test")
-    mode = first(
+    forms = (
         flag.get("Mode"),
         test.get("Mode") if test is not None else None,
         text(flag, "Test/Mode"),
         text(flag, "Mode"),
         (flag.text or "").strip() or None,
     )
-    return None if mode is None else mode.strip()  # a boolean's spaces are not its value
+    # A boolean's spaces are not its value.
+    modes = [mode.strip() for mode in forms if mode is not None]
+    return next((mode for mode in modes if mode not in LIVE), modes[0] if modes else None)

@@ -154,6 +154,17 @@ async def received_order(
     return sent
 
 
+async def documents(gateway: Gateway) -> dict[str, tuple[str, str | None, str]]:
+    """The gateway's document ledger: document id -> (state, rule, reason)."""
+    async with gateway.app[STORE].read() as conn:
+        rows = await conn.execute(
+            sa.select(
+                eproc_documents.c.document_id, eproc_documents.c.state, eproc_documents.c.rule
+            ).add_columns(eproc_documents.c.reason)
+        )
+        return {row.document_id: (row.state, row.rule, row.reason or "") for row in rows}
+
+
 async def orders(gateway: Gateway) -> dict[str, tuple[str, str | None, str | None]]:
     """The gateway's order ledger: order id -> (state, rule, reason)."""
     async with gateway.app[STORE].read() as conn:
@@ -302,6 +313,10 @@ class TestWhatFmsIgnores:
         assert (await ledger(gateway))[uuid] == ("quarantined", "schema")
 
 
+#: The order's lines and one FMS ignores, with a quantity that is not a whole number.
+WITHDRAWN = (*LINES, ebis.OrderLine(4, "P-9", "Withdrawn", "2.5", Decimal("1.00"), action="Delete"))
+
+
 class TestQuantity:
     async def test_a_quantity_must_be_written_as_an_integer(
         self, gateway: Gateway, sandbox: Sandbox
@@ -312,6 +327,68 @@ class TestQuantity:
         uuid = await queue(sandbox, "order", order)
         await poll(gateway)
         assert (await ledger(gateway))[uuid] == ("quarantined", "quantity")
+
+    async def test_an_invoice_or_credit_note_line_too(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """The rule is FMS's, "On import", for "An Order, Invoice, or Credit Note line"."""
+        uuids = {}
+        for number, kind, quantity in (
+            ("INV-Q1", "INV", "2.5"),
+            ("CRN-Q2", "CRN", "1.5"),
+            ("INV-Q3", "INV", "4"),
+        ):
+            document = invoice(sandbox, number, invoice_type=kind)
+            uuids[number] = await queue(
+                sandbox, "invoice", set_text(document, "InvoiceLine/Quantity/Amount", quantity)
+            )
+        await poll(gateway)
+        entries = await ledger(gateway)
+        assert entries[uuids["INV-Q1"]] == entries[uuids["CRN-Q2"]] == ("quarantined", "quantity")
+        assert entries[uuids["INV-Q3"]] == ("acknowledged", None)
+
+    async def test_judged_as_the_portal_wrote_it(self, gateway: Gateway, sandbox: Sandbox) -> None:
+        """ "3." is a decimal, not an integer, even though it reads as three."""
+        order = set_text(content_order(sandbox, "WEB-Q2"), "OrderLine/Quantity/Amount", "3.")
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "quantity")
+
+    async def test_an_ignored_lines_fraction_leaves_no_checksum_to_check(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """The checksum counts every line in 64-bit integers: a line FMS ignores (its Action
+        is not Original) with 2.5 in it gives no checksum FMS could have computed. It is a
+        checksum problem, so the checksum policy decides: by default, quarantined."""
+        uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-Q3", lines=WITHDRAWN))
+        await poll(gateway)
+        state, rule, reason = (await documents(gateway))[uuid]
+        assert (state, rule) == ("quarantined", "checksum")
+        assert "line(s) 4 (2.5) is not a whole number" in reason
+
+    async def test_which_the_checksum_policy_lets_through(
+        self, gateway_with: GatewayWith, sandbox: Sandbox
+    ) -> None:
+        gateway = await gateway_with(eproc={"checksum_policy": "off"})
+        uuid = await queue(sandbox, "order", content_order(sandbox, "WEB-Q4", lines=WITHDRAWN))
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("acknowledged", None)
+
+
+class TestTestFlag:
+    async def test_a_content_order_is_as_live_as_its_least_live_flag(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """Seed 002 reads TestFlag/Test/Mode: "Must be 0 ... FMS does not support handling of
+        test messages". A flag written both ways, 0 on TestFlag and 1 on its Test, is a test
+        message."""
+        order = content_order(sandbox, "WEB-T1")
+        flag = order.find("OrderHead/TestFlag")
+        assert flag is not None and flag.get("Mode") == "0"
+        etree.SubElement(flag, "Test", Mode="1")
+        uuid = await queue(sandbox, "order", order)
+        await poll(gateway)
+        assert (await ledger(gateway))[uuid] == ("quarantined", "test_mode")
 
 
 class TestHandshakeCodes:
@@ -492,6 +569,43 @@ class TestPartiesByGlnOrDuns:
         state, rule, reason = (await orders(gateway))[order_id]
         assert (state, rule) == ("quarantined", "supplier_id")
         assert "Supplier/SupplierReferences/DUNS is missing" in (reason or "")
+
+    async def test_the_party_invoiced_is_the_school_and_only_the_school(
+        self, gateway: Gateway, sandbox: Sandbox
+    ) -> None:
+        """InvoiceTo's references are "Set as Establishment Details", as the buyer's are: an
+        order telling the supplier to invoice another party, or naming the school by a
+        second number FMS never wrote, is quarantined; one invoicing the school is sent."""
+        ids = {}
+        for number, references in (
+            ("PO-I1", {"DUNS": sandbox.demo.school_duns}),
+            ("PO-I2", {"DUNS": "555555555"}),
+            ("PO-I3", {"DUNS": sandbox.demo.school_duns, "GLN": GLN}),
+        ):
+            order = authorised_order(sandbox, number)
+            party = etree.SubElement(etree.SubElement(order, "InvoiceTo"), "InvoiceToReferences")
+            for tag, value in references.items():
+                etree.SubElement(party, tag).text = value
+            ids[number] = await authorise(sandbox, order)
+        foreign_buyer = authorised_order(sandbox, "PO-I4")
+        buyer = foreign_buyer.find("Buyer/BuyerReferences")
+        assert buyer is not None
+        etree.SubElement(buyer, "GLN").text = GLN
+        ids["PO-I4"] = await authorise(sandbox, foreign_buyer)
+        await poll(gateway)
+        ledger_orders = await orders(gateway)
+        assert ledger_orders[ids["PO-I1"]][:2] == ("sent", None)
+        for number, rule, words in (
+            ("PO-I2", "invoice_to_id", "InvoiceTo/InvoiceToReferences/DUNS is 555555555"),
+            ("PO-I3", "invoice_to_id", f"InvoiceTo/InvoiceToReferences/GLN is {GLN}"),
+            ("PO-I4", "buyer_id", f"Buyer/BuyerReferences/GLN is {GLN}"),
+        ):
+            state, found, reason = ledger_orders[ids[number]]
+            assert (state, found) == ("quarantined", rule), number
+            assert words in (reason or ""), reason
+        assert (await received_order(sandbox, "PO-I1")).findtext(
+            "InvoiceTo/InvoiceToReferences/DUNS"
+        ) == sandbox.demo.school_duns
 
 
 Mutation = Callable[[etree._Element], etree._Element]

@@ -100,9 +100,10 @@ class TestTolerance:
     def test_off_by_one_accepted_off_by_two_refused(self, sent: int, ok: bool) -> None:
         assert within_tolerance(sent, 34885) is ok
 
-    def test_neighbours_across_the_wrap_are_within_tolerance(self) -> None:
-        assert within_tolerance(99_999, 0) and within_tolerance(0, 99_999)
-        assert not within_tolerance(99_998, 0)
+    def test_the_tolerance_does_not_wrap_around_five_digits(self) -> None:
+        """ "+-1" of the value as written: 99999 and 0 are 99,999 apart, not neighbours."""
+        assert not within_tolerance(99_999, 0) and not within_tolerance(0, 99_999)
+        assert within_tolerance(1, 0) and within_tolerance(99_998, 99_999)
 
     @pytest.mark.parametrize("sent", [1_034_885, 234_885, -34_885, 100_000])
     def test_a_number_longer_than_five_digits_is_not_the_checksum(self, sent: int) -> None:
@@ -147,4 +148,5 @@ class TestProperties:
 
     @given(st.integers(0, 99_999), st.integers(-3, 3))
     def test_tolerance_is_exactly_one(self, computed: int, offset: int) -> None:
-        assert within_tolerance((computed + offset) % 100_000, computed) is (abs(offset) <= 1)
+        sent = (computed + offset) % 100_000
+        assert within_tolerance(sent, computed) is (abs(offset) <= 1 and sent == computed + offset)

@@ -328,6 +328,8 @@ public static class Scenarios
             "https://gateway.example.org/#S3cret",
             "https://gateway.example.org/?password=S3cret",
             "S3cret:password",
+            "http:/127.0.0.1:8080",
+            "https//gateway.example.org",
         };
         foreach (string server in servers)
         {

@@ -22,6 +22,8 @@ ones:
 ``empty``        forward the request, then answer ``200 OK`` with an empty body
 ``bad_gzip``     forward the request, then answer ``200 OK`` with ``Content-Encoding: gzip``
                  and a body that is not gzip
+``web_page``     answer ``200 OK`` with an HTML page without forwarding anything, as a web
+                 server at a wrong address does
 ``fault:CODE``   answer the gateway's SOAP fault (``soap:Server``) with code CODE without
                  forwarding anything
 ``fault_after:CODE``
@@ -63,6 +65,14 @@ NOT_FOUND = (
     b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nConnection: close\r\n"
     + f"Content-Length: {len(_NOT_FOUND_PAGE)}\r\n\r\n".encode()
     + _NOT_FOUND_PAGE
+)
+
+
+_WEB_PAGE = b"<html><body><h1>Welcome</h1></body></html>"
+WEB_PAGE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+    + f"Content-Length: {len(_WEB_PAGE)}\r\n\r\n".encode()
+    + _WEB_PAGE
 )
 
 
@@ -210,6 +220,8 @@ class Relay:
             return BAD_GATEWAY
         if kind == "not_found":
             return NOT_FOUND
+        if kind == "web_page":
+            return WEB_PAGE
         if kind == "fault":
             return soap_fault(code)
         if kind == "hang":

@@ -55,6 +55,8 @@ class TestConstructor:
             "https://gateway.example.org/#S3cret",
             "https://gateway.example.org/?password=S3cret",
             "S3cret:password",
+            "http:/127.0.0.1:8080",
+            "https//gateway.example.org",
         ]
         for server in refused:
             step = servers[server]
@@ -67,6 +69,8 @@ class TestConstructor:
             assert "S3cret" not in step["message"], step
         # What is wrong with it is said instead.
         problems = {server: servers[server]["message"][len(ADDRESS) :] for server in refused}
+        for typo in ("http:/127.0.0.1:8080", "https//gateway.example.org"):
+            assert problems[typo].startswith("starts with a mistyped scheme"), problems[typo]
         assert problems["SQL01\\FMS"].startswith("contains '\\' like an SQL Server instance name")
         assert problems["SQL01,1433"].startswith("contains ',' like an SQL Server address")
         assert problems["Data Source=SQL01;Initial Catalog=FMS"].startswith(

@@ -171,3 +171,32 @@ class TestJournalsArriveUnaltered:
             line["section"]: line["attributes"]["description"] for line in posted["lines"]
         }
         assert sorted(descriptions.values()) == ["Description", "tab\there\r\nnl"], descriptions
+
+    @pytest.mark.parametrize("kind", ["document", "element"])
+    async def test_entities_a_doctype_declares_are_sent_as_their_text(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path, kind: str
+    ) -> None:
+        """An XmlDocument loaded from a file whose DOCTYPE declares an entity: the caller's
+        document holds the entity's text, and so does the journal FNG gets (the gateway
+        refuses any DOCTYPE, so none is sent)."""
+        path = journal(tmp_path)
+        text = path.read_text().replace(
+            "<ControlAccounts>",
+            '<!DOCTYPE ControlAccounts [<!ENTITY school "Demo school">]>\n<ControlAccounts>',
+            1,
+        )
+        text = text.replace(
+            'productReference="WATBTL1" description="Description"',
+            'productReference="WATBTL1" description="&school; water"',
+            1,
+        )
+        path.write_text(text)
+
+        post = (
+            await dotnet.scenario("post", f"file={path}", f"as={kind}", *gateway.account())
+        ).step
+
+        assert post["isSuccess"] == "true", post
+        (posted,) = await gateway.control("GET", "journals")
+        descriptions = {line["attributes"]["description"] for line in posted["lines"]}
+        assert descriptions == {"Description", "Demo school water"}, descriptions

@@ -55,6 +55,53 @@ class TestRefused:
         assert (elsewhere["httpStatus"], elsewhere["attempts"]) == (404, 1)
         assert "check the server address" in elsewhere["message"]
 
+    async def test_fng_refusing_the_gateways_keys_is_final(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path
+    ) -> None:
+        """FNG answers 403 to the gateway (its keys for the school are wrong): a soap:Server
+        fault, but one that no resend can help and after which nothing is posted. The
+        caller hears UPSTREAM_REFUSED at once, not OUTCOME_UNKNOWN after minutes."""
+        await gateway.faults({"target": "fng", "kind": "error", "status": 403})
+        post = (
+            await dotnet.scenario("post", f"file={journal(tmp_path)}", *gateway.account(), *QUICK)
+        ).step
+        banks = (await dotnet.scenario("banks", *gateway.account(), *QUICK)).step
+        for refused in (post, banks):
+            assert refused["code"] == "UPSTREAM_REFUSED", refused
+            assert (refused["attempts"], refused["exceptionType"]) == (1, "UpstreamException")
+            assert "may have been posted" not in refused["message"]
+        assert await gateway.submissions() == []
+
+    async def test_a_web_page_at_the_address_is_not_a_lost_answer(
+        self, dotnet: DotNet, gateway: GatewayProcess, tmp_path: Path
+    ) -> None:
+        """A web server answering 200 with HTML is not the gateway: nothing was posted, and
+        the address is what to check."""
+        async with Relay(gateway.url, actions=("web_page",) * 2) as relay:
+            banks = (await dotnet.scenario("banks", *gateway.account(relay.url), *QUICK)).step
+            post = (
+                await dotnet.scenario(
+                    "post", f"file={journal(tmp_path)}", *gateway.account(relay.url), *QUICK
+                )
+            ).step
+            assert len(relay.requests) == 2
+        for call in (banks, post):
+            assert call["code"] == "UNEXPECTED_RESPONSE", call
+            assert (call["attempts"], call["httpStatus"]) == (1, 200)
+            assert "check the server address" in call["message"]
+
+    async def test_an_empty_password_is_refused_before_sending(
+        self, dotnet: DotNet, gateway: GatewayProcess
+    ) -> None:
+        async with Relay(gateway.url) as relay:
+            account = [a for a in gateway.account(relay.url) if not a.startswith("password=")]
+            banks = (await dotnet.scenario("banks", *account, "password=")).step
+            assert relay.requests == []
+        assert (banks["code"], banks["attempts"]) == ("AUTHENTICATION_FAILED", 0)
+        assert banks["message"].startswith(
+            "The password given to FmsGeneralLedgerProcessor is empty"
+        )
+
 
 @pytest.fixture
 def nobody() -> Iterator[str]:
@@ -143,6 +190,26 @@ class TestAuditNotes:
         assert audit["attempts"] == 1
         assert "not sent again" in audit["message"]
         assert await gateway.audit_messages() == ["Export 43 posted"]
+
+    async def test_a_note_met_by_an_ingress_error_is_not_sent_again(
+        self, dotnet: DotNet, gateway: GatewayProcess
+    ) -> None:
+        """An ingress's 502 may come after the gateway took the note: the message says it
+        may be recorded, not to try again."""
+        async with Relay(gateway.url, actions=("bad_gateway",)) as relay:
+            audit = (
+                await dotnet.scenario(
+                    "audit", "message=Export 45 posted", *gateway.account(relay.url), *QUICK
+                )
+            ).step
+            assert len(relay.requests) == 1
+        assert (audit["code"], audit["attempts"], audit["httpStatus"]) == (
+            "GATEWAY_UNREACHABLE",
+            1,
+            502,
+        )
+        assert "the note may be recorded; it was not sent again" in audit["message"], audit
+        assert "try again" not in audit["message"]
 
     async def test_a_note_refused_before_fng_is_sent_again(
         self, dotnet: DotNet, gateway: GatewayProcess

@@ -51,6 +51,16 @@ namespace CSFMSEJournalInterface
             "TOKEN_UNAVAILABLE",
         };
 
+        /// <summary>
+        /// Faults that are the server's but final: FNG refused the gateway's database keys or
+        /// token, so nothing was posted or recorded, and sending again cannot help until the
+        /// gateway's operator fixes them.
+        /// </summary>
+        private static readonly string[] RefusedFaults =
+        {
+            "UPSTREAM_REFUSED",
+        };
+
         /// <summary>Faults that say the submission reached the gateway's ledger, whoever's fault they are.</summary>
         private static readonly string[] InFlightFaults =
         {
@@ -359,6 +369,14 @@ namespace CSFMSEJournalInterface
         /// </summary>
         private XmlElement Invoke(string operation, string parameter, string value, bool idempotent)
         {
+            string empty = _username.Trim().Length == 0 ? "username" : (_password.Length == 0 ? "password" : null);
+            if (empty != null)
+            {
+                throw new GatewayException(
+                    "The " + empty + " given to FmsGeneralLedgerProcessor is empty: give the gateway integration account's "
+                        + empty + " (nothing was sent).",
+                    "AUTHENTICATION_FAILED", null, null, 0, 0, null);
+            }
             Stopwatch clock = Stopwatch.StartNew();
             TimeSpan callTimeout = _callTimeout;
             int length;
@@ -409,7 +427,9 @@ namespace CSFMSEJournalInterface
                     // which comes before the gateway calls FNG.
                     GatewayFault fault = attempt.Fault;
                     attempt.MayHaveArrived = Array.IndexOf(InFlightFaults, fault.Code) >= 0
-                        || (fault.IsServer && Array.IndexOf(UndeliveredFaults, fault.Code) < 0);
+                        || (fault.IsServer
+                            && Array.IndexOf(UndeliveredFaults, fault.Code) < 0
+                            && Array.IndexOf(RefusedFaults, fault.Code) < 0);
                 }
                 reached |= attempt.MayHaveArrived;
                 bool resend = MayResend(attempt, idempotent);
@@ -444,6 +464,10 @@ namespace CSFMSEJournalInterface
                 case AttemptOutcome.HandshakeFailed:
                     return idempotent;
                 case AttemptOutcome.Fault:
+                    if (Array.IndexOf(RefusedFaults, attempt.Fault.Code) >= 0)
+                    {
+                        return false;
+                    }
                     if (idempotent)
                     {
                         // The gateway's ledger makes a resend of GetBanks and PostJournals
@@ -515,17 +539,20 @@ namespace CSFMSEJournalInterface
                     break;
                 case AttemptOutcome.NotConnected:
                 case AttemptOutcome.ServerError:
-                    code = GatewayException.GatewayUnreachable;
-                    text = "No answer came from the gateway at " + _service + " after " + tries
-                        + " (" + attempt.Problem + "); check the server address and the network, then " + again + ".";
-                    break;
                 case AttemptOutcome.Lost:
                     code = GatewayException.GatewayUnreachable;
-                    text = operation != "PostAuditMessage" || !attempt.MayHaveArrived
-                        ? "No answer came from the gateway at " + _service + " after " + tries
-                            + " (" + attempt.Problem + "); check the network, then " + again + "."
-                        : "The audit message may have reached the gateway at " + _service + " but no answer came ("
+                    if (operation == "PostAuditMessage" && attempt.MayHaveArrived)
+                    {
+                        text = "The audit message may have reached the gateway at " + _service + " but no answer came ("
                             + attempt.Problem + "), so the note may be recorded; it was not sent again, to avoid a second note.";
+                    }
+                    else
+                    {
+                        text = "No answer came from the gateway at " + _service + " after " + tries
+                            + " (" + attempt.Problem + "); check "
+                            + (attempt.Outcome == AttemptOutcome.Lost ? string.Empty : "the server address and ")
+                            + "the network, then " + again + ".";
+                    }
                     break;
                 case AttemptOutcome.HandshakeFailed:
                     code = GatewayException.TlsFailed;

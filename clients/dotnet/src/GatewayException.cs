@@ -27,7 +27,9 @@ namespace CSFMSEJournalInterface
     /// whether the journal was posted, whatever the last attempt ran into (the message says
     /// what); send the same submission again, the same <c>submissionID</c> and the journal
     /// unchanged, and it is posted once. <c>MALFORMED_REQUEST</c> with <see cref="Attempts"/>
-    /// 0: a value holds a character XML cannot carry, and nothing was sent.</para>
+    /// 0: a value holds a character XML cannot carry, and nothing was sent.
+    /// <c>AUTHENTICATION_FAILED</c> with <see cref="Attempts"/> 0: the username or password
+    /// given to the constructor is empty, and nothing was sent.</para>
     /// <para>Quote <see cref="RequestId"/> to the gateway's operators: its log lines carry it.</para>
     /// </remarks>
     [Serializable]

@@ -65,6 +65,12 @@ namespace CSFMSEJournalInterface
             int separator = text.IndexOf("://", StringComparison.Ordinal);
             if (separator < 0)
             {
+                string lower = text.ToLowerInvariant();
+                if (lower.StartsWith("http:") || lower.StartsWith("https:")
+                    || lower.StartsWith("http/") || lower.StartsWith("https/"))
+                {
+                    throw Refused("starts with a mistyped scheme: write https:// or http://, colon and two slashes");
+                }
                 if (text.IndexOf('@') >= 0)
                 {
                     throw Refused("carries a user name (and perhaps a password) before '@'; give them as username and password instead");

@@ -150,14 +150,9 @@ namespace CSFMSEJournalInterface
             {
                 using (XmlWriter writer = XmlWriter.Create(text, settings))
                 {
-                    if (node != null)
-                    {
-                        node.WriteTo(writer);
-                    }
-                    else
-                    {
-                        navigator.WriteSubtree(writer);
-                    }
+                    // Through a navigator, which writes an entity reference's text (a journal
+                    // whose DOCTYPE declares entities is sent without its DOCTYPE).
+                    (node != null ? node.CreateNavigator() : navigator).WriteSubtree(writer);
                 }
             }
             catch (ArgumentException)

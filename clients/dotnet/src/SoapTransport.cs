@@ -333,11 +333,20 @@ namespace CSFMSEJournalInterface
             }
 
             string what = "HTTP " + attempt.HttpStatus + " " + response.StatusDescription;
+            string type = response.ContentType;
+            if (attempt.HttpStatus == 200 && !string.IsNullOrEmpty(type)
+                && type.IndexOf("xml", StringComparison.OrdinalIgnoreCase) < 0)
+            {
+                // The gateway answers in XML, whole or cut short: a web page is another
+                // server's answer (a wrong address), not the gateway's.
+                attempt.Outcome = AttemptOutcome.Unexpected;
+                attempt.Problem = Unexpected(response, what);
+                return attempt;
+            }
             if (attempt.HttpStatus == 200)
             {
                 // 200 OK is the gateway's answer, or what was left of it: the request was
                 // handled, and its answer lost.
-                string type = response.ContentType;
                 return Lost(
                     attempt,
                     "the answer (" + what + (string.IsNullOrEmpty(type) ? string.Empty : ", " + type)
@@ -414,6 +423,14 @@ namespace CSFMSEJournalInterface
                 attempt.Problem = Describe(exception);
                 return attempt;
             }
+            if (IsPlainPeer(exception))
+            {
+                // The server answered the handshake with something that is not TLS (plain
+                // http, most often): a new attempt meets the same server.
+                attempt.Outcome = AttemptOutcome.TlsFailed;
+                attempt.Problem = "the server does not speak TLS: " + Describe(exception);
+                return attempt;
+            }
             if (status == WebExceptionStatus.SecureChannelFailure || IsTls(exception))
             {
                 attempt.Outcome = AttemptOutcome.HandshakeFailed;
@@ -462,6 +479,28 @@ namespace CSFMSEJournalInterface
             for (Exception e = exception; e != null; e = e.InnerException)
             {
                 if (e is System.Security.Authentication.AuthenticationException)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /// <summary>
+        /// Whether a TLS handshake failed because the server's first bytes are not TLS at all:
+        /// OpenSSL and BoringSSL (Mono) say WRONG_VERSION_NUMBER, .NET Framework's SChannel
+        /// "an unexpected packet format".
+        /// </summary>
+        private static bool IsPlainPeer(Exception exception)
+        {
+            if (!IsTls(exception))
+            {
+                return false;
+            }
+            for (Exception e = exception; e != null; e = e.InnerException)
+            {
+                if (e.Message.IndexOf("WRONG_VERSION_NUMBER", StringComparison.OrdinalIgnoreCase) >= 0
+                    || e.Message.IndexOf("unexpected packet format", StringComparison.OrdinalIgnoreCase) >= 0)
                 {
                     return true;
                 }

@@ -10,6 +10,7 @@ that nothing the command opens takes their numbers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Final, TextIO, cast
@@ -50,11 +51,26 @@ def main() -> int:
     try:
         from gateway.cli import main as run
 
-        return run()
+        code = run()
     except KeyboardInterrupt:
-        return INTERRUPTED
+        code = INTERRUPTED
     except BrokenPipeError:
         # Nothing more can be written, not even at exit when Python flushes standard output.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return OUTPUT_CLOSED
+    if code == INTERRUPTED:
+        _end_now(code)
+    return code
+
+
+def _end_now(code: int) -> None:
+    """End an interrupted command at once. An interrupt that lands while a database
+    driver's worker thread is being set up can leave that thread waiting for work that
+    never comes, and Python's exit waits for every such thread: forever, short of a second
+    Ctrl-C. What was written is flushed first; an interrupted transaction was never
+    committed, and the database rolls it back."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -481,8 +481,8 @@ class Settings(BaseSettings):
         if self.master_keys is not None and self.master_keys_file is not None:
             # Raised as it is (not a ValueError): one sentence naming both, not one setting.
             raise ConfigurationError(
-                "FNG_GATEWAY_MASTER_KEYS and FNG_GATEWAY_MASTER_KEYS_FILE are both set, and "
-                "the master keys are read from one place only: unset one of them"
+                f"{_given_as('master_keys')} and {_given_as('master_keys_file')} are both set, "
+                "and the master keys are read from one place only: unset one of them"
             )
         return self
 
@@ -517,6 +517,16 @@ class _Environment(EnvSettingsSource):
                 f"{variable} (or a variable inside it, {variable}__…) is not valid JSON: set "
                 "each setting with a variable of its own, as the README's settings table lists"
             ) from None
+
+
+def _given_as(name: str) -> str:
+    """How a top-level setting was most likely given: its variable, or its key in the config
+    file when the variable is not set and a config file is."""
+    variable = f"{PREFIX}{name.upper()}"
+    config_file = os.environ.get("FNG_GATEWAY_CONFIG_FILE")
+    if variable not in os.environ and config_file:
+        return f"{name} in {config_file}"
+    return variable
 
 
 def _toml_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:

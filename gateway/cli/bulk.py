@@ -223,7 +223,7 @@ async def _import(args: argparse.Namespace, who: str, interrupts: Interrupts) ->
         return [{"": what, **summary[what]} for what in ("schools", "databases")]
 
     try:
-        code = await with_store(action, args)
+        code = await with_store(action, args, stores_secret=True)
     except Interrupted:
         print("fng-gateway: interrupted: nothing was imported", file=sys.stderr)
         return INTERRUPTED

@@ -170,15 +170,47 @@ def with_actor(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def require_output(shown: str) -> None:
+def require_output(shown: str, *, otherwise: str = "") -> None:
     """Refuse, before anything changes, a command that shows ``shown`` once when standard
-    output was closed when the command started (it is then the null device)."""
+    output was closed when the command started (it is then the null device); ``otherwise``,
+    another way the command could show it."""
     from gateway.command import reopened
 
     if 1 in reopened:
         raise UsageRefused(
             f"standard output is closed: the {shown} would be shown to nobody; run the "
             "command with standard output open (to a terminal or a file)"
+            + (f" {otherwise}" if otherwise else "")
+        )
+
+
+async def check_master_keys(store: Store, box: SecretBox) -> None:
+    """Refuse when the store holds encrypted secrets and the master keys decrypt none of
+    them (the wrong keys): before ``serve`` starts, and before a command stores a secret
+    that the right keys could then not open. Stops at the first secret they decrypt, which
+    is the first one tried when the keys are right; when some decrypt and others do not,
+    each unusable one is warned of when it is used."""
+    import sqlalchemy as sa
+
+    from gateway.tenancy.reencrypt import ENCRYPTED
+
+    tried = 0
+    async with store.read() as conn:
+        for table, columns, _kind in ENCRYPTED:
+            for column in columns:
+                query = sa.select(table.c[column]).where(table.c[column].is_not(None))
+                for (token,) in (await conn.execute(query)).all():
+                    tried += 1
+                    try:
+                        box.decrypt(token)
+                    except ConfigurationError:
+                        continue
+                    return
+    if tried:
+        raise ConfigurationError(
+            f"the master keys decrypt none of the {tried} stored secret(s): give "
+            "FNG_GATEWAY_MASTER_KEYS (or FNG_GATEWAY_MASTER_KEYS_FILE) the master key they "
+            "were stored under (a new key goes first, the old one after it)"
         )
 
 
@@ -187,8 +219,12 @@ async def with_store(
     args: argparse.Namespace,
     *,
     shown_once: tuple[str, str] | None = None,
+    stores_secret: bool = False,
 ) -> int:
     """Open the store (migrated first, unless turned off), run ``action``, print its result.
+
+    ``stores_secret``: the action encrypts a secret, so the master keys are checked first
+    (:func:`check_master_keys`) and nothing is written under keys that open no other.
 
     ``shown_once`` (what the result shows once, what to do if it is lost) is for a command
     whose result holds a secret shown once: it is refused when standard output is closed,
@@ -209,6 +245,8 @@ async def with_store(
     store = create_store(config.database_url)
     try:
         await make_ready(store, config.database_url, auto_migrate=config.auto_migrate)
+        if stores_secret:
+            await check_master_keys(store, box)
         result = await action(store, box)
     finally:
         await store.close()
@@ -226,6 +264,22 @@ async def with_store(
             ) from None
         _lost(shown_once, exc.strerror or str(exc))
     return DONE
+
+
+def write_out(text: str, *, lost: str = "nothing else was changed") -> None:
+    """Print ``text`` to standard output, now: one that cannot be written (a full disk) is a
+    refusal saying so, with ``lost``, what the command's output was and what to do."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # nor can Python flush it at exit
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise StoreUnavailable(
+            f"standard output cannot be written ({exc.strerror or exc}): {lost}"
+        ) from None
 
 
 def _lost(shown_once: tuple[str, str], why: str) -> None:

@@ -126,12 +126,15 @@ async def _store(
     action: Callable[[Store, SecretBox], Awaitable[Any]],
     args: Namespace,
     shown_once: tuple[str, str] | None = None,
+    *,
+    stores_secret: bool = False,
 ) -> int:
     """``with_store``, once the actor is known to be one the audit log can record;
-    ``shown_once`` for a command whose result shows a secret once."""
+    ``shown_once`` for a command whose result shows a secret once, ``stores_secret`` for
+    one that encrypts a secret."""
     if hasattr(args, "actor"):
         actor(args)
-    return await with_store(action, args, shown_once=shown_once)
+    return await with_store(action, args, shown_once=shown_once, stores_secret=stores_secret)
 
 
 def _admin(store: Store, box: SecretBox, args: Namespace) -> TenancyAdmin:
@@ -177,7 +180,7 @@ async def vendors_add(args: Namespace) -> int:
         )
         return {"vendor_id": vendor_id}
 
-    return await _store(action, args)
+    return await _store(action, args, stores_secret=True)
 
 
 async def vendors_list(args: Namespace) -> int:
@@ -193,7 +196,7 @@ async def vendors_set_secret(args: Namespace) -> int:
         await _admin(store, box, args).set_vendor_credential(args.vendor, credential)
         return {"vendor_id": args.vendor, "secret": "changed"}
 
-    return await _store(action, args)
+    return await _store(action, args, stores_secret=True)
 
 
 # -- schools and databases -----------------------------------------------------------------------
@@ -263,7 +266,7 @@ async def databases_add(args: Namespace) -> int:
         if partner_key is None
         else None
     )
-    return await _store(action, args, shown)
+    return await _store(action, args, shown, stores_secret=True)
 
 
 async def databases_list(args: Namespace) -> int:
@@ -332,7 +335,7 @@ async def keys(args: Namespace) -> int:
             await rotation.retire_now(args.database)
         return {"database_id": args.database, "done": args.action}
 
-    return await _store(action, args, shown)
+    return await _store(action, args, shown, stores_secret=args.action == "rotate")
 
 
 async def fng_key(args: Namespace) -> int:
@@ -354,7 +357,7 @@ async def fng_key(args: Namespace) -> int:
         await rotation.promote_fng_key(args.database)
         return {"database_id": args.database, "fng_key": "promoted"}
 
-    return await _store(action, args)
+    return await _store(action, args, stores_secret=key is not None)
 
 
 # -- accounts ------------------------------------------------------------------------------------
@@ -485,7 +488,7 @@ async def portals_add(args: Namespace) -> int:
         )
         return {"portal_id": portal_id}
 
-    return await _store(action, args)
+    return await _store(action, args, stores_secret=True)
 
 
 async def portals_list(args: Namespace) -> int:
@@ -505,7 +508,7 @@ async def portals_change(args: Namespace) -> int:
             await service.set_portal_enabled(args.portal, args.action == "enable", strict=True)
         return {"portal_id": args.portal, "done": args.action}
 
-    return await _store(action, args)
+    return await _store(action, args, stores_secret=password is not None)
 
 
 async def eproc(args: Namespace) -> int:

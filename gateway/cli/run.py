@@ -17,7 +17,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.cli.common import DONE, INTERNAL, UsageRefused, new_sqlite_file, settings
+from gateway.cli.common import (
+    DONE,
+    INTERNAL,
+    UsageRefused,
+    announce_new_store,
+    check_master_keys,
+    new_sqlite_file,
+    require_output,
+    settings,
+    write_out,
+)
 from gateway.errors import ConfigurationError, StoreUnavailable
 
 log = logging.getLogger("gateway.cli")
@@ -26,8 +36,6 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from gateway.config import Settings
-    from gateway.store import Store
-    from gateway.tenancy.secrets import SecretBox
 
 # The application is imported by the commands that run it, so that the command line starts
 # quickly.
@@ -157,7 +165,7 @@ async def serve(args: argparse.Namespace) -> int:
     async def keys_open_secrets() -> None:
         from gateway.app import STORE
 
-        await _check_master_keys(app[STORE], box)
+        await check_master_keys(app[STORE], box)
 
     if args.listen_fd is not None:
         runner = await _start_on(
@@ -187,35 +195,6 @@ def _chosen(option: str, name: str, args: argparse.Namespace) -> str:
     if variable not in os.environ and config_file:
         return f"{name} in {config_file} (or {option})"
     return f"{variable} (or {option})"
-
-
-async def _check_master_keys(store: Store, box: SecretBox) -> None:
-    """Refuse to start when the store holds encrypted secrets and the master keys decrypt
-    none of them (the wrong keys). Stops at the first secret they decrypt, which is the
-    first one tried when the keys are right; when some decrypt and others do not, each
-    unusable one is warned of when it is used."""
-    import sqlalchemy as sa
-
-    from gateway.tenancy.reencrypt import ENCRYPTED
-
-    tried = 0
-    async with store.read() as conn:
-        for table, columns, _kind in ENCRYPTED:
-            for column in columns:
-                query = sa.select(table.c[column]).where(table.c[column].is_not(None))
-                for (token,) in (await conn.execute(query)).all():
-                    tried += 1
-                    try:
-                        box.decrypt(token)
-                    except ConfigurationError:
-                        continue
-                    return
-    if tried:
-        raise ConfigurationError(
-            f"the master keys decrypt none of the {tried} stored secret(s): give "
-            "FNG_GATEWAY_MASTER_KEYS (or FNG_GATEWAY_MASTER_KEYS_FILE) the master key they "
-            "were stored under (a new key goes first, the old one after it)"
-        )
 
 
 async def _start_on(
@@ -297,12 +276,19 @@ async def _until_workers_end(workers: Sequence[asyncio.subprocess.Process]) -> i
 
 
 async def migrate(_args: argparse.Namespace) -> int:
-    from gateway.store.engine import where
+    from gateway.store.engine import sqlite_file_problem, where
     from gateway.store.migrate import upgrade
 
     url = settings().database_url
+    problem = sqlite_file_problem(url)
+    if problem is not None:  # before a new store is announced where none can be made
+        raise StoreUnavailable(problem)
+    announce_new_store(url)
     await upgrade(url)
-    print(f"the store is up to date: {where(url)}")
+    write_out(
+        f"the store is up to date: {where(url)}",
+        lost="the store was brought up to date all the same",
+    )
     return DONE
 
 
@@ -311,7 +297,8 @@ async def new_key(_args: argparse.Namespace) -> int:
 
     # As every command: a mistyped FNG_GATEWAY_ variable or a missing config file stops it.
     settings()
-    print(SecretBox.new_key())
+    require_output("new master key")
+    write_out(SecretBox.new_key(), lost="the new key was not shown: run the command again")
     return DONE
 
 
@@ -324,6 +311,8 @@ async def sandbox(args: argparse.Namespace) -> int:
     from gateway.tenancy.secrets import SecretBox
     from gateway.tenancy.service import TenancyAdmin
 
+    if not args.info_file:
+        require_output("demo credentials", otherwise="or give --info-file")
     # What the command line gave, before the settings fill in what it did not.
     args.given = argparse.Namespace(host=args.host, port=args.port)
     with tempfile.TemporaryDirectory(prefix="fng-gateway-sandbox-") as data:
@@ -417,7 +406,7 @@ async def sandbox(args: argparse.Namespace) -> int:
 def _check_sandbox_ports(args: argparse.Namespace) -> None:
     """The gateway's port and the sandbox's, once chosen: two, and both ports."""
     if args.sandbox_port is None and args.port == 65535:
-        raise ConfigurationError(
+        raise UsageRefused(
             "the sandbox's port would be the gateway's plus one, 65536: choose it with "
             "--sandbox-port"
         )

@@ -41,8 +41,14 @@ def _is_fernet_key(key: bytes) -> bool:
     return len(raw) == 32 and base64.urlsafe_b64encode(raw) == key
 
 
-def _fernet(keys: Sequence[bytes]) -> MultiFernet:
+def _fernet(keys: Sequence[bytes], source: str | None = None) -> MultiFernet:
+    """``source``: where the keys were read from, when they were read from somewhere."""
     if not keys:
+        if source is not None:
+            raise ConfigurationError(
+                f"{source} holds no master key, only separators, blank lines or comments: "
+                "put the keys in it (generate one with `fng-gateway secrets new-key`)"
+            )
         raise ConfigurationError(
             "no master key is configured: set FNG_GATEWAY_MASTER_KEYS or "
             "FNG_GATEWAY_MASTER_KEYS_FILE (generate one with `fng-gateway secrets new-key`)"
@@ -62,6 +68,10 @@ def _fernet(keys: Sequence[bytes]) -> MultiFernet:
             )
         fernets.append(Fernet(key))
     return MultiFernet(fernets)
+
+
+def _file_source(path: Path) -> str:
+    return f"the master keys file {path}"
 
 
 def _signature(path: Path) -> tuple[int, int, int]:
@@ -92,8 +102,13 @@ def _read(path: Path) -> str:
 class SecretBox:
     """Encrypts and decrypts the gateway's stored secrets."""
 
-    def __init__(self, keys: Sequence[bytes], keys_file: Path | None = None) -> None:
-        self._fernet = _fernet(keys)
+    def __init__(
+        self, keys: Sequence[bytes], keys_file: Path | None = None, source: str | None = None
+    ) -> None:
+        """``source``: where ``keys`` were read from (the file's, when ``keys_file``)."""
+        if keys_file is not None:
+            source = _file_source(keys_file)
+        self._fernet = _fernet(keys, source)
         self._file = keys_file
         self._seen = _signature(keys_file) if keys_file is not None else None
 
@@ -109,7 +124,7 @@ class SecretBox:
                 "the master keys are read from one place only: unset one of them"
             )
         if keys is not None:
-            return cls(parse_master_keys(keys.get_secret_value()))
+            return cls(parse_master_keys(keys.get_secret_value()), source="FNG_GATEWAY_MASTER_KEYS")
         if keys_file is not None:
             return cls(parse_master_keys(_read(keys_file)), keys_file)
         return cls([])
@@ -125,7 +140,7 @@ class SecretBox:
             raise _unreadable(self._file, exc) from None
         if seen == self._seen:
             return False
-        self._fernet = _fernet(parse_master_keys(_read(self._file)))
+        self._fernet = _fernet(parse_master_keys(_read(self._file)), _file_source(self._file))
         self._seen = seen
         return True
 
@@ -141,7 +156,8 @@ class SecretBox:
             return SecretStr(self._fernet.decrypt(token.encode()).decode())
         except InvalidToken:
             raise ConfigurationError(
-                "a stored secret cannot be decrypted with the configured master keys"
+                "a stored secret cannot be decrypted with the configured master keys: add the "
+                "master key it was stored under to them (after the newest)"
             ) from None
 
     def rotate(self, token: str) -> str:
@@ -150,7 +166,8 @@ class SecretBox:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken:
             raise ConfigurationError(
-                "a stored secret cannot be decrypted with the configured master keys"
+                "a stored secret cannot be decrypted with the configured master keys: add the "
+                "master key it was stored under to them (after the newest)"
             ) from None
 
     def __repr__(self) -> str:

@@ -403,7 +403,11 @@ class TestOptions:
         assert "Traceback" not in result.stderr
 
     def test_the_sandbox_port_would_pass_the_last(self, env: dict[str, str]) -> None:
-        refused(run(env, "sandbox", "--port", "65535"), "65536", "--sandbox-port")
+        """A port out of range is a usage error (2), as --port 70000 is."""
+        result = run(env, "sandbox", "--port", "65535")
+        assert result.returncode == 2, result.stderr
+        line = result.stderr.strip().splitlines()[-1]
+        assert "65536" in line and "--sandbox-port" in line, line
 
     def test_upstreams_only_reads_the_logging_settings(self, env: dict[str, str]) -> None:
         refused(

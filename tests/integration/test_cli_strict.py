@@ -272,6 +272,68 @@ class TestSecretsShownOnce:
         assert "accounts password lost" in line and "bug" not in line
         assert [account["username"] for account in ok(env, "accounts", "list")] == ["lost"]
 
+    def test_a_new_master_key_or_the_sandboxs_credentials_are_not_shown_to_nobody(
+        self, env: dict[str, str]
+    ) -> None:
+        key = closed_stdout(env, "secrets", "new-key")
+        key.stdout = ""
+        one_line(key, USAGE, "the new master key would be shown to nobody")
+        sandbox = closed_stdout(env, "sandbox", "--port", "0")
+        sandbox.stdout = ""
+        one_line(sandbox, USAGE, "the demo credentials would be shown to nobody", "--info-file")
+
+    def test_output_that_cannot_be_written_is_a_refusal_not_a_bug(
+        self, env: dict[str, str]
+    ) -> None:
+        key = full_stdout(env, "secrets", "new-key")
+        key.stdout = ""
+        one_line(key, UNAVAILABLE, "standard output cannot be written", "run the command again")
+        migrated = full_stdout(env, "migrate")
+        migrated.stdout = ""
+        one_line(migrated, UNAVAILABLE, "cannot be written", "brought up to date all the same")
+        assert ok(env, "schools", "list") == []  # the store is there, migrated
+
+
+class TestMasterKeys:
+    def test_a_secret_is_not_stored_under_keys_that_open_no_other(
+        self, env: dict[str, str]
+    ) -> None:
+        """A command that encrypts a secret refuses, before writing, master keys that decrypt
+        none of the stored secrets: what it stored could then never be opened by the keys
+        that open the rest."""
+        vendor_for_import(env)
+        wrong = {**env, "FNG_GATEWAY_MASTER_KEYS": run(env, "secrets", "new-key").stdout.strip()}
+        refused = run(wrong, "vendors", "set-secret", "1", "--secret-stdin", stdin="other")
+        one_line(refused, UNAVAILABLE, "the master keys decrypt none of the 1 stored secret(s)")
+        # Nothing was written: the right keys still open every stored secret.
+        assert ok(env, "secrets", "reencrypt")["reencrypted"] == 1
+        # A command that stores no secret runs as before.
+        assert ok(wrong, "vendors", "list")[0]["name"] == "Payments Ltd"
+
+    def test_a_source_that_holds_no_key_is_named(self, env: dict[str, str], tmp_path: Path) -> None:
+        empty = tmp_path / "empty.keys"
+        empty.write_text("# the keys go here\n\n")
+        for keys, named in (
+            ({"FNG_GATEWAY_MASTER_KEYS": ",,"}, "FNG_GATEWAY_MASTER_KEYS holds no master key"),
+            (
+                {"FNG_GATEWAY_MASTER_KEYS": "", "FNG_GATEWAY_MASTER_KEYS_FILE": str(empty)},
+                f"the master keys file {empty} holds no master key",
+            ),
+        ):
+            one_line(run({**env, **keys}, "vendors", "list"), UNAVAILABLE, named)
+
+    def test_keys_in_the_environment_and_a_file_in_the_config_are_named_as_given(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        config = tmp_path / "gateway.toml"
+        config.write_text(f'master_keys_file = "{tmp_path / "keys"}"\n')
+        result = run({**env, "FNG_GATEWAY_CONFIG_FILE": str(config)}, "vendors", "list")
+        one_line(
+            result,
+            UNAVAILABLE,
+            f"FNG_GATEWAY_MASTER_KEYS and master_keys_file in {config} are both set",
+        )
+
 
 class TestOptionsNamed:
     @pytest.mark.parametrize(

@@ -15,7 +15,15 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
-from gateway.cli.common import REFUSED, actor, show, with_actor, with_json, with_store
+from gateway.cli.common import (
+    REFUSED,
+    UsageRefused,
+    actor,
+    show,
+    with_actor,
+    with_json,
+    with_store,
+)
 from gateway.command import INTERRUPTED
 from gateway.errors import CallerError, NotFound
 
@@ -143,7 +151,10 @@ def _create_keys_file(path: Path) -> int:
             f"{str(path)!r} exists: a keys file is never overwritten (keys in it would be lost)"
         ) from None
     except OSError as exc:
-        raise CallerError(f"{str(path)!r} cannot be created: {exc.strerror}") from None
+        raise UsageRefused(
+            f"the --keys-out file {str(path)!r} cannot be created ({exc.strerror}): give the "
+            "path of a new file in a directory this user may write"
+        ) from None
     os.fchmod(descriptor, 0o600)  # whatever the umask
     return descriptor
 

@@ -294,6 +294,21 @@ class TestSecretsShownOnce:
         assert ok(env, "schools", "list") == []  # the store is there, migrated
 
 
+class TestKeysFile:
+    def test_a_keys_file_that_cannot_be_made_is_a_usage_error_naming_it(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """As a sandbox's --info-file in a directory that does not exist: exit 2, before any
+        work, naming the option."""
+        vendor_for_import(env)
+        source = write(tmp_path / "few.csv", school_rows(2, keyless_every=1))
+        result = run(
+            env, "schools", "import", str(source), "--keys-out", str(tmp_path / "no" / "k.csv")
+        )
+        one_line(result, USAGE, "the --keys-out file", "cannot be created", "No such file")
+        assert ok(env, "schools", "list") == []
+
+
 class TestMasterKeys:
     def test_a_secret_is_not_stored_under_keys_that_open_no_other(
         self, env: dict[str, str]

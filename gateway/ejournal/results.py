@@ -59,6 +59,7 @@ def empty_banks(system_identifier: str, now: datetime) -> bytes:
         "Header",
         requestDateTime=now.replace(tzinfo=None).isoformat(timespec="milliseconds"),
         systemIdentifier=system_identifier,
+        fmsVersion="",  # the Header FMS wrote always had it; FNG gave none to copy here
     )
     etree.SubElement(root, "Banks")
     return etree.tostring(root, encoding="utf-8")

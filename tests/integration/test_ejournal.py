@@ -69,6 +69,10 @@ class TestGetBanks:
         )
         assert answer.part("isSuccess") == "false"
         assert answer.result().find("Banks") is not None
+        # The Header as FMS wrote it, fmsVersion included (empty: FNG gave none).
+        header = answer.result().find("Header")
+        assert header is not None and header.get("systemIdentifier") == "GHOST"
+        assert header.get("fmsVersion") == ""
 
     async def test_system_not_granted_is_a_fault(
         self, gateway: Gateway, http: aiohttp.ClientSession, sandbox: Sandbox

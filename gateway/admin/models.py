@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -45,8 +47,10 @@ from gateway.tenancy.identifiers import (
     SYSTEM_IDENTIFIER,
     TOKEN_NAME,
     TOKEN_URL,
+    URL_PATTERN,
     USERNAME,
     VENDOR_NAME,
+    Address,
     Currency,
     Duns,
     EstablishmentNumber,
@@ -100,6 +104,29 @@ Guid = Annotated[
     str, StringConstraints(min_length=32, max_length=38, pattern=_GUID), AfterValidator(_guid)
 ]
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+
+
+def _obeys(rule: Address) -> AfterValidator:
+    """Checked by ``rule``, whose refusal says what is wrong (a port out of range, no host)
+    rather than quoting a pattern."""
+
+    def valid(value: str) -> str:
+        problem = rule.problem(value)
+        if problem is not None:
+            raise ValueError(f"{rule.what} {problem}")
+        return value
+
+    return AfterValidator(valid)
+
+
+def _url_schema(rule: Address) -> WithJsonSchema:
+    """The document states the rule ``_obeys`` checks: ``URL_PATTERN`` matches just the
+    addresses it accepts."""
+    return WithJsonSchema({"type": "string", "maxLength": rule.max_length, "pattern": URL_PATTERN})
+
+
+TokenUrl = Annotated[str, _obeys(TOKEN_URL), _url_schema(TOKEN_URL)]
+PortalUrl = Annotated[str, _obeys(PORTAL_URL), _url_schema(PORTAL_URL)]
 Password = Annotated[str, ACCOUNT_PASSWORD.constraints]
 Secret = Annotated[str, CLIENT_SECRET.constraints]
 
@@ -191,7 +218,7 @@ class NewVendor(_Request):
     )
 
     name: Annotated[str, VENDOR_NAME.constraints]
-    token_url: Annotated[str, TOKEN_URL.constraints] = Field(
+    token_url: TokenUrl = Field(
         description="SIMS ID's token endpoint: http or https, without credentials in it."
     )
     client_id: Annotated[str, CLIENT_ID.constraints]
@@ -255,12 +282,26 @@ class NewAccount(_Request):
 
 class Grant(_Request):
     database_id: Id
-    interfaces: list[Interface] = Field(default_factory=list, max_length=len(Interface))
+    # At least one, as the command line's --interface: checked below, so that the refusal
+    # says so in words (the document says minItems).
+    interfaces: list[Interface] = Field(
+        max_length=len(Interface), json_schema_extra={"minItems": 1}
+    )
     system_identifiers: list[Annotated[str, SYSTEM_IDENTIFIER.constraints]] = Field(
         default_factory=list,
         max_length=MAX_SYSTEMS,
         description="Payment systems the account may post journals for.",
     )
+
+    @field_validator("interfaces")
+    @classmethod
+    def _some_interface(cls, interfaces: list[Interface]) -> list[Interface]:
+        if not interfaces:
+            raise ValueError(
+                "a grant names at least one interface: give one or more of "
+                + ", ".join(interface.value for interface in Interface)
+            )
+        return interfaces
 
 
 class Revoke(_Request):
@@ -292,7 +333,7 @@ class NewPortal(_Request):
 
     database_id: Id
     name: Annotated[str, PORTAL_NAME.constraints]
-    url: Annotated[str, PORTAL_URL.constraints] = Field(
+    url: PortalUrl = Field(
         description="The portal's EProcurementService address: https (plain http only with "
         "allow_http), without credentials in it."
     )

@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Final
+from urllib.parse import urlsplit
 
 from pydantic import StringConstraints
 
@@ -49,11 +50,36 @@ LINE_PATTERN: Final = rf"^[^{_CONTROL}]*$"
 TEXT_PATTERN: Final = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 #: A secret may span lines (a PEM private key) but holds no other control character.
 SECRET_PATTERN: Final = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-#: An http or https address of printable ASCII, whose authority holds no ``user:password@``
-#: (nor anything but a host and a port).
-URL_PATTERN: Final = (
-    r"^[Hh][Tt][Tt][Pp][Ss]?://[\x21\x22\x24-\x2e\x30-\x3e\x41-\x7e]+([/?#][\x21-\x7e]*)?$"
+#: An IPv6 address as RFC 3986 writes one (in brackets, in a URL).
+_H16: Final = r"[0-9A-Fa-f]{1,4}"
+_OCTET: Final = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32: Final = rf"({_H16}:{_H16}|{_OCTET}(\.{_OCTET}){{3}})"
+_IPV6: Final = "|".join(
+    (
+        rf"({_H16}:){{6}}{_LS32}",
+        rf"::({_H16}:){{5}}{_LS32}",
+        rf"({_H16})?::({_H16}:){{4}}{_LS32}",
+        rf"(({_H16}:)?{_H16})?::({_H16}:){{3}}{_LS32}",
+        rf"(({_H16}:){{0,2}}{_H16})?::({_H16}:){{2}}{_LS32}",
+        rf"(({_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        rf"(({_H16}:){{0,4}}{_H16})?::{_LS32}",
+        rf"(({_H16}:){{0,5}}{_H16})?::{_H16}",
+        rf"(({_H16}:){{0,6}}{_H16})?::",
+    )
 )
+#: A host: a name of printable ASCII (no delimiter, bracket or backslash), or an IPv6 address
+#: in brackets, with its zone if it has one (RFC 6874).
+_HOST: Final = (
+    r"([\x21\x22\x24-\x2e\x30-\x39\x3b-\x3e\x41-\x5a\x5e-\x7e]+"
+    rf"|\[({_IPV6})(%25[A-Za-z0-9._~-]+)?\])"
+)
+#: A port, 1 to 65535 (leading zeros allowed, as RFC 3986 allows them); empty is none.
+_PORT: Final = (
+    r"(0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+)
+#: An http or https address of printable ASCII whose authority is a host and perhaps a port,
+#: nothing else (no ``user:password@``).
+URL_PATTERN: Final = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}(:{_PORT})?([/?#][\x21-\x7e]*)?$"
 #: The armour a PEM private key starts with (searched for, as JSON Schema does).
 PEM_PRIVATE_KEY_PATTERN: Final = r"-----BEGIN (RSA )?PRIVATE KEY-----"
 
@@ -155,8 +181,10 @@ class Matching(Rule):
 @dataclass(frozen=True, slots=True)
 class Address(Rule):
     """An http or https URL (``URL_PATTERN``) of at most ``max_length`` characters, with no
-    credentials in it: lists and the audit log show addresses, never secrets. ``example``
-    shows the form; ``credentials`` says where the credentials go instead."""
+    credentials in it: lists and the audit log show addresses, never secrets. It names a host
+    (a name, or an IPv6 address in brackets) and, if it names a port, one from 1 to 65535, so
+    that what would fail only when the gateway calls it is refused when it is given.
+    ``example`` shows the form; ``credentials`` says where the credentials go instead."""
 
     what: str
     example: str
@@ -183,10 +211,36 @@ class Address(Rule):
             )
         if not authority:
             return f"names no host: give a URL such as {self.example}"
-        if re.fullmatch(URL_PATTERN, value) is None:
+        if re.fullmatch(r"[\x21-\x7e]+", value) is None:
             return (
                 "holds spaces or characters other than printable ASCII: give the URL "
                 f"percent-encoded, such as {self.example}"
+            )
+        try:
+            host = urlsplit(value).hostname
+        except ValueError:  # a bracket left open, or what is in brackets is no IP address
+            return (
+                "has brackets that do not enclose an IPv6 address: give an IPv6 host in "
+                f"brackets, such as [2001:db8::1], or a host name, as in {self.example}"
+            )
+        if not host:
+            return f"names no host: give a URL such as {self.example}"
+        port = authority.rpartition("]")[2] if authority.startswith("[") else authority
+        port = port.partition(":")[2]
+        if port and not (port.isascii() and port.isdigit()):
+            return (
+                "has a port that is not a number: give a port from 1 to 65535 after the host "
+                f"name, or none for the scheme's own, as in {self.example}"
+            )
+        if port and not 1 <= int(port) <= 65535:
+            return (
+                f"is not usable: the port {int(port)} is not a port number (1 to 65535); give "
+                "a port in that range, or none for the scheme's own"
+            )
+        if re.fullmatch(URL_PATTERN, value) is None:
+            return (
+                "names a host that is neither a host name (without brackets or a backslash) "
+                f"nor an IPv6 address in brackets: give a URL such as {self.example}"
             )
         return None
 

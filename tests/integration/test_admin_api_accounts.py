@@ -60,6 +60,28 @@ class TestAccounts:
         await admin.post(f"{base}/grant", body, expect=404)
         await admin.post(f"{base}/revoke", body, expect=404)
 
+    async def test_a_grant_of_no_interface_is_422_saying_one_is_needed(self, admin: Admin) -> None:
+        """A grant naming no interface (an empty list, or none) is refused as invalid input,
+        saying a grant needs one, as the command line needs --interface; not a conflict
+        with what the account has, and nothing is granted."""
+        database_id = (await new_database(admin))["id"]
+        account_id = (await admin.post("/accounts", {"username": "no-interface"}, expect=201))["id"]
+        for body in (
+            {"database_id": database_id, "interfaces": []},
+            {"database_id": database_id, "interfaces": [], "system_identifiers": ["TPPCS"]},
+            {"database_id": database_id, "system_identifiers": ["TPPCS"]},
+        ):
+            problem = await admin.post(f"/accounts/{account_id}/grant", body, expect=422)
+            (error,) = problem["errors"]
+            assert error["loc"] == ["body", "interfaces"], problem
+            if "interfaces" in body:
+                assert "a grant names at least one interface" in error["msg"], problem
+        account = await self.account(admin, account_id)
+        assert account["grants"] == [] and account["system_identifiers"] == []
+        served = await admin.get("/openapi.json", token=None)
+        interfaces = served["components"]["schemas"]["Grant"]["properties"]["interfaces"]
+        assert interfaces["minItems"] == 1
+
     @staticmethod
     async def account(admin: Admin, account_id: int) -> dict[str, Any]:
         listed = {item["id"]: item for item in await admin.get("/accounts")}

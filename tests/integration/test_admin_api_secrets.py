@@ -6,9 +6,12 @@ import json
 import uuid
 
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from gateway.app import STORE
-from gateway.store.tables import audit_log
+from gateway.store.tables import audit_log, vendors
+from gateway.tenancy.secrets import SecretBox
+from gateway.tenancy.service import TenancyAdmin
 from tests.integration.admin_api import Admin, new_school, new_vendor
 
 
@@ -18,6 +21,42 @@ class TestReencryption:
     async def test_every_stored_secret_is_counted_as_reencrypted(self, admin: Admin) -> None:
         """Every stored secret is counted as re-encrypted (the demo has several)."""
         assert (await admin.post("/secrets/reencrypt"))["reencrypted"] >= 4
+
+    async def test_secrets_no_master_key_decrypts_are_a_conflict_that_names_them(
+        self, admin: Admin
+    ) -> None:
+        """A vendor registered under a master key the gateway does not hold: re-encrypting
+        is 409 (documented), naming the vendor and what to do as the command line does, and
+        re-encrypts nothing; once its secret is set again, it is done."""
+        store = admin.gateway.app[STORE]
+        elsewhere = TenancyAdmin(store, SecretBox([Fernet.generate_key()]), actor="test")
+        vendor_id = await elsewhere.add_vendor(
+            "Vendor under another key",
+            token_url="https://simsid.example/connect/token",
+            client_id="c",
+            credential="stored under another key",
+        )
+        async with store.read() as conn:
+            before = (await conn.execute(sa.select(vendors.c.id, vendors.c.credential_enc))).all()
+
+        problem = await admin.post("/secrets/reencrypt", expect=409)
+        assert problem["code"] == "CONFLICT"
+        assert problem["title"] == (
+            "ConflictException:1 stored secret(s) cannot be decrypted with the configured "
+            f"master keys (vendor {vendor_id}): add the master key they were stored under "
+            "(after the newest) and run this again, or set those secrets again; nothing was "
+            "re-encrypted"
+        )
+        async with store.read() as conn:
+            after = (await conn.execute(sa.select(vendors.c.id, vendors.c.credential_enc))).all()
+        assert after == before
+        audited = await admin.get("/audit?limit=1000")
+        assert "secrets.reencrypt" not in [entry["action"] for entry in audited]
+        served = await admin.get("/openapi.json", token=None)
+        assert "409" in served["paths"]["/secrets/reencrypt"]["post"]["responses"]
+
+        await admin.put(f"/vendors/{vendor_id}/secret", {"secret": "set again"})
+        assert (await admin.post("/secrets/reencrypt"))["reencrypted"] >= 5
 
 
 class TestSecretsShownOnce:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from tests.integration.admin_api import Admin, new_vendor
+import pytest
+
+from tests.integration.admin_api import Admin, new_database, new_vendor
 
 
 class TestVendors:
@@ -22,3 +25,47 @@ class TestVendors:
         done = await admin.put(f"/vendors/{vendor_id}/secret", {"secret": "second secret"})
         assert done == {"subject": f"vendor:{vendor_id}", "done": "secret"}
         await admin.put("/vendors/999999/secret", {"secret": "x"}, expect=404)
+
+
+class TestAddresses:
+    """An address no client could call (a port out of range, no host, a bracket left open)
+    is refused when it is given, 422 naming what is wrong, not stored to fail at run time."""
+
+    @pytest.mark.parametrize(
+        ("url", "words"),
+        [
+            ("https://x:99999/token", "the port 99999 is not a port number (1 to 65535)"),
+            ("https://x:0/token", "the port 0 is not a port number (1 to 65535)"),
+            ("https://[::1/token", "has brackets that do not enclose an IPv6 address"),
+            ("https://:443/token", "names no host"),
+            ("https://x:abc/token", "has a port that is not a number"),
+        ],
+    )
+    async def test_a_vendor_or_portal_address_no_client_could_call_is_422_saying_why(
+        self, admin: Admin, url: str, words: str
+    ) -> None:
+        database_id = (await new_database(admin))["id"]
+        before = [await admin.get("/vendors"), await admin.get("/portals")]
+        vendor = {"name": "V", "token_url": url, "client_id": "c", "secret": "s"}
+        portal = {
+            "database_id": database_id,
+            "name": "acme",
+            "url": url,
+            "username": "hill",
+            "password": "pw",
+            "supplier_duns": ["987654321"],
+        }
+        for path, body, field, what in (
+            ("/vendors", vendor, "token_url", "SIMS ID's token URL"),
+            ("/portals", portal, "url", "the portal's URL"),
+        ):
+            problem = await admin.post(path, body, expect=422)
+            (message,) = self.messages(problem, field)
+            assert message.startswith(f"Value error, {what} ") and words in message, problem
+        assert [await admin.get("/vendors"), await admin.get("/portals")] == before
+        ported = {**vendor, "token_url": "https://simsid.example:8443/connect/token"}
+        assert (await admin.post("/vendors", ported, expect=201))["id"]
+
+    @staticmethod
+    def messages(problem: dict[str, Any], field: str) -> list[str]:
+        return [error["msg"] for error in problem["errors"] if error["loc"] == ["body", field]]

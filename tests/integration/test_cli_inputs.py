@@ -213,6 +213,10 @@ class TestVendors:
             ("https:///connect/token", "names no host"),
             ("https://simsid.example/connect token", "printable ASCII"),
             ("https://u:pw@simsid.example/connect/token", "holds credentials (user:password@)"),
+            ("https://x:99999/token", "the port 99999 is not a port number (1 to 65535)"),
+            ("https://[::1/token", "has brackets that do not enclose an IPv6 address"),
+            ("https://:443/token", "names no host"),
+            ("https://x:abc/token", "has a port that is not a number"),
         ],
     )
     def test_a_token_url_breaking_the_rule_is_refused(
@@ -279,6 +283,10 @@ class TestPortals:
             (("--username", "x" * 51), "(--username) is 51 characters long: give at most 50"),
             (("--name", "Acme Supplies"), "(--name) must be 1 to 40 lower-case letters"),
             (("--url", "https://hill:pw@portal.example/ws"), "(--url) holds credentials"),
+            (
+                ("--url", "https://p.example:0/E.asmx"),
+                "the portal's URL (--url) is not usable: the port 0 is not a port number",
+            ),
         ],
     )
     def test_a_portal_breaking_a_rule_is_refused(

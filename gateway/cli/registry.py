@@ -466,6 +466,8 @@ async def portals_add(args: Namespace) -> int:
     assert password is not None
     check(PORTAL_NAME, args.name, given_as="--name")
     check(PORTAL_URL, args.url, given_as="--url")
+    for number in args.supplier_duns:
+        check(DUNS_NUMBER, number, given_as="--supplier-duns")
     check(PORTAL_USERNAME, args.username, given_as="--username")
     check(PORTAL_PASSWORD, password, given_as=_stdin_or_env("password"))
     check(POLL_SECONDS, args.poll_seconds, given_as="--poll-seconds")

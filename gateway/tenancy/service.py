@@ -102,7 +102,8 @@ def portal_url_problem(url: str, allow_http: bool) -> str | None:
     if url[:5].lower() == "http:" and not allow_http:
         return (
             "the portal URL must be https (the eProcurement standard secures portals with SSL); "
-            "plain http only where the portal allows it (allow-http), for a sandbox or a test"
+            "plain http only where the portal allows it (--allow-http; allow_http in the admin "
+            "API), for a sandbox or a test"
         )
     return None
 

@@ -287,6 +287,8 @@ class TestPortals:
                 ("--url", "https://p.example:0/E.asmx"),
                 "the portal's URL (--url) is not usable: the port 0 is not a port number",
             ),
+            (("--supplier-duns", "98"), "the DUNS number (--supplier-duns) must be 9 digits"),
+            (("--url", "http://p.example/E.asmx"), "(--allow-http; allow_http in the admin API)"),
         ],
     )
     def test_a_portal_breaking_a_rule_is_refused(

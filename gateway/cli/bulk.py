@@ -236,9 +236,13 @@ async def _import(args: argparse.Namespace, who: str, interrupts: Interrupts) ->
     try:
         code = await with_store(action, args, stores_secret=True)
     except Interrupted:
+        if bar is not None:
+            bar.close()  # the message on a line of its own
         print("fng-gateway: interrupted: nothing was imported", file=sys.stderr)
         return INTERRUPTED
     except BulkImportError as exc:
+        if bar is not None:
+            bar.close()  # the problems on lines of their own
         if args.json:
             problems = [{"line": line, "message": message} for line, message in exc.problems]
             show({"imported": False, "problems": problems}, as_json=True)

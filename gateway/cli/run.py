@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -313,6 +314,10 @@ async def sandbox(args: argparse.Namespace) -> int:
 
     if not args.info_file:
         require_output("demo credentials", otherwise="or give --info-file")
+    else:
+        # An earlier run's file would be read as this one's until this run writes its own.
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            args.info_file.unlink()
     # What the command line gave, before the settings fill in what it did not.
     args.given = argparse.Namespace(host=args.host, port=args.port)
     with tempfile.TemporaryDirectory(prefix="fng-gateway-sandbox-") as data:
@@ -489,9 +494,17 @@ def _writable(path: str) -> Path:
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(text)
+    """``text`` in ``path``, for its owner only (mkstemp's 0600), whole or not at all: a
+    reader waiting for the file never reads half of it."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _url_host(host: str) -> str:

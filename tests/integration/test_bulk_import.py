@@ -462,6 +462,16 @@ class TestImportCommand:
         finally:
             await store.close()
 
+    async def test_problems_under_a_progress_bar_start_lines_of_their_own(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        await with_vendor(env)
+        rows = school_rows(3)
+        rows[1]["la_number"] = "1O0"
+        result = run(env, "schools", "import", str(write(tmp_path / "a.csv", rows)), "--progress")
+        assert result.returncode == 1
+        assert re.search(r"\d+/\d+ validating *\nfng-gateway: ", result.stderr), result.stderr
+
     async def test_three_bad_rows_change_nothing(self, env: dict[str, str], tmp_path: Path) -> None:
         """A bad LA number (line 4), a repeated partner key (line 7), an unknown vendor
         (line 12): exactly those lines, exit code 1, and the store as it was."""

@@ -287,6 +287,19 @@ class TestPorts:
             "--sandbox-port",
         )
 
+    def test_an_earlier_runs_info_file_is_gone_from_the_start(
+        self, env: dict[str, str], held_port: int, tmp_path: Path
+    ) -> None:
+        """A script waiting for --info-file must not read the last run's: the sandbox removes
+        it before anything else, so even a run that fails to start leaves none."""
+        info = tmp_path / "up.json"
+        info.write_text('{"stale": true}')
+        refused(
+            run(env, "sandbox", "--port", str(held_port), "--info-file", str(info)),
+            "already in use",
+        )
+        assert not info.exists()
+
 
 class TestTheCommandsEdge:
     """What befalls a command outside its own code ends in its exit code, never a traceback."""

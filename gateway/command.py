@@ -55,13 +55,19 @@ def main() -> int:
     except KeyboardInterrupt:
         code = INTERRUPTED
     except BrokenPipeError:
-        # Nothing more can be written, not even at exit when Python flushes standard output.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        silence_stdout()
         return OUTPUT_CLOSED
     if code == INTERRUPTED:
         _end_now(code)
     return code
+
+
+def silence_stdout() -> None:
+    """Standard output to the null device, once nothing more can be written to it (the
+    reader went away, the disk is full): not even Python's flush at exit then fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _end_now(code: int) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
+from gateway.command import silence_stdout
 from gateway.config import PREFIX, Settings, setting_variables
 from gateway.errors import (
     CallerError,
@@ -232,15 +233,11 @@ async def with_store(
     if shown_once is not None:
         require_output(shown_once[0])
     from gateway.store import create_store
-    from gateway.store.engine import sqlite_file_problem
     from gateway.store.migrate import make_ready
     from gateway.tenancy.secrets import SecretBox
 
     config = settings()
     box = SecretBox.from_sources(config.master_keys, config.master_keys_file)
-    problem = sqlite_file_problem(config.database_url)
-    if problem is not None:  # before a new store is announced where none can be made
-        raise StoreUnavailable(problem)
     announce_new_store(config.database_url)
     store = create_store(config.database_url)
     try:
@@ -259,9 +256,7 @@ async def with_store(
         _lost(shown_once, "the reader of standard output went away")
     except OSError as exc:
         if shown_once is None:
-            raise StoreUnavailable(
-                f"standard output cannot be written ({exc.strerror or exc})"
-            ) from None
+            raise _unwritable(exc, "the command was carried out; its output is lost") from None
         _lost(shown_once, exc.strerror or str(exc))
     return DONE
 
@@ -274,19 +269,16 @@ def write_out(text: str, *, lost: str = "nothing else was changed") -> None:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        devnull = os.open(os.devnull, os.O_WRONLY)  # nor can Python flush it at exit
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        raise StoreUnavailable(
-            f"standard output cannot be written ({exc.strerror or exc}): {lost}"
-        ) from None
+        raise _unwritable(exc, lost) from None
+
+
+def _unwritable(exc: OSError, then: str) -> StoreUnavailable:
+    silence_stdout()
+    return StoreUnavailable(f"standard output cannot be written ({exc.strerror or exc}): {then}")
 
 
 def _lost(shown_once: tuple[str, str], why: str) -> None:
-    # Nothing more can be written to standard output, not even when Python flushes it.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    silence_stdout()
     shown, remedy = shown_once
     raise StoreUnavailable(
         f"the change was made, but the {shown} could not be written to standard output "
@@ -308,7 +300,13 @@ def new_sqlite_file(url: str) -> Path | None:
 
 def announce_new_store(url: str) -> None:
     """Say so, loudly, when a command is about to create a new SQLite store: an unset or
-    mistyped FNG_GATEWAY_DATABASE_URL would otherwise leave data in an unexpected file."""
+    mistyped FNG_GATEWAY_DATABASE_URL would otherwise leave data in an unexpected file. A
+    SQLite path where no store can be made is refused first, before anything is announced."""
+    from gateway.store.engine import sqlite_file_problem
+
+    problem = sqlite_file_problem(url)
+    if problem is not None:
+        raise StoreUnavailable(problem)
     created = new_sqlite_file(url)
     if created is not None:
         print(

@@ -277,13 +277,10 @@ async def _until_workers_end(workers: Sequence[asyncio.subprocess.Process]) -> i
 
 
 async def migrate(_args: argparse.Namespace) -> int:
-    from gateway.store.engine import sqlite_file_problem, where
+    from gateway.store.engine import where
     from gateway.store.migrate import upgrade
 
     url = settings().database_url
-    problem = sqlite_file_problem(url)
-    if problem is not None:  # before a new store is announced where none can be made
-        raise StoreUnavailable(problem)
     announce_new_store(url)
     await upgrade(url)
     write_out(

@@ -70,6 +70,13 @@ def _fernet(keys: Sequence[bytes], source: str | None = None) -> MultiFernet:
     return MultiFernet(fernets)
 
 
+#: A stored secret none of the master keys opens, and what to do.
+UNDECRYPTABLE = (
+    "a stored secret cannot be decrypted with the configured master keys: add the master key "
+    "it was stored under to them (after the newest)"
+)
+
+
 def _file_source(path: Path) -> str:
     return f"the master keys file {path}"
 
@@ -155,20 +162,14 @@ class SecretBox:
         try:
             return SecretStr(self._fernet.decrypt(token.encode()).decode())
         except InvalidToken:
-            raise ConfigurationError(
-                "a stored secret cannot be decrypted with the configured master keys: add the "
-                "master key it was stored under to them (after the newest)"
-            ) from None
+            raise ConfigurationError(UNDECRYPTABLE) from None
 
     def rotate(self, token: str) -> str:
         """Re-encrypt a stored secret under the newest master key."""
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken:
-            raise ConfigurationError(
-                "a stored secret cannot be decrypted with the configured master keys: add the "
-                "master key it was stored under to them (after the newest)"
-            ) from None
+            raise ConfigurationError(UNDECRYPTABLE) from None
 
     def __repr__(self) -> str:
         return "SecretBox(<keys hidden>)"

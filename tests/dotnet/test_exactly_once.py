@@ -144,6 +144,23 @@ class TestRefusedJournals:
         assert await gateway.submissions() == ["0071"]
 
 
+async def posted_descriptions(
+    dotnet: DotNet, gateway: GatewayProcess, path: Path, kind: str, description: str
+) -> list[str]:
+    """Seed 001's journal at ``path`` with its first description written as ``description``
+    (markup), posted as a ``kind`` object: the descriptions FNG received, sorted."""
+    text = path.read_text().replace(
+        'productReference="WATBTL1" description="Description"',
+        f'productReference="WATBTL1" description="{description}"',
+        1,
+    )
+    path.write_text(text)
+    post = (await dotnet.scenario("post", f"file={path}", f"as={kind}", *gateway.account())).step
+    assert post["isSuccess"] == "true", post
+    (posted,) = await gateway.control("GET", "journals")
+    return sorted(line["attributes"]["description"] for line in posted["lines"])
+
+
 class TestJournalsArriveUnaltered:
     @pytest.mark.parametrize("kind", ["document", "element", "xpath", "navigator"])
     async def test_tabs_and_line_breaks_in_attributes_reach_fng(
@@ -153,24 +170,10 @@ class TestJournalsArriveUnaltered:
         loaded journal holds the characters themselves). Written raw into an attribute, the
         gateway's parser would turn each into a space (attribute-value normalisation); the
         library writes them as references, so FNG gets the value the caller had."""
-        path = journal(tmp_path)
-        text = path.read_text().replace(
-            'productReference="WATBTL1" description="Description"',
-            'productReference="WATBTL1" description="tab&#x9;here&#xD;&#xA;nl"',
-            1,
+        descriptions = await posted_descriptions(
+            dotnet, gateway, journal(tmp_path), kind, "tab&#x9;here&#xD;&#xA;nl"
         )
-        path.write_text(text)
-
-        post = (
-            await dotnet.scenario("post", f"file={path}", f"as={kind}", *gateway.account())
-        ).step
-
-        assert post["isSuccess"] == "true", post
-        (posted,) = await gateway.control("GET", "journals")
-        descriptions = {
-            line["section"]: line["attributes"]["description"] for line in posted["lines"]
-        }
-        assert sorted(descriptions.values()) == ["Description", "tab\there\r\nnl"], descriptions
+        assert descriptions == ["Description", "tab\there\r\nnl"], descriptions
 
     @pytest.mark.parametrize("kind", ["document", "element"])
     async def test_entities_a_doctype_declares_are_sent_as_their_text(
@@ -180,23 +183,12 @@ class TestJournalsArriveUnaltered:
         document holds the entity's text, and so does the journal FNG gets (the gateway
         refuses any DOCTYPE, so none is sent)."""
         path = journal(tmp_path)
-        text = path.read_text().replace(
-            "<ControlAccounts>",
-            '<!DOCTYPE ControlAccounts [<!ENTITY school "Demo school">]>\n<ControlAccounts>',
-            1,
+        path.write_text(
+            path.read_text().replace(
+                "<ControlAccounts>",
+                '<!DOCTYPE ControlAccounts [<!ENTITY school "Demo school">]>\n<ControlAccounts>',
+                1,
+            )
         )
-        text = text.replace(
-            'productReference="WATBTL1" description="Description"',
-            'productReference="WATBTL1" description="&school; water"',
-            1,
-        )
-        path.write_text(text)
-
-        post = (
-            await dotnet.scenario("post", f"file={path}", f"as={kind}", *gateway.account())
-        ).step
-
-        assert post["isSuccess"] == "true", post
-        (posted,) = await gateway.control("GET", "journals")
-        descriptions = {line["attributes"]["description"] for line in posted["lines"]}
-        assert descriptions == {"Description", "Demo school water"}, descriptions
+        descriptions = await posted_descriptions(dotnet, gateway, path, kind, "&school; water")
+        assert descriptions == ["Demo school water", "Description"], descriptions
